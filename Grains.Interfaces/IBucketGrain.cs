@@ -1,0 +1,31 @@
+namespace OrleansFlashSale;
+
+/// <summary>
+/// One slice of a SKU's stock. Key: the bucket index with the SKU as key extension. The stock itself lives in
+/// Redis; the grain only caches it.
+/// </summary>
+[Alias("flashsale.IBucketGrain")]
+public interface IBucketGrain : IGrainWithIntegerCompoundKey
+{
+    [Alias("Deduct")]
+    Task<DeductResult> DeductAsync(DeductRequest request);
+
+    /// <summary>Whether <paramref name="orderId"/> was deducted here (used to settle an unknown outcome).</summary>
+    [Alias("HasOrder")]
+    Task<bool> HasOrderAsync(string orderId);
+
+    [Alias("GetRemaining")]
+    Task<long> GetRemainingAsync(bool refresh);
+
+    /// <summary>Sets the bucket's stock when a sale is created.</summary>
+    [Alias("Initialize")]
+    Task InitializeAsync(long stock);
+
+    /// <summary>Takes up to <paramref name="amount"/> units out (all when negative); idempotent per transfer id.</summary>
+    [Alias("Take")]
+    Task<long> TakeAsync(string transferId, long amount);
+
+    /// <summary>Adds units taken from a sibling; idempotent per transfer id.</summary>
+    [Alias("Give")]
+    Task<long> GiveAsync(string transferId, long amount);
+}

@@ -1,0 +1,32 @@
+using Orleans.Concurrency;
+
+namespace OrleansFlashSale;
+
+/// <summary>One per SKU: owns the sale definition (persisted) and the bucket layout.</summary>
+[Alias("flashsale.IProductGrain")]
+public interface IProductGrain : IGrainWithStringKey
+{
+    [Alias("Create")]
+    Task<CreateSaleResult> CreateAsync(SaleDefinition sale);
+
+    [Alias("GetDefinition")]
+    Task<SaleDefinition?> GetDefinitionAsync();
+
+    /// <summary>Remaining stock per bucket; <paramref name="refresh"/> reads Redis instead of the buckets' caches.</summary>
+    [Alias("GetStatus")]
+    Task<SaleStatus?> GetStatusAsync(bool refresh);
+
+    /// <summary>
+    /// The current layout. <paramref name="seenEmpty"/> lists buckets the caller just found empty, so the answer
+    /// does not send it back to them.
+    /// </summary>
+    [Alias("GetRouting")]
+    Task<BucketRouting?> GetRoutingAsync(int[] seenEmpty);
+
+    [Alias("Rebucket")]
+    Task<RebucketResult> RebucketAsync(int buckets);
+
+    /// <summary>A bucket tells its product it ran dry; one-way so a bucket never waits on its product.</summary>
+    [OneWay, Alias("BucketEmptied")]
+    Task BucketEmptiedAsync(int index);
+}

@@ -1,0 +1,38 @@
+namespace OrleansFlashSale;
+
+/// <summary>How a sale deducts stock.</summary>
+public static class SaleModes
+{
+    /// <summary>Bucketed stock in Redis, persisted to MySQL afterwards.</summary>
+    public const string Redis = "redis";
+}
+
+/// <summary>One flash sale: a SKU, its stock and the rules buyers meet.</summary>
+/// <remarks>
+/// <see cref="QuotaShards"/> is fixed when the sale is created. Per-user counters live in quota shards chosen by a
+/// hash of the user id, so changing the bucket count never moves a user's counter.
+/// </remarks>
+[GenerateSerializer, Immutable, Alias("flashsale.SaleDefinition")]
+public sealed record SaleDefinition(
+    [property: Id(0)] string Sku,
+    [property: Id(1)] long Stock,
+    [property: Id(2)] int Buckets,
+    [property: Id(3)] int PerUserLimit,
+    [property: Id(4)] DateTimeOffset? StartsAt,
+    [property: Id(5)] DateTimeOffset? EndsAt,
+    [property: Id(6)] int PaymentTimeoutSeconds,
+    [property: Id(7)] int QuotaShards,
+    [property: Id(8)] string Mode);
+
+public enum CreateSaleOutcome
+{
+    Created,
+    Exists,
+    Invalid,
+}
+
+[GenerateSerializer, Immutable, Alias("flashsale.CreateSaleResult")]
+public sealed record CreateSaleResult(
+    [property: Id(0)] CreateSaleOutcome Outcome,
+    [property: Id(1)] SaleDefinition? Sale,
+    [property: Id(2)] string? Error);

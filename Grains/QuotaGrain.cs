@@ -1,0 +1,498 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Concurrency;
+using OrleansFlashSale.Grains.Redis;
+using StackExchange.Redis;
+
+namespace OrleansFlashSale.Grains;
+
+/// <summary>
+/// Front door of a purchase for the users of one quota shard.
+/// </summary>
+/// <remarks>
+/// A purchase is three steps, each idempotent:
+/// 1. reserve: in the shard's hash slot, look up the request record (a replay gets the original order), check the
+///    user's units against the limit and reserve them under a new order id (record state R);
+/// 2. deduct: ask buckets, the user's preferred one first, then siblings with stock, until one deducts the order;
+///    a bucket refuses an order id it already deducted twice;
+/// 3. settle: mark the record done (D, with the bucket) or, when no bucket could serve it, give the units back.
+/// A crash between steps can only leave units reserved (the user is under-served, never oversold); a replay of
+/// such a request looks for the order in every bucket and finishes the job.
+/// Reentrant: purchases interleave while Redis answers, and one pump batches the shard's script calls.
+/// </remarks>
+[Reentrant]
+public sealed class QuotaGrain : Grain, IQuotaGrain
+{
+    private static readonly TimeSpan RoutingMaxAge = TimeSpan.FromSeconds(1);
+
+    private readonly RedisConnection _redis;
+    private readonly RedisScripts _scripts;
+    private readonly DeductionOptions _options;
+    private readonly FlashSaleMetrics _metrics;
+    private readonly TimeProvider _time;
+    private readonly ILogger<QuotaGrain> _logger;
+    private readonly Dictionary<(string User, string Request), Task<PurchaseResult>> _inFlight = new();
+    private readonly Queue<Reservation> _reservations = new();
+    private readonly Queue<Settlement> _settlements = new();
+    private string _sku = "";
+    private int _shard;
+    private SaleDefinition? _sale;
+    private BucketRouting? _routing;
+    private DateTimeOffset _routingFetchedAt;
+    private Task? _pump;
+
+    public QuotaGrain(RedisConnection redis, RedisScripts scripts, IOptions<DeductionOptions> options,
+        FlashSaleMetrics metrics, TimeProvider time, ILogger<QuotaGrain> logger)
+    {
+        _redis = redis;
+        _scripts = scripts;
+        _options = options.Value;
+        _metrics = metrics;
+        _time = time;
+        _logger = logger;
+    }
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _shard = checked((int)this.GetPrimaryKeyLong(out var sku));
+        _sku = sku ?? throw new InvalidOperationException("A quota grain needs the SKU as key extension.");
+        return Task.CompletedTask;
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        // Settlements still queued are written before the activation goes; a crash instead leaves them to replays.
+        if (_pump is { } pump)
+        {
+            await pump.WaitAsync(cancellationToken);
+        }
+    }
+
+    public async Task<long> GetUserUnitsAsync(string userId)
+    {
+        var db = await _redis.GetDatabaseAsync();
+        var value = await db.StringGetAsync(RedisKeys.UserUnits(_sku, _shard, userId));
+        return value.IsNull ? 0 : (long)value;
+    }
+
+    public async Task<PurchaseResult> PurchaseAsync(PurchaseRequest request)
+    {
+        var result = await PurchaseOnceAsync(request);
+        _metrics.Purchase(result.Outcome);
+        return result;
+    }
+
+    private async Task<PurchaseResult> PurchaseOnceAsync(PurchaseRequest request)
+    {
+        if (request.Sku != _sku)
+        {
+            return PurchaseResult.Rejected(PurchaseOutcome.Invalid, "the request is for another sale");
+        }
+
+        var sale = _sale ??= await GrainFactory.Product(_sku).GetDefinitionAsync();
+        if (sale is null)
+        {
+            return PurchaseResult.Rejected(PurchaseOutcome.UnknownSale);
+        }
+
+        if ((SaleRules.ValidateId(request.UserId, "userId") ?? SaleRules.ValidateId(request.RequestId, "requestId")) is { } idError)
+        {
+            return PurchaseResult.Rejected(PurchaseOutcome.Invalid, idError);
+        }
+
+        if (request.Quantity < 1 || request.Quantity > sale.PerUserLimit)
+        {
+            return PurchaseResult.Rejected(PurchaseOutcome.Invalid, $"quantity must be between 1 and {sale.PerUserLimit}");
+        }
+
+        if (GrainKeys.QuotaShard(request.UserId, sale.QuotaShards) != _shard)
+        {
+            return PurchaseResult.Rejected(PurchaseOutcome.Invalid, "the request was sent to the wrong quota shard");
+        }
+
+        var now = _time.GetUtcNow();
+        if (sale.StartsAt is { } start && now < start)
+        {
+            return PurchaseResult.Rejected(PurchaseOutcome.NotStarted, $"the sale starts at {start:O}");
+        }
+
+        if (sale.EndsAt is { } end && now >= end)
+        {
+            return PurchaseResult.Rejected(PurchaseOutcome.Ended, $"the sale ended at {end:O}");
+        }
+
+        // The same request arriving twice at once shares one attempt: the second caller gets the first's order.
+        var key = (request.UserId, request.RequestId);
+        if (_inFlight.TryGetValue(key, out var running))
+        {
+            var first = await running;
+            return first.Outcome == PurchaseOutcome.Created ? first with { Outcome = PurchaseOutcome.Replayed } : first;
+        }
+
+        var attempt = PurchaseCoreAsync(sale, request);
+        _inFlight[key] = attempt;
+        try
+        {
+            return await attempt;
+        }
+        finally
+        {
+            _inFlight.Remove(key);
+        }
+    }
+
+    private async Task<PurchaseResult> PurchaseCoreAsync(SaleDefinition sale, PurchaseRequest request)
+    {
+        var routing = await GetRoutingAsync(seenEmpty: null);
+        if (routing is null)
+        {
+            return PurchaseResult.Rejected(PurchaseOutcome.UnknownSale);
+        }
+
+        var orderId = Guid.CreateVersion7().ToString("N");
+        var reservation = new Reservation(request, orderId, LookupOnly: routing.SoldOut,
+            _time.GetUtcNow().ToUnixTimeMilliseconds());
+        Enqueue(reservation);
+        ReserveAnswer answer;
+        try
+        {
+            answer = await reservation.Answer.Task;
+        }
+        catch (Exception)
+        {
+            // Already logged by the pump. The record may or may not exist: a replay settles it.
+            return PurchaseResult.Rejected(PurchaseOutcome.Unavailable, "the stock service did not answer; retry with the same requestId");
+        }
+
+        switch (answer.Kind)
+        {
+            case ReserveKind.LimitExceeded:
+                return PurchaseResult.Rejected(PurchaseOutcome.LimitExceeded, $"at most {sale.PerUserLimit} units per user");
+            case ReserveKind.NoRecord:
+                return PurchaseResult.Rejected(PurchaseOutcome.SoldOut);
+            case ReserveKind.Existing:
+                return await ResumeAsync(request, answer.Record!);
+            default:
+                var record = RequestRecord.Reserved(orderId, request.Quantity, reservation.NowMs);
+                return await DeductAsync(request, record, created: true);
+        }
+    }
+
+    /// <summary>A replay: answer from a settled record, or finish the purchase a crash interrupted.</summary>
+    private async Task<PurchaseResult> ResumeAsync(PurchaseRequest request, string stored)
+    {
+        if (!RequestRecord.TryParse(stored, out var record))
+        {
+            Log.BadRecord(_logger, _sku, _shard, stored);
+            return PurchaseResult.Rejected(PurchaseOutcome.Unavailable, "the stored request record is unreadable");
+        }
+
+        if (record.Done)
+        {
+            return Success(request, record.OrderId, record.Quantity, record.Bucket, PurchaseOutcome.Replayed);
+        }
+
+        var routing = await GetRoutingAsync(seenEmpty: null);
+        var highest = routing?.HighestBucketCount ?? 0;
+        var found = await Task.WhenAll(Enumerable.Range(0, highest)
+            .Select(i => GrainFactory.Bucket(_sku, i).HasOrderAsync(record.OrderId)));
+        var bucket = Array.IndexOf(found, true);
+        if (bucket >= 0)
+        {
+            Settle(request, record, RequestRecord.Settled(record, bucket));
+            return Success(request, record.OrderId, record.Quantity, bucket, PurchaseOutcome.Replayed);
+        }
+
+        return await DeductAsync(request, record, created: false);
+    }
+
+    private async Task<PurchaseResult> DeductAsync(PurchaseRequest request, RequestRecord record, bool created)
+    {
+        var routing = await GetRoutingAsync(seenEmpty: null);
+        var seenEmpty = new List<int>();
+        var tried = new HashSet<int>();
+        var userHash = StableHash.Of(request.UserId);
+        var refreshes = 0;
+        var hops = 0;
+        while (routing is not null && hops < _options.MaxHops)
+        {
+            if (routing.SoldOut)
+            {
+                break;
+            }
+
+            var candidate = Pick(routing, tried, userHash, hops);
+            if (candidate is not { } bucket)
+            {
+                if (refreshes++ >= 3)
+                {
+                    break;
+                }
+
+                routing = await GetRoutingAsync(seenEmpty.ToArray());
+                tried.ExceptWith(seenEmpty);
+                seenEmpty.Clear();
+                continue;
+            }
+
+            hops++;
+            DeductResult result;
+            try
+            {
+                result = await GrainFactory.Bucket(_sku, bucket)
+                    .DeductAsync(new DeductRequest(record.OrderId, request.UserId, request.RequestId, record.Quantity));
+            }
+            catch (Exception ex)
+            {
+                // Unknown outcome: keep the reservation; a replay looks for the order in every bucket.
+                Log.BucketCallFailed(_logger, ex, _sku, _shard, bucket, record.OrderId);
+                return new PurchaseResult(PurchaseOutcome.Unavailable,
+                    new OrderInfo(record.OrderId, _sku, request.UserId, request.RequestId, record.Quantity, OrderStatuses.Reserved, -1),
+                    "the stock service did not answer; retry with the same requestId");
+            }
+
+            if (result.Outcome is DeductOutcome.Deducted or DeductOutcome.AlreadyDeducted)
+            {
+                Settle(request, record, RequestRecord.Settled(record, bucket));
+                return Success(request, record.OrderId, record.Quantity, bucket,
+                    created ? PurchaseOutcome.Created : PurchaseOutcome.Replayed);
+            }
+
+            tried.Add(bucket);
+            if (result.Remaining <= 0)
+            {
+                seenEmpty.Add(bucket);
+                ForgetBucket(bucket);
+            }
+        }
+
+        // No bucket could serve it: give the units back so the user may try again later.
+        Settle(request, record, replacement: null);
+        return routing is null || routing.SoldOut || routing.WithStock.All(tried.Contains)
+            ? PurchaseResult.Rejected(PurchaseOutcome.SoldOut, routing is { SoldOut: false } ? "not enough units left in any one bucket" : null)
+            : PurchaseResult.Rejected(PurchaseOutcome.Unavailable, "no bucket could be reached in time; retry");
+    }
+
+    private static int? Pick(BucketRouting routing, HashSet<int> tried, uint userHash, int hops)
+    {
+        if (hops == 0 && routing.BucketCount > 0)
+        {
+            var preferred = (int)(userHash % (uint)routing.BucketCount);
+            if (!tried.Contains(preferred) && Array.IndexOf(routing.WithStock, preferred) >= 0)
+            {
+                return preferred;
+            }
+        }
+
+        var candidates = routing.WithStock.Where(b => !tried.Contains(b)).ToArray();
+        return candidates.Length == 0 ? null : candidates[(int)((userHash + (uint)hops) % (uint)candidates.Length)];
+    }
+
+    private PurchaseResult Success(PurchaseRequest request, string orderId, int quantity, int bucket, PurchaseOutcome outcome) =>
+        new(outcome, new OrderInfo(orderId, _sku, request.UserId, request.RequestId, quantity, OrderStatuses.Reserved, bucket), null);
+
+    private async Task<BucketRouting?> GetRoutingAsync(int[]? seenEmpty)
+    {
+        var fresh = _routing is not null && _time.GetUtcNow() - _routingFetchedAt < RoutingMaxAge;
+        if (seenEmpty is null && fresh)
+        {
+            return _routing;
+        }
+
+        _routing = await GrainFactory.Product(_sku).GetRoutingAsync(seenEmpty ?? []);
+        _routingFetchedAt = _time.GetUtcNow();
+        return _routing;
+    }
+
+    /// <summary>Stops sending this shard's next purchases to a bucket just seen empty.</summary>
+    private void ForgetBucket(int bucket)
+    {
+        if (_routing is { } routing && Array.IndexOf(routing.WithStock, bucket) >= 0)
+        {
+            _routing = routing with { WithStock = routing.WithStock.Where(b => b != bucket).ToArray() };
+        }
+    }
+
+    private void Settle(PurchaseRequest request, RequestRecord record, RequestRecord? replacement)
+    {
+        _settlements.Enqueue(new Settlement(request.UserId, request.RequestId, record, replacement));
+        EnsurePump();
+    }
+
+    private void Enqueue(Reservation reservation)
+    {
+        _reservations.Enqueue(reservation);
+        EnsurePump();
+    }
+
+    private void EnsurePump()
+    {
+        if (_pump is null)
+        {
+            // Started inside a grain turn: the pump runs on this activation's scheduler, interleaved with purchases.
+            _pump = PumpAsync();
+        }
+    }
+
+    private async Task PumpAsync()
+    {
+        try
+        {
+            while (_reservations.Count > 0 || _settlements.Count > 0)
+            {
+                if (_settlements.Count > 0)
+                {
+                    await SettleBatchAsync(Take(_settlements));
+                }
+
+                if (_reservations.Count > 0)
+                {
+                    await ReserveBatchAsync(Take(_reservations));
+                }
+            }
+        }
+        finally
+        {
+            _pump = null;
+        }
+    }
+
+    private List<T> Take<T>(Queue<T> queue)
+    {
+        var batch = new List<T>(Math.Min(queue.Count, _options.MaxBatch));
+        while (batch.Count < _options.MaxBatch && queue.Count > 0)
+        {
+            batch.Add(queue.Dequeue());
+        }
+
+        return batch;
+    }
+
+    private async Task ReserveBatchAsync(List<Reservation> batch)
+    {
+        var sale = _sale!;
+        var keys = new RedisKey[batch.Count * 2];
+        var args = new RedisValue[3 + batch.Count * 3];
+        args[0] = sale.PerUserLimit;
+        args[1] = (long)_options.RecordTtl.TotalSeconds;
+        // One flag for the whole call: a batch mixing look-ups and reservations is sent as reservations, which is
+        // still correct (a sold-out sale then fails in the bucket step and releases).
+        args[2] = batch.TrueForAll(r => r.LookupOnly) ? "1" : "0";
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var r = batch[i];
+            keys[2 * i] = RedisKeys.UserUnits(_sku, _shard, r.Request.UserId);
+            keys[2 * i + 1] = RedisKeys.Request(_sku, _shard, r.Request.UserId, r.Request.RequestId);
+            args[3 + i * 3] = r.Request.Quantity;
+            args[4 + i * 3] = r.OrderId;
+            args[5 + i * 3] = r.NowMs;
+        }
+
+        RedisResult[] results;
+        try
+        {
+            var db = await _redis.GetDatabaseAsync();
+            results = (RedisResult[])(await RedisScripts.EvaluateAsync(db, _scripts.Reserve, keys, args))!;
+        }
+        catch (Exception ex)
+        {
+            _metrics.RedisFailure("reserve");
+            Log.QuotaScriptFailed(_logger, ex, _sku, _shard, "reserve", batch.Count);
+            foreach (var r in batch)
+            {
+                r.Answer.TrySetException(ex);
+            }
+
+            return;
+        }
+
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var result = results[i];
+            var answer = result.Resp2Type == ResultType.BulkString
+                ? new ReserveAnswer(ReserveKind.Existing, (string?)result)
+                : (long)result switch
+                {
+                    1 => new ReserveAnswer(ReserveKind.Reserved, null),
+                    0 => new ReserveAnswer(ReserveKind.LimitExceeded, null),
+                    _ => new ReserveAnswer(ReserveKind.NoRecord, null),
+                };
+            batch[i].Answer.TrySetResult(answer);
+        }
+    }
+
+    private async Task SettleBatchAsync(List<Settlement> batch)
+    {
+        var keys = new RedisKey[batch.Count * 2];
+        var args = new RedisValue[batch.Count * 4];
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var s = batch[i];
+            keys[2 * i] = RedisKeys.UserUnits(_sku, _shard, s.UserId);
+            keys[2 * i + 1] = RedisKeys.Request(_sku, _shard, s.UserId, s.RequestId);
+            args[4 * i] = s.Replacement is null ? "X" : "D";
+            args[4 * i + 1] = s.Record.Quantity;
+            args[4 * i + 2] = s.Record.ToString();
+            args[4 * i + 3] = s.Replacement?.ToString() ?? "";
+        }
+
+        try
+        {
+            var db = await _redis.GetDatabaseAsync();
+            await RedisScripts.EvaluateAsync(db, _scripts.Finalize, keys, args);
+        }
+        catch (Exception ex)
+        {
+            // Left as reservations: replays finish them; units of unreplayed ones stay reserved (never oversold).
+            _metrics.RedisFailure("finalize");
+            Log.QuotaScriptFailed(_logger, ex, _sku, _shard, "finalize", batch.Count);
+        }
+    }
+
+    private enum ReserveKind
+    {
+        Reserved,
+        LimitExceeded,
+        NoRecord,
+        Existing,
+    }
+
+    private sealed record ReserveAnswer(ReserveKind Kind, string? Record);
+
+    private sealed record Reservation(PurchaseRequest Request, string OrderId, bool LookupOnly, long NowMs)
+    {
+        public TaskCompletionSource<ReserveAnswer> Answer { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private sealed record Settlement(string UserId, string RequestId, RequestRecord Record, RequestRecord? Replacement);
+}
+
+/// <summary>The request record kept in the quota shard: <c>orderId|quantity|state|bucket|createdMs</c>.</summary>
+internal sealed record RequestRecord(string OrderId, int Quantity, bool Done, int Bucket, long CreatedMs)
+{
+    public static RequestRecord Reserved(string orderId, int quantity, long createdMs) => new(orderId, quantity, false, -1, createdMs);
+
+    public static RequestRecord Settled(RequestRecord record, int bucket) => record with { Done = true, Bucket = bucket };
+
+    public static bool TryParse(string text, out RequestRecord record)
+    {
+        record = null!;
+        var parts = text.Split('|');
+        if (parts.Length != 5
+            || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var quantity)
+            || parts[2] is not ("R" or "D")
+            || !int.TryParse(parts[3], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var bucket)
+            || !long.TryParse(parts[4], NumberStyles.None, CultureInfo.InvariantCulture, out var created))
+        {
+            return false;
+        }
+
+        record = new RequestRecord(parts[0], quantity, parts[2] == "D", bucket, created);
+        return true;
+    }
+
+    // Must match what reserve.lua writes, byte for byte: the settle script compares the whole string.
+    public override string ToString() =>
+        string.Create(CultureInfo.InvariantCulture, $"{OrderId}|{Quantity}|{(Done ? "D" : "R")}|{Bucket}|{CreatedMs}");
+}

@@ -1,0 +1,31 @@
+using StackExchange.Redis;
+
+namespace OrleansFlashSale.Grains.Redis;
+
+/// <summary>
+/// Key layout. Every key a script touches shares one hash tag, the part in braces: a bucket's keys share
+/// <c>{fs:SKU:bN}</c>, a quota shard's keys share <c>{fs:SKU:qN}</c>. On Redis Cluster each tag maps to one slot,
+/// so buckets of a SKU spread over the masters while each script stays single-slot.
+/// </summary>
+public static class RedisKeys
+{
+    public static string BucketTag(string sku, int bucket) => $"{{fs:{sku}:b{bucket}}}";
+
+    public static string QuotaTag(string sku, int shard) => $"{{fs:{sku}:q{shard}}}";
+
+    public static RedisKey Stock(string sku, int bucket) => BucketTag(sku, bucket) + ":stock";
+
+    /// <summary>The deduction log (a stream) that the order pipeline reads; one entry per order, trimmed once forwarded.</summary>
+    public static RedisKey Log(string sku, int bucket) => BucketTag(sku, bucket) + ":log";
+
+    public static RedisKey OrderMarker(string sku, int bucket, string orderId) => BucketTag(sku, bucket) + ":o:" + orderId;
+
+    public static RedisKey Transfer(string sku, int bucket, string transferId) => BucketTag(sku, bucket) + ":t:" + transferId;
+
+    // User and request ids may contain ':'; the length prefix keeps ("a:b","c") and ("a","b:c") apart.
+    public static RedisKey UserUnits(string sku, int shard, string userId) =>
+        $"{QuotaTag(sku, shard)}:u:{userId.Length}:{userId}";
+
+    public static RedisKey Request(string sku, int shard, string userId, string requestId) =>
+        $"{QuotaTag(sku, shard)}:r:{userId.Length}:{userId}:{requestId}";
+}

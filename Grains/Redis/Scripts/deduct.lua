@@ -1,0 +1,39 @@
+-- Deducts a batch of purchases from one bucket, each applied on its own (all-or-nothing per purchase).
+-- Every key is in the bucket's hash slot, so this runs unchanged on Redis Cluster.
+-- KEYS[1] stock (integer string), KEYS[2] deduction log (stream), KEYS[2+i] marker "order i was deducted here".
+-- ARGV[1] bucket index, ARGV[2] marker TTL in seconds, then 4 per purchase: order id, user id, request id, quantity.
+-- Returns { remaining, r1, r2, ... } with r = 1 deducted, 2 already deducted, 0 not enough stock, -2 bad quantity;
+-- or { -1 } when the stock key is missing (the bucket was never initialised or Redis lost it).
+local stock = redis.call('GET', KEYS[1])
+if not stock then
+  return { -1 }
+end
+-- Stock is written only by INCRBY/DECRBY/SET of integers, so this is an exact integer below 2^53.
+stock = tonumber(stock)
+local bucket = ARGV[1]
+local ttl = ARGV[2]
+local t = redis.call('TIME')
+local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
+local results = { 0 }
+local n = #KEYS - 2
+for i = 1, n do
+  local a = 2 + (i - 1) * 4
+  local order_id, user_id, request_id, qty_text = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local qty = tonumber(qty_text)
+  local marker = KEYS[2 + i]
+  -- All checks of this purchase come before any of its writes.
+  if not qty or qty < 1 or qty ~= math.floor(qty) or qty > 1000000 then
+    results[i + 1] = -2
+  elseif redis.call('EXISTS', marker) == 1 then
+    results[i + 1] = 2
+  elseif stock < qty then
+    results[i + 1] = 0
+  else
+    stock = redis.call('DECRBY', KEYS[1], qty_text)
+    redis.call('SET', marker, '1', 'EX', ttl)
+    redis.call('XADD', KEYS[2], '*', 'o', order_id, 'u', user_id, 'r', request_id, 'q', qty_text, 'b', bucket, 't', now)
+    results[i + 1] = 1
+  end
+end
+results[1] = stock
+return results

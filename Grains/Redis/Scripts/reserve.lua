@@ -1,0 +1,36 @@
+-- Reserves per-user quota for a batch of purchases in one quota shard, and answers replays.
+-- Why a separate shard: a script may only touch keys of one hash slot, and a user's purchases can land in any
+-- bucket. Each user's counter lives in exactly one quota shard (hash of the user id, fixed for the sale), so the
+-- limit is checked in one place whichever bucket finally serves the purchase.
+-- KEYS, 2 per purchase: the user's unit counter, the request record.
+-- ARGV[1] per-user limit, ARGV[2] TTL in seconds, ARGV[3] '1' = only look up records (the sale is sold out),
+-- then 3 per purchase: quantity, new order id, now in ms.
+-- Returns one entry per purchase: 1 reserved, 0 limit exceeded, 3 no record (look-up mode),
+-- or the existing record string (a replay).
+local limit = tonumber(ARGV[1])
+local ttl = ARGV[2]
+local lookup_only = ARGV[3] == '1'
+local results = {}
+local n = #KEYS / 2
+for i = 1, n do
+  local user_key, request_key = KEYS[2 * i - 1], KEYS[2 * i]
+  local a = 3 + (i - 1) * 3
+  local qty, order_id, now = tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
+  local record = redis.call('GET', request_key)
+  if record then
+    results[i] = record
+  elseif lookup_only then
+    results[i] = 3
+  else
+    local used = tonumber(redis.call('GET', user_key) or '0')
+    if used + qty > limit then
+      results[i] = 0
+    else
+      redis.call('INCRBY', user_key, qty)
+      redis.call('EXPIRE', user_key, ttl)
+      redis.call('SET', request_key, order_id .. '|' .. qty .. '|R|-1|' .. now, 'EX', ttl)
+      results[i] = 1
+    end
+  end
+end
+return results

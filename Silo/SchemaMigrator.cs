@@ -1,0 +1,90 @@
+using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using MySqlConnector;
+
+namespace OrleansFlashSale.Silo;
+
+/// <summary>
+/// Applies the versioned SQL files of <c>deploy/sql</c> (embedded in this assembly) in name order. Every file is
+/// idempotent on its own; <c>schema_migrations</c> records what ran, and a named lock keeps silos that start
+/// together from racing.
+/// </summary>
+public sealed partial class SchemaMigrator
+{
+    private const string LockName = "orleans_flashsale_schema";
+    private readonly FlashSaleMySqlOptions _options;
+    private readonly ILogger<SchemaMigrator> _logger;
+
+    public SchemaMigrator(IOptions<FlashSaleMySqlOptions> options, ILogger<SchemaMigrator> logger)
+    {
+        _options = options.Value;
+        _logger = logger;
+    }
+
+    public static IReadOnlyList<(string Name, string Sql)> Scripts()
+    {
+        var assembly = typeof(SchemaMigrator).Assembly;
+        return assembly.GetManifestResourceNames()
+            .Where(n => n.StartsWith("sql/", StringComparison.Ordinal) && n.EndsWith(".sql", StringComparison.Ordinal))
+            .Order(StringComparer.Ordinal)
+            .Select(n => (n["sql/".Length..], Read(assembly, n)))
+            .ToArray();
+    }
+
+    public async Task ApplyAsync(CancellationToken cancellationToken)
+    {
+        var builder = new MySqlConnectionStringBuilder(_options.ConnectionString) { AllowUserVariables = true };
+        await using var connection = new MySqlConnection(builder.ConnectionString);
+        await connection.OpenAsync(cancellationToken);
+        await ExecuteAsync(connection, $"SELECT GET_LOCK('{LockName}', 60)", cancellationToken);
+        try
+        {
+            await ExecuteAsync(connection, """
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                  version VARCHAR(200) NOT NULL PRIMARY KEY,
+                  checksum CHAR(64) NOT NULL,
+                  applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+                """, cancellationToken);
+            foreach (var (name, sql) in Scripts())
+            {
+                var checksum = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sql)));
+                await using (var batch = new MySqlCommand(sql, connection))
+                {
+                    await batch.ExecuteNonQueryAsync(cancellationToken);
+                }
+
+                await using var record = new MySqlCommand(
+                    "INSERT INTO schema_migrations (version, checksum) VALUES (@v, @c) ON DUPLICATE KEY UPDATE checksum = @c",
+                    connection);
+                record.Parameters.AddWithValue("@v", name);
+                record.Parameters.AddWithValue("@c", checksum);
+                await record.ExecuteNonQueryAsync(cancellationToken);
+                LogApplied(_logger, name);
+            }
+        }
+        finally
+        {
+            await ExecuteAsync(connection, $"SELECT RELEASE_LOCK('{LockName}')", CancellationToken.None);
+        }
+    }
+
+    private static async Task ExecuteAsync(MySqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static string Read(Assembly assembly, string name)
+    {
+        using var stream = assembly.GetManifestResourceStream(name)!;
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Schema file {Name} applied")]
+    private static partial void LogApplied(ILogger logger, string name);
+}

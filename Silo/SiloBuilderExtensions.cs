@@ -1,0 +1,66 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Orleans.Clustering.Redis;
+using Orleans.Configuration;
+using OrleansFlashSale.Grains;
+using OrleansFlashSale.Grains.Redis;
+
+namespace OrleansFlashSale.Silo;
+
+public static class SiloBuilderExtensions
+{
+    /// <summary>The grain storage provider name used by <c>[PersistentState]</c> in this project.</summary>
+    public const string StorageName = "flashsale";
+
+    /// <summary>
+    /// Everything a FlashSale silo needs except its endpoints and clustering: grain services, the SQL schema applied
+    /// at start, and grain state in MySQL through the ADO.NET provider.
+    /// </summary>
+    public static ISiloBuilder AddFlashSale(this ISiloBuilder silo, IConfiguration configuration)
+    {
+        var services = silo.Services;
+        services.AddFlashSaleGrains(configuration);
+        services.AddOptions<FlashSaleMySqlOptions>().Bind(configuration.GetSection(FlashSaleMySqlOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<FlashSaleMySqlOptions>, FlashSaleMySqlOptionsValidator>();
+        services.AddSingleton<SchemaMigrator>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SchemaLifecycleParticipant>();
+
+        silo.AddAdoNetGrainStorage(StorageName, (OptionsBuilder<AdoNetGrainStorageOptions> storage) =>
+            storage.Configure<IOptions<FlashSaleMySqlOptions>>((o, mysql) =>
+            {
+                o.Invariant = "MySql.Data.MySqlConnector";
+                o.ConnectionString = mysql.Value.ConnectionString;
+            }));
+        return silo;
+    }
+
+    /// <summary>Membership in Redis, through the process's shared multiplexer.</summary>
+    public static ISiloBuilder UseFlashSaleRedisClustering(this ISiloBuilder silo, IConfiguration configuration)
+    {
+        silo.UseRedisClustering(_ => { });
+        silo.Services.AddOptions<RedisClusteringOptions>()
+            .Configure<IOptions<FlashSaleRedisOptions>, RedisConnection>((clustering, redis, connection) =>
+            {
+                clustering.ConfigurationOptions = redis.Value.ToConfiguration();
+                clustering.CreateMultiplexer = async _ => (await connection.GetMultiplexerAsync(), true);
+            });
+        return silo;
+    }
+
+    private sealed class SchemaLifecycleParticipant(SchemaMigrator migrator, IOptions<FlashSaleMySqlOptions> options)
+        : ILifecycleParticipant<ISiloLifecycle>
+    {
+        public void Participate(ISiloLifecycle lifecycle)
+        {
+            // Before the storage provider starts (ApplicationServices): it reads its queries once, at start.
+            lifecycle.Subscribe<SchemaLifecycleParticipant>(ServiceLifecycleStage.RuntimeInitialize, async ct =>
+            {
+                if (options.Value.ApplySchema)
+                {
+                    await migrator.ApplyAsync(ct);
+                }
+            });
+        }
+    }
+}
