@@ -151,7 +151,20 @@ public sealed class BucketGrain : Grain, IBucketGrain
                     batch.Add(_queue.Dequeue());
                 }
 
-                await DeductBatchAsync(batch);
+                try
+                {
+                    await DeductBatchAsync(batch);
+                }
+                catch (Exception ex)
+                {
+                    // Never leave a caller waiting: whatever went wrong, every purchase in the batch gets an answer.
+                    _remaining = null;
+                    Log.BucketScriptFailed(_logger, ex, _sku, _index, "deduct-answer", batch.Count);
+                    foreach (var work in batch)
+                    {
+                        work.Deduction!.TrySetException(ex);
+                    }
+                }
             }
         }
         finally

@@ -41,6 +41,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
     private BucketRouting? _routing;
     private DateTimeOffset _routingFetchedAt;
     private Task? _pump;
+    private bool _pumping;
 
     public QuotaGrain(RedisConnection redis, RedisScripts scripts, IOptions<DeductionOptions> options,
         FlashSaleMetrics metrics, TimeProvider time, ILogger<QuotaGrain> logger)
@@ -328,8 +329,9 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
 
     private void EnsurePump()
     {
-        if (_pump is null)
+        if (!_pumping)
         {
+            _pumping = true;
             // Started inside a grain turn: the pump runs on this activation's scheduler, interleaved with purchases.
             _pump = PumpAsync();
         }
@@ -348,13 +350,26 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
 
                 if (_reservations.Count > 0)
                 {
-                    await ReserveBatchAsync(Take(_reservations));
+                    var batch = Take(_reservations);
+                    try
+                    {
+                        await ReserveBatchAsync(batch);
+                    }
+                    catch (Exception ex)
+                    {
+                        // Never leave a caller waiting: whatever went wrong, every reservation gets an answer.
+                        Log.QuotaScriptFailed(_logger, ex, _sku, _shard, "reserve-answer", batch.Count);
+                        foreach (var r in batch)
+                        {
+                            r.Answer.TrySetException(ex);
+                        }
+                    }
                 }
             }
         }
         finally
         {
-            _pump = null;
+            _pumping = false;
         }
     }
 
@@ -409,10 +424,11 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
 
         for (var i = 0; i < batch.Count; i++)
         {
-            var result = results[i];
-            var answer = result.Resp2Type == ResultType.BulkString
-                ? new ReserveAnswer(ReserveKind.Existing, (string?)result)
-                : (long)result switch
+            // Codes come back as integers, records as strings (which always contain '|').
+            var text = results[i].ToString();
+            var answer = !long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var code)
+                ? new ReserveAnswer(ReserveKind.Existing, text)
+                : code switch
                 {
                     1 => new ReserveAnswer(ReserveKind.Reserved, null),
                     0 => new ReserveAnswer(ReserveKind.LimitExceeded, null),

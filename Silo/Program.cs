@@ -3,7 +3,8 @@ using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using OrleansFlashSale.Silo;
 
-var builder = WebApplication.CreateBuilder(args);
+// Content root is the program's folder, so appsettings.json is found whatever the working directory.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.Services.AddOptions<FlashSaleSiloOptions>().Bind(builder.Configuration.GetSection(FlashSaleSiloOptions.Section)).ValidateOnStart();
 builder.Services.AddSingleton<IValidateOptions<FlashSaleSiloOptions>, FlashSaleSiloOptionsValidator>();
 

@@ -19,10 +19,11 @@ local n = #KEYS - 2
 for i = 1, n do
   local a = 2 + (i - 1) * 4
   local order_id, user_id, request_id, qty_text = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local qty = tonumber(qty_text)
+  -- Plain decimal digits only: tonumber would also accept '1e3' or '0x10', which DECRBY then refuses mid-batch.
+  local qty = string.match(qty_text, '^[1-9][0-9]?[0-9]?[0-9]?[0-9]?[0-9]?[0-9]?$') and tonumber(qty_text)
   local marker = KEYS[2 + i]
   -- All checks of this purchase come before any of its writes.
-  if not qty or qty < 1 or qty ~= math.floor(qty) or qty > 1000000 then
+  if not qty or qty > 1000000 then
     results[i + 1] = -2
   elseif redis.call('EXISTS', marker) == 1 then
     results[i + 1] = 2

@@ -1,0 +1,22 @@
+using Microsoft.Extensions.Options;
+
+namespace OrleansFlashSale.Client.Api;
+
+public static class GatewayServiceExtensions
+{
+    /// <summary>The gateway's services; the caller supplies an <see cref="IGrainFactory"/> (the cluster client).</summary>
+    public static IServiceCollection AddFlashSaleGateway(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<GatewayOptions>().Bind(configuration.GetSection(GatewayOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
+        services.AddSingleton<JsonBody>();
+        services.AddSingleton<AdminAuth>();
+        services.AddSingleton<SaleDirectory>();
+        services.AddProblemDetails();
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
+        });
+        return services;
+    }
+}

@@ -1,0 +1,58 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace OrleansFlashSale.Client.Api;
+
+/// <summary>
+/// Reads a JSON body strictly: application/json only, bounded size, no duplicate or unknown members, numbers as
+/// numbers. Minimal APIs' own binding answers malformed JSON with an empty 400; this gives a problem with a code.
+/// </summary>
+public sealed class JsonBody(IOptions<GatewayOptions> options)
+{
+    public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
+    {
+        AllowDuplicateProperties = false,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        NumberHandling = JsonNumberHandling.Strict,
+    };
+
+    public async Task<(T? Value, ProblemHttpResult? Problem)> ReadAsync<T>(HttpRequest request)
+        where T : class
+    {
+        if (!request.HasJsonContentType())
+        {
+            return (null, Problems.Create(StatusCodes.Status415UnsupportedMediaType, ErrorCodes.UnsupportedMediaType));
+        }
+
+        var limit = options.Value.MaxBodyBytes;
+        if (request.ContentLength > limit)
+        {
+            return (null, Problems.Create(StatusCodes.Status413PayloadTooLarge, ErrorCodes.PayloadTooLarge, $"at most {limit} bytes"));
+        }
+
+        var buffer = new MemoryStream();
+        var chunk = new byte[4096];
+        int read;
+        while ((read = await request.Body.ReadAsync(chunk, request.HttpContext.RequestAborted)) > 0)
+        {
+            if (buffer.Length + read > limit)
+            {
+                return (null, Problems.Create(StatusCodes.Status413PayloadTooLarge, ErrorCodes.PayloadTooLarge, $"at most {limit} bytes"));
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        try
+        {
+            var value = JsonSerializer.Deserialize<T>(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), Options);
+            return value is null ? (null, Problems.Invalid("the body must be a JSON object")) : (value, null);
+        }
+        catch (JsonException ex)
+        {
+            return (null, Problems.Invalid($"malformed JSON: {ex.Message}"));
+        }
+    }
+}

@@ -1,0 +1,63 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+
+namespace OrleansFlashSale.Client.Api;
+
+/// <summary>Machine-readable error codes; every error response is RFC 7807 problem+json with a <c>code</c> member.</summary>
+public static class ErrorCodes
+{
+    public const string InvalidRequest = "invalid_request";
+    public const string UnsupportedMediaType = "unsupported_media_type";
+    public const string PayloadTooLarge = "payload_too_large";
+    public const string SaleExists = "sale_exists";
+    public const string UnknownSale = "unknown_sale";
+    public const string SoldOut = "sold_out";
+    public const string LimitExceeded = "limit_exceeded";
+    public const string NotStarted = "not_started";
+    public const string Ended = "ended";
+    public const string Unauthorized = "unauthorized";
+    public const string Forbidden = "forbidden";
+    public const string Unavailable = "unavailable";
+}
+
+public static class Problems
+{
+    private static readonly Dictionary<string, string> Titles = new()
+    {
+        [ErrorCodes.InvalidRequest] = "The request is not valid.",
+        [ErrorCodes.UnsupportedMediaType] = "The body must be application/json.",
+        [ErrorCodes.PayloadTooLarge] = "The body is too large.",
+        [ErrorCodes.SaleExists] = "A sale for this SKU exists already.",
+        [ErrorCodes.UnknownSale] = "No sale exists for this SKU.",
+        [ErrorCodes.SoldOut] = "The sale is sold out.",
+        [ErrorCodes.LimitExceeded] = "The per-user limit would be exceeded.",
+        [ErrorCodes.NotStarted] = "The sale has not started yet.",
+        [ErrorCodes.Ended] = "The sale has ended.",
+        [ErrorCodes.Unauthorized] = "An admin bearer token is required.",
+        [ErrorCodes.Forbidden] = "The token is not allowed to do this.",
+        [ErrorCodes.Unavailable] = "The service cannot answer right now; retry with the same requestId.",
+    };
+
+    public static ProblemHttpResult Create(int status, string code, string? detail = null, IDictionary<string, object?>? extra = null)
+    {
+        var problem = new ProblemDetails
+        {
+            Status = status,
+            Title = Titles.GetValueOrDefault(code, code),
+            Detail = detail,
+            Type = $"https://orleans-flashsale.dev/problems/{code}",
+        };
+        problem.Extensions["code"] = code;
+        if (extra is not null)
+        {
+            foreach (var (key, value) in extra)
+            {
+                problem.Extensions[key] = value;
+            }
+        }
+
+        return TypedResults.Problem(problem);
+    }
+
+    public static ProblemHttpResult Invalid(string detail) => Create(StatusCodes.Status400BadRequest, ErrorCodes.InvalidRequest, detail);
+}

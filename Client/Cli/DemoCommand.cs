@@ -1,0 +1,140 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Spectre.Console;
+
+namespace OrleansFlashSale.Client.Cli;
+
+/// <summary>
+/// Creates a sale and buys it out with many simulated users (some retrying the same request), showing progress,
+/// then checks the books: sold equals stock, no user over the limit, every replay got its original order.
+/// </summary>
+public static class DemoCommand
+{
+    public static async Task<int> RunAsync(Options options)
+    {
+        var stock = options.Long("stock", 1000);
+        var buckets = options.Int("buckets", 8);
+        var limit = options.Int("limit", 2);
+        var users = options.Int("users", 2000);
+        var requests = options.Int("requests", 6000);
+        var concurrency = options.Int("concurrency", 128);
+        if (stock < 1 || buckets < 1 || limit < 1 || users < 1 || requests < 1 || concurrency < 1)
+        {
+            throw new UsageException("stock, buckets, limit, users, requests and concurrency must be at least 1");
+        }
+
+        using var client = GatewayClient.FromEnvironment();
+        var sku = $"demo-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Random.Shared.Next(1000):D3}";
+        AnsiConsole.MarkupLine($"Gateway [bold]{client.BaseAddress}[/]; creating sale [bold]{sku}[/]: stock {stock}, {buckets} buckets, limit {limit} per user");
+        var created = await client.SendAsync(HttpMethod.Post, "/api/sales", new { sku, stock, buckets, perUserLimit = limit });
+        if (created.Status != 201)
+        {
+            return CommandLine.Print(created, 201);
+        }
+
+        var latencies = new ConcurrentBag<double>();
+        var outcomes = new ConcurrentDictionary<string, int>();
+        var orders = new ConcurrentDictionary<string, (string OrderId, int Quantity, string User)>();
+        var replayMismatches = 0;
+        var next = -1;
+        var stopwatch = Stopwatch.StartNew();
+        await AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+            .StartAsync(async ctx =>
+            {
+                var task = ctx.AddTask($"{requests} purchases from {users} users", maxValue: requests);
+                var workers = Enumerable.Range(0, concurrency).Select(async _ =>
+                {
+                    int i;
+                    while ((i = Interlocked.Increment(ref next)) < requests)
+                    {
+                        var user = $"user-{i % users}";
+                        // One request in ten is a retry of an earlier request id of the same user.
+                        var requestId = i >= users && i % 10 == 0 ? $"r-{i - users}" : $"r-{i}";
+                        if (i >= users && i % 10 == 0)
+                        {
+                            user = $"user-{(i - users) % users}";
+                        }
+
+                        var quantity = 1 + (i % limit == 0 ? 1 : 0);
+                        quantity = Math.Min(quantity, limit);
+                        var started = Stopwatch.GetTimestamp();
+                        int status;
+                        System.Text.Json.JsonElement body;
+                        try
+                        {
+                            (status, body) = await client.SendAsync(HttpMethod.Post, $"/api/sales/{sku}/purchases",
+                                new { userId = user, quantity, requestId });
+                        }
+                        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+                        {
+                            // A transport failure is an answer too: counted, never hidden.
+                            outcomes.AddOrUpdate("transport_error", 1, (_, n) => n + 1);
+                            task.Increment(1);
+                            continue;
+                        }
+
+                        latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                        var outcome = status switch
+                        {
+                            201 => "created",
+                            200 => "replayed",
+                            _ => body.ValueKind == System.Text.Json.JsonValueKind.Object && body.TryGetProperty("code", out var c) ? c.GetString()! : $"http_{status}",
+                        };
+                        outcomes.AddOrUpdate(outcome, 1, (_, n) => n + 1);
+                        if (status is 200 or 201)
+                        {
+                            var orderId = body.GetProperty("orderId").GetString()!;
+                            var key = $"{user}\n{requestId}";
+                            var stored = orders.GetOrAdd(key, (orderId, body.GetProperty("quantity").GetInt32(), user));
+                            if (stored.OrderId != orderId)
+                            {
+                                Interlocked.Increment(ref replayMismatches);
+                            }
+                        }
+
+                        task.Increment(1);
+                    }
+                });
+                await Task.WhenAll(workers);
+            });
+        stopwatch.Stop();
+
+        var (statusCode, sale) = await client.SendAsync(HttpMethod.Get, $"/api/sales/{sku}", null);
+        if (statusCode != 200)
+        {
+            return CommandLine.Print((statusCode, sale), 200);
+        }
+
+        var sold = sale.GetProperty("sold").GetInt64();
+        var remaining = sale.GetProperty("remaining").GetInt64();
+        var orderUnits = orders.Values.Sum(o => (long)o.Quantity);
+        var overLimit = orders.Values.GroupBy(o => o.User).Count(g => g.Sum(o => o.Quantity) > limit);
+        var sorted = latencies.Order().ToArray();
+
+        var table = new Table().Border(TableBorder.Rounded).AddColumn("measure").AddColumn(new TableColumn("value").RightAligned());
+        table.AddRow("stock", stock.ToString());
+        table.AddRow("sold (Redis)", sold.ToString());
+        table.AddRow("remaining", remaining.ToString());
+        table.AddRow("units in acknowledged orders", orderUnits.ToString());
+        foreach (var (outcome, count) in outcomes.OrderBy(o => o.Key))
+        {
+            table.AddRow($"answers: {outcome}", count.ToString());
+        }
+
+        table.AddRow("throughput", $"{requests / stopwatch.Elapsed.TotalSeconds:F0} requests/s");
+        table.AddRow("latency p50 / p95 / p99", $"{Percentile(sorted, 0.50):F1} / {Percentile(sorted, 0.95):F1} / {Percentile(sorted, 0.99):F1} ms");
+        table.AddRow("users over the limit", overLimit.ToString());
+        table.AddRow("replays with another order id", replayMismatches.ToString());
+        AnsiConsole.Write(table);
+
+        var ok = sold <= stock && orderUnits == sold && overLimit == 0 && replayMismatches == 0;
+        AnsiConsole.MarkupLine(ok
+            ? "[green]Books balance:[/] every acknowledged unit is deducted, nothing oversold, limits held, replays consistent."
+            : "[red]Books do not balance[/] (see the table).");
+        return ok ? 0 : 1;
+    }
+
+    private static double Percentile(double[] sorted, double p) =>
+        sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
+}

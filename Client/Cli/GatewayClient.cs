@@ -1,0 +1,45 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace OrleansFlashSale.Client.Cli;
+
+/// <summary>HTTP client of the gateway for the command-line tools (the same API buyers and operators use).</summary>
+public sealed class GatewayClient : IDisposable
+{
+    private readonly HttpClient _http;
+
+    public GatewayClient(string baseUrl, string? adminToken)
+    {
+        var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 512, PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
+        _http = new HttpClient(handler) { BaseAddress = new Uri(baseUrl), Timeout = TimeSpan.FromSeconds(30) };
+        if (!string.IsNullOrEmpty(adminToken))
+        {
+            _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", adminToken);
+        }
+    }
+
+    public static GatewayClient FromEnvironment()
+    {
+        var url = Environment.GetEnvironmentVariable("FLASHSALE_GATEWAY_URL") ?? "http://127.0.0.1:5080";
+        return new GatewayClient(url, Environment.GetEnvironmentVariable("FLASHSALE_ADMIN_TOKEN"));
+    }
+
+    public Uri BaseAddress => _http.BaseAddress!;
+
+    public async Task<(int Status, JsonElement Body)> SendAsync(HttpMethod method, string path, object? body, CancellationToken cancellationToken = default)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (body is not null)
+        {
+            request.Content = JsonContent.Create(body);
+        }
+
+        using var response = await _http.SendAsync(request, cancellationToken);
+        var text = await response.Content.ReadAsStringAsync(cancellationToken);
+        var json = string.IsNullOrWhiteSpace(text) ? default : JsonDocument.Parse(text).RootElement.Clone();
+        return ((int)response.StatusCode, json);
+    }
+
+    public void Dispose() => _http.Dispose();
+}

@@ -1,0 +1,135 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
+using Orleans.TestingHost;
+using OrleansFlashSale.Client.Api;
+using OrleansFlashSale.Silo;
+using StackExchange.Redis;
+
+namespace OrleansFlashSale.Tests;
+
+/// <summary>
+/// A multi-silo cluster of real silos (Redis membership, grain state in MariaDB through the ADO.NET provider, stock
+/// in Redis) plus the HTTP gateway on a loopback port, shared by the tests of one collection.
+/// </summary>
+public class ClusterFixture : IAsyncLifetime
+{
+    private WebApplication? _gateway;
+
+    protected virtual short Silos => 2;
+
+    public InProcessTestCluster Cluster { get; private set; } = null!;
+
+    public IClusterClient Client => Cluster.Client;
+
+    /// <summary>The silos' clock: tests move it to open and close sales.</summary>
+    public FakeTimeProvider Time { get; } = new(DateTimeOffset.UtcNow);
+
+    public string ClusterId { get; } = "test-" + Guid.NewGuid().ToString("N")[..12];
+
+    public IConnectionMultiplexer Redis { get; private set; } = null!;
+
+    public HttpClient Http { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        Redis = await ConnectionMultiplexer.ConnectAsync(TestStack.RedisAdmin);
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(TestStack.SiloConfiguration()).Build();
+        var builder = new InProcessTestClusterBuilder(Silos);
+        builder.Options.ClusterId = ClusterId;
+        builder.Options.ServiceId = ClusterId;
+        builder.Options.ConfigureFileLogging = Environment.GetEnvironmentVariable("FLASHSALE_TEST_LOGS") == "1";
+        UseRealMembership(builder.Options);
+        builder.ConfigureSilo((_, silo) =>
+        {
+            silo.UseFlashSaleRedisClustering(configuration);
+            silo.AddFlashSale(configuration);
+            silo.Services.AddSingleton<TimeProvider>(Time);
+        });
+        builder.ConfigureClient(client => client.UseRedisClustering(o =>
+        {
+            o.ConfigurationOptions = ConfigurationOptions.Parse(TestStack.Redis);
+        }));
+        Cluster = builder.Build();
+        await Cluster.DeployAsync();
+        await StartGatewayAsync(configuration);
+    }
+
+    public async Task DisposeAsync()
+    {
+        Http?.Dispose();
+        if (_gateway is not null)
+        {
+            await _gateway.DisposeAsync();
+        }
+
+        await Cluster.DisposeAsync();
+        await Redis.DisposeAsync();
+    }
+
+    /// <summary>A SKU no other test (or earlier run) has used.</summary>
+    public static string NewSku(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..Math.Min(64, prefix.Length + 33)];
+
+    public async Task<SaleDefinition> CreateSaleAsync(string prefix, long stock, int buckets, int perUserLimit,
+        int quotaShards = 16, DateTimeOffset? startsAt = null, DateTimeOffset? endsAt = null)
+    {
+        var sale = new SaleDefinition(NewSku(prefix), stock, buckets, perUserLimit, startsAt, endsAt,
+            SaleRules.DefaultPaymentTimeoutSeconds, quotaShards, SaleModes.Redis);
+        var created = await Client.Product(sale.Sku).CreateAsync(sale);
+        Assert.Equal(CreateSaleOutcome.Created, created.Outcome);
+        return sale;
+    }
+
+    public Task<PurchaseResult> BuyAsync(SaleDefinition sale, string user, string requestId, int quantity = 1) =>
+        Client.Quota(sale.Sku, GrainKeys.QuotaShard(user, sale.QuotaShards))
+            .PurchaseAsync(new PurchaseRequest(sale.Sku, user, requestId, quantity));
+
+    /// <summary>Remaining stock per bucket read straight from Redis, not through any grain.</summary>
+    public async Task<long[]> RedisStockAsync(string sku, int buckets)
+    {
+        var db = Redis.GetDatabase();
+        var values = await Task.WhenAll(Enumerable.Range(0, buckets)
+            .Select(i => db.StringGetAsync(OrleansFlashSale.Grains.Redis.RedisKeys.Stock(sku, i))));
+        return values.Select(v => v.IsNull ? 0 : (long)v).ToArray();
+    }
+
+    /// <summary>
+    /// The in-process cluster's own membership table would replace Redis clustering (its registration comes last).
+    /// Its switch is internal in Orleans 10.4, hence reflection; the test fails loudly if the property goes away.
+    /// </summary>
+    private static void UseRealMembership(InProcessTestClusterOptions options)
+    {
+        var property = typeof(InProcessTestClusterOptions).GetProperty("UseTestClusterMembership",
+            System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Public)
+            ?? throw new InvalidOperationException("InProcessTestClusterOptions.UseTestClusterMembership no longer exists.");
+        property.SetValue(options, false);
+    }
+
+    private async Task StartGatewayAsync(IConfiguration configuration)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Configuration.AddConfiguration(configuration);
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.Services.AddSingleton<IGrainFactory>(Cluster.Client);
+        builder.Services.AddFlashSaleGateway(builder.Configuration);
+        _gateway = builder.Build();
+        _gateway.MapFlashSaleApi();
+        await _gateway.StartAsync();
+        var address = _gateway.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        Http = new HttpClient { BaseAddress = new Uri(address) };
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ClusterCollection : ICollectionFixture<ClusterFixture>
+{
+    public const string Name = "cluster";
+}

@@ -1,0 +1,182 @@
+namespace OrleansFlashSale.Tests;
+
+[Collection(ClusterCollection.Name)]
+public sealed class PurchaseTests(ClusterFixture fixture)
+{
+    [Fact]
+    public async Task Twenty_thousand_concurrent_purchases_with_replays_sell_exactly_the_stock()
+    {
+        var sale = await fixture.CreateSaleAsync("buyout", stock: 1000, buckets: 8, perUserLimit: 2);
+        var history = new SaleHistory();
+        var requests = Enumerable.Range(0, 20_000).Select(j =>
+        {
+            var user = $"u{j % 5000}";
+            // Every seventh request past the first round repeats the request id its user sent one round earlier.
+            var request = j >= 5000 && j % 7 == 0 ? $"r{j - 5000}" : $"r{j}";
+            return (user, request);
+        }).ToArray();
+
+        await Task.WhenAll(requests.Select(async r => history.Record(r.user, r.request, await fixture.BuyAsync(sale, r.user, r.request))));
+
+        Assert.Equal(0, history.Count(PurchaseOutcome.Unavailable));
+        Assert.Equal(1000, history.AcknowledgedUnits);
+        Assert.Equal(1000, history.DistinctOrderIds);
+        Assert.Equal(0, history.UsersAbove(2));
+        Assert.Equal(0, history.ReplayMismatches);
+        Assert.True(history.Count(PurchaseOutcome.Replayed) > 0, "the run should have replayed some requests");
+        Assert.Equal(new long[8], await fixture.RedisStockAsync(sale.Sku, 8));
+
+        // Replays after the sale is over still get their original order.
+        foreach (var order in history.Orders.Take(50))
+        {
+            var replay = await fixture.BuyAsync(sale, order.UserId, order.RequestId);
+            Assert.Equal(PurchaseOutcome.Replayed, replay.Outcome);
+            Assert.Equal(order.OrderId, replay.Order!.OrderId);
+        }
+
+        var status = await fixture.Client.Product(sale.Sku).GetStatusAsync(refresh: true);
+        Assert.Equal(1000, status!.Sold);
+        Assert.Equal(SaleStates.SoldOut, status.State);
+    }
+
+    [Fact]
+    public async Task Purchases_overflow_to_siblings_until_the_last_unit_in_any_bucket_is_sold()
+    {
+        // 37 units over 16 buckets (fragments of 3 and 2), and every buyer prefers the same bucket.
+        var sale = await fixture.CreateSaleAsync("tail", stock: 37, buckets: 16, perUserLimit: 1);
+        var users = Enumerable.Range(0, 100_000).Select(i => $"t{i}")
+            .Where(u => StableHash.Bucket(u, 16) == 5).Take(200).ToArray();
+        var history = new SaleHistory();
+        await Task.WhenAll(users.Select(async u => history.Record(u, "r", await fixture.BuyAsync(sale, u, "r"))));
+
+        Assert.Equal(37, history.AcknowledgedUnits);
+        Assert.Equal(163, history.Count(PurchaseOutcome.SoldOut));
+        Assert.Equal(new long[16], await fixture.RedisStockAsync(sale.Sku, 16));
+    }
+
+    [Fact]
+    public async Task The_per_user_limit_holds_across_buckets()
+    {
+        var sale = await fixture.CreateSaleAsync("limit", stock: 100, buckets: 8, perUserLimit: 3);
+        var results = await Task.WhenAll(Enumerable.Range(0, 40).Select(i => fixture.BuyAsync(sale, "greedy", $"r{i}")));
+
+        Assert.Equal(3, results.Count(r => r.Outcome == PurchaseOutcome.Created));
+        Assert.Equal(37, results.Count(r => r.Outcome == PurchaseOutcome.LimitExceeded));
+        Assert.True(results.Where(r => r.Order is not null).Select(r => r.Order!.Bucket).Distinct().Count() >= 1);
+        var shard = GrainKeys.QuotaShard("greedy", sale.QuotaShards);
+        Assert.Equal(3, await fixture.Client.Quota(sale.Sku, shard).GetUserUnitsAsync("greedy"));
+        Assert.Equal(97, (await fixture.RedisStockAsync(sale.Sku, 8)).Sum());
+    }
+
+    [Fact]
+    public async Task A_multi_unit_purchase_is_all_or_nothing_and_counts_against_the_limit()
+    {
+        var sale = await fixture.CreateSaleAsync("multi", stock: 5, buckets: 1, perUserLimit: 4);
+        var first = await fixture.BuyAsync(sale, "a", "r1", quantity: 4);
+        Assert.Equal(PurchaseOutcome.Created, first.Outcome);
+        Assert.Equal(4, first.Order!.Quantity);
+
+        var tooMany = await fixture.BuyAsync(sale, "b", "r1", quantity: 2);
+        Assert.Equal(PurchaseOutcome.SoldOut, tooMany.Outcome);
+        Assert.Equal(1, (await fixture.RedisStockAsync(sale.Sku, 1)).Sum());
+
+        // The refused purchase gave its reserved units back: b can still buy the last one.
+        Assert.Equal(PurchaseOutcome.Created, (await fixture.BuyAsync(sale, "b", "r2")).Outcome);
+        Assert.Equal(PurchaseOutcome.LimitExceeded, (await fixture.BuyAsync(sale, "a", "r2")).Outcome);
+    }
+
+    [Fact]
+    public async Task Sales_refuse_purchases_before_they_start_and_after_they_end()
+    {
+        var now = fixture.Time.GetUtcNow();
+        var sale = await fixture.CreateSaleAsync("window", stock: 10, buckets: 2, perUserLimit: 1,
+            startsAt: now.AddHours(1), endsAt: now.AddHours(2));
+
+        Assert.Equal(PurchaseOutcome.NotStarted, (await fixture.BuyAsync(sale, "u", "r1")).Outcome);
+        fixture.Time.Advance(TimeSpan.FromMinutes(61));
+        Assert.Equal(PurchaseOutcome.Created, (await fixture.BuyAsync(sale, "u", "r2")).Outcome);
+        fixture.Time.Advance(TimeSpan.FromMinutes(60));
+        Assert.Equal(PurchaseOutcome.Ended, (await fixture.BuyAsync(sale, "v", "r3")).Outcome);
+        Assert.Equal(9, (await fixture.RedisStockAsync(sale.Sku, 2)).Sum());
+    }
+
+    [Fact]
+    public async Task Unknown_sales_are_reported_as_such()
+    {
+        var sku = ClusterFixture.NewSku("nosale");
+        var result = await fixture.Client.Quota(sku, 0).PurchaseAsync(new PurchaseRequest(sku, "u", "r", 1));
+        Assert.Equal(PurchaseOutcome.UnknownSale, result.Outcome);
+        Assert.Null(await fixture.Client.Product(sku).GetStatusAsync(refresh: false));
+    }
+
+    [Fact]
+    public async Task Rebucketing_8_to_3_to_16_under_load_conserves_every_unit()
+    {
+        const long Stock = 6000;
+        var sale = await fixture.CreateSaleAsync("rebucket", stock: Stock, buckets: 8, perUserLimit: 1_000_000);
+        var product = fixture.Client.Product(sale.Sku);
+        var history = new SaleHistory();
+        var next = 0;
+
+        async Task LoadAsync(CancellationToken stop)
+        {
+            var workers = Enumerable.Range(0, 32).Select(async w =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    var i = Interlocked.Increment(ref next);
+                    var user = $"w{i % 500}";
+                    history.Record(user, $"r{i}", await fixture.BuyAsync(sale, user, $"r{i}"));
+                }
+            });
+            await Task.WhenAll(workers);
+        }
+
+        async Task AssertConservedAsync(int buckets)
+        {
+            var status = await product.GetStatusAsync(refresh: true);
+            var redis = await fixture.RedisStockAsync(sale.Sku, 16);
+            Assert.Equal(buckets, status!.Buckets.Count);
+            Assert.Equal(Stock, history.AcknowledgedUnits + redis.Sum());
+            Assert.Equal(Stock, status.Sold + status.Remaining);
+            Assert.Equal(history.AcknowledgedUnits, status.Sold);
+            Assert.All(redis.Skip(buckets), r => Assert.Equal(0, r));
+        }
+
+        foreach (var buckets in new[] { 3, 16 })
+        {
+            using var stop = new CancellationTokenSource();
+            var load = LoadAsync(stop.Token);
+            await WaitUntilAsync(() => history.AcknowledgedUnits > (buckets == 3 ? 500 : 2500));
+            var result = await product.RebucketAsync(buckets);
+            Assert.Equal(RebucketOutcome.Done, result.Outcome);
+            await WaitUntilAsync(() => history.AcknowledgedUnits > (buckets == 3 ? 1500 : 3500));
+            await stop.CancelAsync();
+            await load;
+            await AssertConservedAsync(buckets);
+        }
+
+        // Units moved into the new buckets are all sellable: buy the rest out.
+        using (var stop = new CancellationTokenSource())
+        {
+            var load = LoadAsync(stop.Token);
+            await WaitUntilAsync(() => history.Count(PurchaseOutcome.SoldOut) > 100, () => string.Join(", ", history.Outcomes.Select(o => $"{o.Key}={o.Value}")) + $" acknowledged={history.AcknowledgedUnits}");
+            await stop.CancelAsync();
+            await load;
+        }
+
+        Assert.Equal(0, history.Count(PurchaseOutcome.Unavailable));
+        Assert.Equal(Stock, history.AcknowledgedUnits);
+        await AssertConservedAsync(16);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, Func<string>? describe = null)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not reached within 60 s " + describe?.Invoke());
+            await Task.Delay(10);
+        }
+    }
+}

@@ -1,0 +1,151 @@
+using OrleansFlashSale.Grains.Redis;
+using StackExchange.Redis;
+
+namespace OrleansFlashSale.Tests;
+
+/// <summary>The Lua scripts on the real Redis, without grains: each check before any write, integers only.</summary>
+[Collection(ClusterCollection.Name)]
+public sealed class ScriptTests(ClusterFixture fixture)
+{
+    private readonly RedisScripts _scripts = new();
+    private IDatabase Db => fixture.Redis.GetDatabase();
+
+    private async Task<long[]> DeductAsync(string sku, int bucket, params (string Order, string User, string Qty)[] items)
+    {
+        var keys = new List<RedisKey> { RedisKeys.Stock(sku, bucket), RedisKeys.Log(sku, bucket) };
+        var args = new List<RedisValue> { bucket, 3600 };
+        foreach (var (order, user, qty) in items)
+        {
+            keys.Add(RedisKeys.OrderMarker(sku, bucket, order));
+            args.AddRange([order, user, "req-" + order, qty]);
+        }
+
+        return (long[])(await RedisScripts.EvaluateAsync(Db, _scripts.Deduct, keys.ToArray(), args.ToArray()))!;
+    }
+
+    [Fact]
+    public async Task Missing_stock_key_is_an_error_answer_and_writes_nothing()
+    {
+        var sku = ClusterFixture.NewSku("lua-missing");
+        var result = await DeductAsync(sku, 0, ("o1", "u1", "1"));
+        Assert.Equal(new long[] { -1 }, result);
+        Assert.False(await Db.KeyExistsAsync(RedisKeys.Log(sku, 0)));
+        Assert.False(await Db.KeyExistsAsync(RedisKeys.OrderMarker(sku, 0, "o1")));
+        Assert.False(await Db.KeyExistsAsync(RedisKeys.Stock(sku, 0)));
+    }
+
+    [Fact]
+    public async Task Stock_never_goes_below_zero_and_each_purchase_is_all_or_nothing()
+    {
+        var sku = ClusterFixture.NewSku("lua-floor");
+        await Db.StringSetAsync(RedisKeys.Stock(sku, 0), 3);
+        var result = await DeductAsync(sku, 0, ("o1", "u1", "2"), ("o2", "u2", "2"), ("o3", "u3", "1"), ("o4", "u4", "1"));
+        // 3 units: o1 takes 2, o2 (2) does not fit, o3 takes the last one, o4 finds none.
+        Assert.Equal(new long[] { 0, 1, 0, 1, 0 }, result);
+        Assert.Equal(0, (long)await Db.StringGetAsync(RedisKeys.Stock(sku, 0)));
+        Assert.Equal(2, await Db.StreamLengthAsync(RedisKeys.Log(sku, 0)));
+    }
+
+    [Fact]
+    public async Task A_repeated_order_id_is_not_deducted_twice()
+    {
+        var sku = ClusterFixture.NewSku("lua-dup");
+        await Db.StringSetAsync(RedisKeys.Stock(sku, 0), 10);
+        Assert.Equal(new long[] { 9L, 1 }, await DeductAsync(sku, 0, ("o1", "u1", "1")));
+        Assert.Equal(new long[] { 9L, 2, 2 }, await DeductAsync(sku, 0, ("o1", "u1", "1"), ("o1", "u1", "1")));
+        Assert.Equal(1, await Db.StreamLengthAsync(RedisKeys.Log(sku, 0)));
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-1")]
+    [InlineData("0.5")]
+    [InlineData("abc")]
+    [InlineData("1e3")]
+    [InlineData("99999999999999999999")]
+    public async Task Bad_quantities_are_refused_without_any_write(string quantity)
+    {
+        var sku = ClusterFixture.NewSku("lua-qty");
+        await Db.StringSetAsync(RedisKeys.Stock(sku, 0), 5000);
+        var result = await DeductAsync(sku, 0, ("o1", "u1", quantity));
+        Assert.Equal(-2, result[1]);
+        Assert.Equal(5000, (long)await Db.StringGetAsync(RedisKeys.Stock(sku, 0)));
+        Assert.False(await Db.KeyExistsAsync(RedisKeys.Log(sku, 0)));
+    }
+
+    [Fact]
+    public async Task The_log_entry_records_order_request_user_quantity_bucket_and_time()
+    {
+        var sku = ClusterFixture.NewSku("lua-log");
+        await Db.StringSetAsync(RedisKeys.Stock(sku, 3), 5);
+        await DeductAsync(sku, 3, ("order-7", "user:with:colons", "2"));
+        var entry = (await Db.StreamRangeAsync(RedisKeys.Log(sku, 3))).Single();
+        var fields = entry.Values.ToDictionary(v => (string)v.Name!, v => (string)v.Value!);
+        Assert.Equal("order-7", fields["o"]);
+        Assert.Equal("user:with:colons", fields["u"]);
+        Assert.Equal("req-order-7", fields["r"]);
+        Assert.Equal("2", fields["q"]);
+        Assert.Equal("3", fields["b"]);
+        Assert.True(long.Parse(fields["t"]) > 1_600_000_000_000);
+    }
+
+    [Fact]
+    public async Task Scripts_are_reloaded_after_the_server_forgets_them()
+    {
+        var sku = ClusterFixture.NewSku("lua-noscript");
+        await Db.StringSetAsync(RedisKeys.Stock(sku, 0), 2);
+        await fixture.Redis.GetServers().Single().ScriptFlushAsync();
+        Assert.Equal(new long[] { 1L, 1 }, await DeductAsync(sku, 0, ("o1", "u1", "1")));
+        await fixture.Redis.GetServers().Single().ScriptFlushAsync();
+        Assert.Equal(new long[] { 0L, 1 }, await DeductAsync(sku, 0, ("o2", "u1", "1")));
+    }
+
+    [Fact]
+    public async Task Reserve_enforces_the_limit_within_one_call_and_answers_replays_from_the_record()
+    {
+        var sku = ClusterFixture.NewSku("lua-quota");
+        RedisKey[] Keys(params string[] requests) => requests
+            .SelectMany(r => new[] { RedisKeys.UserUnits(sku, 0, "u"), RedisKeys.Request(sku, 0, "u", r) }).ToArray();
+        RedisValue[] Args(string lookup, params (int Qty, string Order)[] items) =>
+            new RedisValue[] { 3, 3600, lookup }.Concat(items.SelectMany(i => new RedisValue[] { i.Qty, i.Order, 1000 })).ToArray();
+
+        var first = (RedisResult[])(await RedisScripts.EvaluateAsync(Db, _scripts.Reserve, Keys("a", "b", "c"),
+            Args("0", (2, "o-a"), (1, "o-b"), (1, "o-c"))))!;
+        Assert.Equal([1L, 1L, 0L], first.Select(r => (long)r).ToArray());
+        Assert.Equal(3, (long)await Db.StringGetAsync(RedisKeys.UserUnits(sku, 0, "u")));
+
+        var replay = (RedisResult[])(await RedisScripts.EvaluateAsync(Db, _scripts.Reserve, Keys("a", "zzz"),
+            Args("1", (2, "o-new"), (1, "o-z"))))!;
+        Assert.Equal("o-a|2|R|-1|1000", (string?)replay[0]);
+        Assert.Equal(3, (long)replay[1]);
+        Assert.Equal(3, (long)await Db.StringGetAsync(RedisKeys.UserUnits(sku, 0, "u")));
+    }
+
+    [Fact]
+    public void Every_key_of_a_bucket_and_of_a_quota_shard_shares_one_hash_slot()
+    {
+                var sku = "slot-check";
+        var bucketSlots = new[]
+        {
+            RedisKeys.Stock(sku, 7), RedisKeys.Log(sku, 7), RedisKeys.OrderMarker(sku, 7, "o"), RedisKeys.Transfer(sku, 7, "v2"),
+        }.Select(k => KeySlot.Of(k!)).Distinct().ToArray();
+        Assert.Single(bucketSlots);
+        var quotaSlots = new[]
+        {
+            RedisKeys.UserUnits(sku, 3, "u"), RedisKeys.Request(sku, 3, "u", "r"), RedisKeys.Request(sku, 3, "other", "x"),
+        }.Select(k => KeySlot.Of(k!)).Distinct().ToArray();
+        Assert.Single(quotaSlots);
+        // Buckets of one SKU are spread over slots (and so over the masters of a Redis Cluster).
+        var spread = Enumerable.Range(0, 16).Select(i => KeySlot.Of(RedisKeys.Stock(sku, i)!)).Distinct().Count();
+        Assert.True(spread > 8, $"only {spread} distinct slots for 16 buckets");
+    }
+}
+
+public sealed class KeySlotTests
+{
+    [Theory]
+    [InlineData("123456789", 12739)] // the CRC16/XMODEM check value 0x31C3
+    [InlineData("{user1000}.following", 3443)]
+    [InlineData("user1000", 3443)]
+    public void Matches_the_Redis_Cluster_specification(string key, int slot) => Assert.Equal(slot, KeySlot.Of(key));
+}

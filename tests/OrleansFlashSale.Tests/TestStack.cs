@@ -1,0 +1,41 @@
+using MySqlConnector;
+
+namespace OrleansFlashSale.Tests;
+
+/// <summary>
+/// The real services the suite runs against, read from the variables `./flashsale env` prints. Tests never mock
+/// Redis, MariaDB or NATS.
+/// </summary>
+public static class TestStack
+{
+    public static string Redis => $"{Require("FLASHSALE_REDIS")},password={Require("FLASHSALE_REDIS_PASSWORD")}";
+
+    /// <summary>For the tests' own connection: admin commands such as SCRIPT FLUSH.</summary>
+    public static string RedisAdmin => Redis + ",allowAdmin=true";
+
+    public static string MySql => new MySqlConnectionStringBuilder
+    {
+        Server = Require("FLASHSALE_MYSQL_HOST"),
+        Port = uint.Parse(Require("FLASHSALE_MYSQL_PORT"), System.Globalization.CultureInfo.InvariantCulture),
+        Database = Require("FLASHSALE_MYSQL_DATABASE"),
+        UserID = Require("FLASHSALE_MYSQL_USER"),
+        Password = Require("FLASHSALE_MYSQL_PASSWORD"),
+    }.ConnectionString;
+
+    public const string AdminToken = "test-admin-token-0123456789";
+
+    /// <summary>Configuration a silo of the test clusters gets, as the real silo would from appsettings and env.</summary>
+    public static Dictionary<string, string?> SiloConfiguration() => new()
+    {
+        ["FlashSale:Redis:ConnectionString"] = Redis,
+        ["FlashSale:MySql:ConnectionString"] = MySql,
+        ["FlashSale:Gateway:AdminToken"] = AdminToken,
+    };
+
+    private static string Require(string name) =>
+        Environment.GetEnvironmentVariable(name) is { Length: > 0 } value
+            ? value
+            : throw new InvalidOperationException(
+                $"{name} is not set. Run the suite with ./flashsale test (it starts Redis, MariaDB and NATS), " +
+                "or eval \"$(./flashsale env)\" after ./flashsale up.");
+}
