@@ -52,6 +52,7 @@ public class ClusterFixture : IAsyncLifetime
             silo.UseFlashSaleRedisClustering(configuration);
             silo.AddFlashSale(configuration);
             silo.Services.AddSingleton<TimeProvider>(Time);
+            ConfigureSilo(silo);
         });
         builder.ConfigureClient(client => client.UseRedisClustering(o =>
         {
@@ -60,6 +61,10 @@ public class ClusterFixture : IAsyncLifetime
         Cluster = builder.Build();
         await Cluster.DeployAsync();
         await StartGatewayAsync(configuration);
+    }
+
+    protected virtual void ConfigureSilo(ISiloBuilder silo)
+    {
     }
 
     public async Task DisposeAsync()

@@ -1,0 +1,88 @@
+using System.Diagnostics;
+using Orleans.Configuration;
+
+namespace OrleansFlashSale.Tests;
+
+/// <summary>Three silos with quick failure detection, so a killed silo is declared dead within seconds.</summary>
+public sealed class SiloFailureFixture : ClusterFixture
+{
+    protected override short Silos => 3;
+
+    protected override void ConfigureSilo(ISiloBuilder silo) =>
+        silo.Configure<ClusterMembershipOptions>(o =>
+        {
+            o.ProbeTimeout = TimeSpan.FromSeconds(1);
+            o.NumMissedProbesLimit = 2;
+            o.NumVotesForDeathDeclaration = 1;
+            o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(2);
+        });
+}
+
+[CollectionDefinition(Name)]
+public sealed class SiloFailureCollection : ICollectionFixture<SiloFailureFixture>
+{
+    public const string Name = "silo-failure";
+}
+
+[Collection(SiloFailureCollection.Name)]
+public sealed class SiloFailureTests(SiloFailureFixture fixture)
+{
+    /// <summary>
+    /// A silo is killed (no graceful shutdown) while 20,000 purchases run. Buyers whose call failed retry the same
+    /// request id, as a real client would, until they get a definite answer.
+    /// </summary>
+    [Fact]
+    public async Task Killing_a_silo_mid_sale_neither_oversells_nor_strands_stock()
+    {
+        var sale = await fixture.CreateSaleAsync("kill", stock: 1000, buckets: 8, perUserLimit: 2);
+        var history = new SaleHistory();
+        var answered = 0;
+        var retries = 0;
+        var requests = Enumerable.Range(0, 20_000).Select(j => (User: $"u{j % 5000}", Request: $"r{j}")).ToArray();
+        var killed = new TaskCompletionSource();
+
+        async Task BuyUntilDefiniteAsync((string User, string Request) r)
+        {
+            var deadline = Stopwatch.StartNew();
+            while (true)
+            {
+                try
+                {
+                    var result = await fixture.BuyAsync(sale, r.User, r.Request);
+                    if (result.Outcome != PurchaseOutcome.Unavailable)
+                    {
+                        history.Record(r.User, r.Request, result);
+                        break;
+                    }
+                }
+                catch (Exception) when (deadline.Elapsed < TimeSpan.FromSeconds(120))
+                {
+                    // The call died with the silo: the outcome is unknown, so replay the same request.
+                }
+
+                Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(120), $"no definite answer for {r} within 120 s");
+                Interlocked.Increment(ref retries);
+                await Task.Delay(100);
+            }
+
+            if (Interlocked.Increment(ref answered) == 3000)
+            {
+                killed.TrySetResult();
+            }
+        }
+
+        var load = Task.WhenAll(requests.Select(BuyUntilDefiniteAsync));
+        await killed.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        var victim = fixture.Cluster.Silos[^1];
+        await fixture.Cluster.KillSiloAsync(victim);
+        await load;
+
+        Assert.True(retries > 0, "the kill should have interrupted some purchases");
+        Assert.Equal(0, history.ReplayMismatches);
+        Assert.Equal(0, history.UsersAbove(2));
+        // Every unit Redis deducted belongs to an acknowledged order, and the sale was bought out.
+        Assert.Equal(new long[8], await fixture.RedisStockAsync(sale.Sku, 8));
+        Assert.Equal(1000, history.AcknowledgedUnits);
+        Assert.Equal(1000, history.DistinctOrderIds);
+    }
+}
