@@ -44,6 +44,7 @@ public sealed class SiloFailureTests(SiloFailureFixture fixture)
         async Task BuyUntilDefiniteAsync((string User, string Request) r)
         {
             var deadline = Stopwatch.StartNew();
+            var backoff = TimeSpan.FromMilliseconds(50);
             while (true)
             {
                 try
@@ -62,7 +63,10 @@ public sealed class SiloFailureTests(SiloFailureFixture fixture)
 
                 Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(120), $"no definite answer for {r} within 120 s");
                 Interlocked.Increment(ref retries);
-                await Task.Delay(100);
+                // Back off as a polite client does, so retries do not starve the membership probes that must
+                // declare the dead silo.
+                await Task.Delay(backoff);
+                backoff = TimeSpan.FromMilliseconds(Math.Min(2000, backoff.TotalMilliseconds * 2));
             }
 
             if (Interlocked.Increment(ref answered) == 3000)
@@ -71,7 +75,16 @@ public sealed class SiloFailureTests(SiloFailureFixture fixture)
             }
         }
 
-        var load = Task.WhenAll(requests.Select(BuyUntilDefiniteAsync));
+        // 512 buyers at a time, each working through its share of the 20,000 requests.
+        var next = -1;
+        var load = Task.WhenAll(Enumerable.Range(0, 512).Select(async _ =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < requests.Length)
+            {
+                await BuyUntilDefiniteAsync(requests[i]);
+            }
+        }));
         await killed.Task.WaitAsync(TimeSpan.FromSeconds(60));
         var victim = fixture.Cluster.Silos[^1];
         await fixture.Cluster.KillSiloAsync(victim);
