@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using OrleansFlashSale.Client.Api;
 using OrleansFlashSale.Grains;
+using OrleansFlashSale.Grains.Messaging;
 
 namespace OrleansFlashSale.Tests;
 
@@ -46,6 +47,50 @@ public sealed class OptionsValidationTests
         Assert.Contains("FlashSale:Gateway:AdminToken must be set", message);
     }
 
+    private static void AddMessaging(IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddSingleton<ITransactionChecker, NoChecker>();
+        services.AddFlashSaleMessaging(configuration);
+    }
+
+    [Fact]
+    public async Task Missing_nats_url_is_named()
+    {
+        var message = await StartFailureAsync(new(), AddMessaging);
+        Assert.Contains("FlashSale:Nats:Url is required", message);
+    }
+
+    [Fact]
+    public async Task Duplicate_window_shorter_than_the_check_back_delay_is_named()
+    {
+        var message = await StartFailureAsync(new()
+        {
+            ["FlashSale:Nats:Url"] = "nats://127.0.0.1:1",
+            ["FlashSale:Nats:TransactionTimeout"] = "00:00:06",
+            ["FlashSale:Nats:CheckInterval"] = "00:00:30",
+            ["FlashSale:Nats:DuplicateWindow"] = "00:00:20",
+        }, AddMessaging);
+        Assert.Contains("FlashSale:Nats:DuplicateWindow (00:00:20) must be longer than TransactionTimeout + CheckInterval (00:00:36", message);
+    }
+
+    [Fact]
+    public async Task Stream_prefix_that_is_not_one_subject_token_is_named()
+    {
+        var message = await StartFailureAsync(new()
+        {
+            ["FlashSale:Nats:Url"] = "nats://127.0.0.1:1",
+            ["FlashSale:Nats:StreamPrefix"] = "FLASH.SALE",
+        }, AddMessaging);
+        Assert.Contains("FlashSale:Nats:StreamPrefix must be", message);
+    }
+
+    [Fact]
+    public void Default_nats_timings_are_valid()
+    {
+        var result = new JetStreamOptionsValidator().Validate(null, new JetStreamOptions { Url = "nats://127.0.0.1:4222" });
+        Assert.True(result.Succeeded, result.FailureMessage);
+    }
+
     [Fact]
     public void Options_never_print_secrets()
     {
@@ -55,5 +100,13 @@ public sealed class OptionsValidationTests
         Assert.DoesNotContain("hunter2", redis.ToString());
         Assert.DoesNotContain("hunter2", mysql.ToString());
         Assert.DoesNotContain("hunter2", gateway.ToString());
+        var nats = new JetStreamOptions { Url = "nats://app:hunter2secret@127.0.0.1:4222,nats://127.0.0.1:4223" };
+        Assert.DoesNotContain("hunter2", nats.ToString());
+        Assert.Contains("127.0.0.1:4223", nats.ToString());
+    }
+
+    private sealed class NoChecker : ITransactionChecker
+    {
+        public Task<TransactionCheckResult> CheckAsync(HalfMessage half, CancellationToken ct) => Task.FromResult(TransactionCheckResult.Unknown);
     }
 }

@@ -22,6 +22,9 @@ public static class TestStack
         Password = Require("FLASHSALE_MYSQL_PASSWORD"),
     }.ConnectionString;
 
+    /// <summary>The NATS JetStream server, e.g. <c>nats://127.0.0.1:14222</c>.</summary>
+    public static string Nats => Require("FLASHSALE_NATS_URL");
+
     public const string AdminToken = "test-admin-token-0123456789";
 
     /// <summary>Configuration a silo of the test clusters gets, as the real silo would from appsettings and env.</summary>

@@ -1,0 +1,20 @@
+namespace OrleansFlashSale.Grains.Messaging;
+
+/// <summary>
+/// Answers the check-back for a half message whose producer neither committed nor rolled back in time (RocketMQ's
+/// <c>checkLocalTransaction</c>). The answer must come from the local transaction's own durable record:
+/// <list type="bullet">
+/// <item>Answer <see cref="TransactionState.Rollback"/> only when the local transaction can no longer commit; a
+/// producer that is merely slow may still commit after this answer, and its messages would then be published with no
+/// half message left.</item>
+/// <item>For <see cref="TransactionState.Commit"/>, return the same messages with the same message ids the producer
+/// would have committed, so the broker can drop the copies both of them publish.</item>
+/// <item>Answer <see cref="TransactionState.Unknown"/> (or throw) while undecided; the check is repeated.</item>
+/// </list>
+/// Checks may run in several processes at once and a half message may be checked again after an answer was acted on,
+/// so the answer must not depend on being asked once.
+/// </summary>
+public interface ITransactionChecker
+{
+    Task<TransactionCheckResult> CheckAsync(HalfMessage half, CancellationToken ct);
+}

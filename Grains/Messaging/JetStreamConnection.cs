@@ -1,0 +1,75 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+
+namespace OrleansFlashSale.Grains.Messaging;
+
+/// <summary>
+/// The one NATS connection of the process (it multiplexes every publisher and consumer), its JetStream context, and
+/// the streams, created on first use.
+/// </summary>
+public sealed class JetStreamConnection : IAsyncDisposable
+{
+    private readonly NatsConnection _connection;
+    private readonly SemaphoreSlim _streamsLock = new(1, 1);
+    private volatile bool _streamsReady;
+
+    public JetStreamConnection(IOptions<JetStreamOptions> options, ILoggerFactory loggerFactory)
+    {
+        Options = options.Value;
+        Topology = new JetStreamTopology(Options.StreamPrefix);
+        _connection = new NatsConnection(new NatsOpts
+        {
+            Url = Options.Url,
+            Name = "orleans-flashsale",
+            LoggerFactory = loggerFactory,
+        });
+        JetStream = new NatsJSContext(_connection);
+    }
+
+    public JetStreamOptions Options { get; }
+
+    public JetStreamTopology Topology { get; }
+
+    public INatsConnection Connection => _connection;
+
+    public INatsJSContext JetStream { get; }
+
+    /// <summary>
+    /// Creates the streams, or updates them to the configured settings, once per process; a failure is retried by the
+    /// next call. Idempotent, and safe when several processes start at once.
+    /// </summary>
+    public async ValueTask EnsureStreamsAsync(CancellationToken ct)
+    {
+        if (_streamsReady)
+        {
+            return;
+        }
+
+        await _streamsLock.WaitAsync(ct);
+        try
+        {
+            if (!_streamsReady)
+            {
+                foreach (var stream in Topology.Streams(Options))
+                {
+                    // Create-or-update rather than create: create fails on a stream whose settings changed (error 10058).
+                    await JetStream.CreateOrUpdateStreamAsync(stream, ct);
+                }
+
+                _streamsReady = true;
+            }
+        }
+        finally
+        {
+            _streamsLock.Release();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _connection.DisposeAsync();
+        _streamsLock.Dispose();
+    }
+}

@@ -1,0 +1,105 @@
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Options;
+
+namespace OrleansFlashSale.Grains.Messaging;
+
+/// <summary>NATS JetStream transport of the transactional messages. The timings mirror RocketMQ's broker settings.</summary>
+public sealed class JetStreamOptions
+{
+    public const string Section = "FlashSale:Nats";
+
+    /// <summary>Server URL(s), comma-separated, e.g. <c>nats://127.0.0.1:14222</c>.</summary>
+    public string Url { get; set; } = "";
+
+    /// <summary>First token of every subject and stream name, so that environments can share one server.</summary>
+    public string StreamPrefix { get; set; } = "FLASHSALE";
+
+    /// <summary>Replicas of each stream (1 on a single server).</summary>
+    public int Replicas { get; set; } = 1;
+
+    /// <summary>How long a half message may stay unresolved before it is checked back (RocketMQ <c>transactionTimeOut</c>).</summary>
+    public TimeSpan TransactionTimeout { get; set; } = TimeSpan.FromSeconds(6);
+
+    /// <summary>Delay between two checks of one half message (RocketMQ <c>transactionCheckInterval</c>).</summary>
+    public TimeSpan CheckInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Checks before an undecided half message is moved to the CHECKMAX stream (RocketMQ <c>transactionCheckMax</c>).</summary>
+    public int MaxChecks { get; set; } = 15;
+
+    /// <summary>How long JetStream remembers message ids to drop duplicates; see <see cref="LongestCheckBackDelay"/>.</summary>
+    public TimeSpan DuplicateWindow { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// The longest time between a producer's own commit and the check-back publishing the same messages again, when
+    /// the producer stopped before removing its half message: the checker answers Commit at the first check after the
+    /// local transaction committed, which is at most one timeout (first check) or one interval (later checks) away.
+    /// The duplicate window must be longer, or the second copy is stored.
+    /// </summary>
+    public TimeSpan LongestCheckBackDelay => TransactionTimeout + CheckInterval;
+
+    /// <summary>Without any password or token that the URL may carry.</summary>
+    public override string ToString() => $"NATS {RedactedUrl(Url)} prefix {StreamPrefix}";
+
+    internal static string RedactedUrl(string url) =>
+        string.Join(",", url.Split(',', StringSplitOptions.TrimEntries).Select(part =>
+            Uri.TryCreate(part, UriKind.Absolute, out var uri) && uri.UserInfo.Length > 0
+                ? new UriBuilder(uri) { UserName = "***", Password = "" }.Uri.ToString().TrimEnd('/')
+                : part));
+}
+
+public sealed partial class JetStreamOptionsValidator : IValidateOptions<JetStreamOptions>
+{
+    private static readonly string[] Schemes = ["nats", "tls", "ws", "wss"];
+
+    public ValidateOptionsResult Validate(string? name, JetStreamOptions options)
+    {
+        const string S = JetStreamOptions.Section;
+        var errors = new List<string>();
+        if (string.IsNullOrWhiteSpace(options.Url))
+        {
+            errors.Add($"{S}:Url is required (e.g. nats://127.0.0.1:14222).");
+        }
+        else if (options.Url.Split(',', StringSplitOptions.TrimEntries)
+                 .Any(u => !Uri.TryCreate(u, UriKind.Absolute, out var uri) || !Schemes.Contains(uri.Scheme) || uri.Host.Length == 0))
+        {
+            errors.Add($"{S}:Url must be one or more comma-separated nats://, tls://, ws:// or wss:// URLs, got '{JetStreamOptions.RedactedUrl(options.Url)}'.");
+        }
+
+        if (options.StreamPrefix is null || !PrefixPattern().IsMatch(options.StreamPrefix))
+        {
+            errors.Add($"{S}:StreamPrefix must be 1 to 32 letters, digits, '_' or '-' (it is a subject token and part of stream names), got '{options.StreamPrefix}'.");
+        }
+
+        if (options.Replicas is < 1 or > 5)
+        {
+            errors.Add($"{S}:Replicas must be between 1 and 5.");
+        }
+
+        CheckSpan(errors, "TransactionTimeout", options.TransactionTimeout);
+        CheckSpan(errors, "CheckInterval", options.CheckInterval);
+        if (options.MaxChecks is < 1 or > 1000)
+        {
+            errors.Add($"{S}:MaxChecks must be between 1 and 1000.");
+        }
+
+        if (options.DuplicateWindow <= options.LongestCheckBackDelay || options.DuplicateWindow > TimeSpan.FromDays(1))
+        {
+            errors.Add($"{S}:DuplicateWindow ({options.DuplicateWindow}) must be longer than TransactionTimeout + CheckInterval " +
+                       $"({options.LongestCheckBackDelay}, the longest check-back delay) and at most 1 day; otherwise a message " +
+                       "committed by both the producer and the check-back is stored twice.");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void CheckSpan(List<string> errors, string key, TimeSpan value)
+    {
+        if (value < TimeSpan.FromMilliseconds(50) || value > TimeSpan.FromHours(1))
+        {
+            errors.Add($"{JetStreamOptions.Section}:{key} must be between 50 ms and 1 hour, got {value}.");
+        }
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9_-]{1,32}$")]
+    private static partial Regex PrefixPattern();
+}
