@@ -11,6 +11,9 @@ public sealed class FlashSaleMetrics
     private readonly Histogram<int> _deductBatch;
     private readonly Histogram<double> _deductLatency;
     private readonly Counter<long> _redisFailures;
+    private readonly Histogram<int> _orderGroupSize;
+    private readonly Histogram<double> _orderGroupLatency;
+    private readonly Counter<long> _orderTransactions;
 
     public FlashSaleMetrics(IMeterFactory meterFactory)
     {
@@ -19,6 +22,9 @@ public sealed class FlashSaleMetrics
         _deductBatch = meter.CreateHistogram<int>("flashsale.deduct.batch_size", description: "Purchases per bucket script call.");
         _deductLatency = meter.CreateHistogram<double>("flashsale.deduct.duration", unit: "ms", description: "Duration of one bucket script call.");
         _redisFailures = meter.CreateCounter<long>("flashsale.redis.failures", description: "Redis calls that failed or timed out, by script.");
+        _orderGroupSize = meter.CreateHistogram<int>("flashsale.orders.group_size", description: "Orders offered per MySQL group transaction.");
+        _orderGroupLatency = meter.CreateHistogram<double>("flashsale.orders.group_duration", unit: "ms", description: "Duration of one MySQL group commit, retries included.");
+        _orderTransactions = meter.CreateCounter<long>("flashsale.orders.transactions", description: "MySQL group transaction attempts, by flavour and outcome.");
     }
 
     public void Purchase(PurchaseOutcome outcome) =>
@@ -32,4 +38,34 @@ public sealed class FlashSaleMetrics
 
     public void RedisFailure(string script) =>
         _redisFailures.Add(1, new KeyValuePair<string, object?>("script", script));
+
+    /// <summary>A group commit that ended (committed or not), with its size and its duration including retries.</summary>
+    public void OrderGroup(int size, double milliseconds)
+    {
+        _orderGroupSize.Record(size);
+        _orderGroupLatency.Record(milliseconds);
+    }
+
+    /// <summary>One transaction attempt of a group; <paramref name="outcome"/> is one of <see cref="OrderTransactionOutcome"/>.</summary>
+    public void OrderTransaction(string flavor, string outcome) =>
+        _orderTransactions.Add(1, new KeyValuePair<string, object?>("flavor", flavor), new KeyValuePair<string, object?>("outcome", outcome));
+}
+
+/// <summary>The <c>outcome</c> tag of <c>flashsale.orders.transactions</c>.</summary>
+public static class OrderTransactionOutcome
+{
+    /// <summary>Committed and took stock.</summary>
+    public const string Committed = "committed";
+
+    /// <summary>Every order of the group was already stored; nothing to commit.</summary>
+    public const string Duplicate = "duplicate";
+
+    /// <summary>Rolled back: MySQL has less stock than the group takes.</summary>
+    public const string Drift = "drift";
+
+    /// <summary>Failed with a deadlock, lock wait timeout or lost connection, and is tried again.</summary>
+    public const string Retried = "retried";
+
+    /// <summary>Failed for good.</summary>
+    public const string Failed = "failed";
 }
