@@ -65,9 +65,19 @@ public sealed partial class MySqlOrderStore
     /// available stock, all in one transaction. Orders already stored are skipped and take nothing.
     /// </summary>
     /// <exception cref="InventoryDriftException">MySQL has less stock than the new orders take; nothing was stored.</exception>
-    /// <exception cref="ArgumentException">A record the schema would refuse, or of another SKU; nothing was sent.</exception>
+    /// <exception cref="ArgumentException">
+    /// A record the schema would refuse or of another SKU, or more than <see cref="OrderStoreOptions.MaxGroupSize"/>
+    /// records; nothing was sent.
+    /// </exception>
     public async Task<GroupCommitResult> CommitGroupAsync(string sku, IReadOnlyList<DeductionRecord> group, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(group);
+        if (group.Count > _options.MaxGroupSize)
+        {
+            throw new ArgumentException(
+                $"A group holds at most {_options.MaxGroupSize} records ({OrderStoreOptions.Section}:MaxGroupSize); this one has {group.Count}.", nameof(group));
+        }
+
         // Validates every record before anything is sent.
         var plan = _sql.Build(sku, group, NewBatchId());
         var started = Stopwatch.GetTimestamp();
