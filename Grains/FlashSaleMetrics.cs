@@ -15,6 +15,9 @@ public sealed class FlashSaleMetrics
     private readonly Counter<long> _transactionChecks;
     private readonly Counter<long> _transactionCheckMax;
     private readonly Counter<long> _natsFailures;
+    private readonly Histogram<int> _orderGroupSize;
+    private readonly Histogram<double> _orderGroupLatency;
+    private readonly Counter<long> _orderTransactions;
 
     public FlashSaleMetrics(IMeterFactory meterFactory)
     {
@@ -27,6 +30,9 @@ public sealed class FlashSaleMetrics
         _transactionChecks = meter.CreateCounter<long>("flashsale.tx.checks", description: "Check-back answers, by state (commit, rollback, unknown, failed).");
         _transactionCheckMax = meter.CreateCounter<long>("flashsale.tx.check_max", description: "Half messages still undecided after the last check, moved to the CHECKMAX stream, by reason.");
         _natsFailures = meter.CreateCounter<long>("flashsale.nats.failures", description: "NATS calls that failed, by operation.");
+        _orderGroupSize = meter.CreateHistogram<int>("flashsale.orders.group_size", description: "Orders offered per MySQL group transaction.");
+        _orderGroupLatency = meter.CreateHistogram<double>("flashsale.orders.group_duration", unit: "ms", description: "Duration of one MySQL group commit, retries included.");
+        _orderTransactions = meter.CreateCounter<long>("flashsale.orders.transactions", description: "MySQL group transaction attempts, by flavour and outcome.");
     }
 
     public void Purchase(PurchaseOutcome outcome) =>
@@ -57,4 +63,33 @@ public sealed class FlashSaleMetrics
     /// <param name="operation">A fixed operation name such as <c>send-half</c>, never an id.</param>
     public void NatsFailure(string operation) =>
         _natsFailures.Add(1, new KeyValuePair<string, object?>("operation", operation));
+    /// <summary>A group commit that ended (committed or not), with its size and its duration including retries.</summary>
+    public void OrderGroup(int size, double milliseconds)
+    {
+        _orderGroupSize.Record(size);
+        _orderGroupLatency.Record(milliseconds);
+    }
+
+    /// <summary>One transaction attempt of a group; <paramref name="outcome"/> is one of <see cref="OrderTransactionOutcome"/>.</summary>
+    public void OrderTransaction(string flavor, string outcome) =>
+        _orderTransactions.Add(1, new KeyValuePair<string, object?>("flavor", flavor), new KeyValuePair<string, object?>("outcome", outcome));
+}
+
+/// <summary>The <c>outcome</c> tag of <c>flashsale.orders.transactions</c>.</summary>
+public static class OrderTransactionOutcome
+{
+    /// <summary>Committed and took stock.</summary>
+    public const string Committed = "committed";
+
+    /// <summary>Every order of the group was already stored; nothing to commit.</summary>
+    public const string Duplicate = "duplicate";
+
+    /// <summary>Rolled back: MySQL has less stock than the group takes.</summary>
+    public const string Drift = "drift";
+
+    /// <summary>Failed with a deadlock, lock wait timeout or lost connection, and is tried again.</summary>
+    public const string Retried = "retried";
+
+    /// <summary>Failed for good.</summary>
+    public const string Failed = "failed";
 }

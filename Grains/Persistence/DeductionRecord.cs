@@ -1,0 +1,37 @@
+namespace OrleansFlashSale.Grains.Persistence;
+
+/// <summary>
+/// One deduction Redis accepted, on its way to MySQL. <see cref="OrderId"/> is the idempotency key: a record that
+/// is delivered again is ignored by the store.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("flashsale.DeductionRecord")]
+public sealed record DeductionRecord(
+    [property: Id(0)] string OrderId,
+    [property: Id(1)] string RequestId,
+    [property: Id(2)] string Sku,
+    [property: Id(3)] string UserId,
+    [property: Id(4)] int Quantity,
+    [property: Id(5)] int Bucket,
+    [property: Id(6)] long CommittedAtMs);
+
+/// <summary>What one group transaction did.</summary>
+/// <param name="Offered">Records in the group, duplicates included.</param>
+/// <param name="Inserted">Order rows this transaction inserted; the rest were already stored (redelivery).</param>
+/// <param name="Units">Units taken from <c>inventory.available_stock</c>: the quantity of the inserted rows.</param>
+public sealed record GroupCommitResult(int Offered, int Inserted, long Units);
+
+/// <summary>Values of <c>orders.status</c>; the schema refuses any other.</summary>
+public static class OrderRowStatus
+{
+    public const string PendingPayment = "pending_payment";
+    public const string Paid = "paid";
+    public const string Cancelled = "cancelled";
+    public const string Expired = "expired";
+}
+
+/// <summary>Values of <c>inventory_log.reason</c>.</summary>
+public static class InventoryLogReason
+{
+    public const string Deduct = "deduct";
+    public const string Return = "return";
+}

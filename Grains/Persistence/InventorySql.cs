@@ -1,0 +1,192 @@
+using System.Globalization;
+using System.Text;
+
+namespace OrleansFlashSale.Grains.Persistence;
+
+/// <summary>
+/// The SQL of one group transaction: every statement in the order it is sent, and the values it binds. Values are
+/// always parameters; the text only ever holds parameter names. Plain data, so both flavours can be checked without
+/// a server that knows them.
+/// </summary>
+public sealed class GroupSql
+{
+    internal GroupSql(string sku, string batchId, int offered, IReadOnlyList<string> stage, string deduct, string? commit,
+        IReadOnlyList<KeyValuePair<string, object>> parameters)
+    {
+        Sku = sku;
+        BatchId = batchId;
+        Offered = offered;
+        StageStatements = stage;
+        DeductStatement = deduct;
+        CommitStatement = commit;
+        Parameters = parameters;
+    }
+
+    public string Sku { get; }
+
+    /// <summary>Written to <c>orders.commit_batch</c> of every row this transaction inserts.</summary>
+    public string BatchId { get; }
+
+    public int Offered { get; }
+
+    /// <summary>
+    /// Sent together as the first round trip: begin the transaction, insert the orders, sum what was inserted
+    /// (the one result set) and log it.
+    /// </summary>
+    public IReadOnlyList<string> StageStatements { get; }
+
+    /// <summary>The guarded stock UPDATE; binds <see cref="InventorySql.UnitsParameter"/> on top of <see cref="Parameters"/>.</summary>
+    public string DeductStatement { get; }
+
+    /// <summary>COMMIT, or null when <see cref="DeductStatement"/> commits by hint (AliSQL).</summary>
+    public string? CommitStatement { get; }
+
+    /// <summary>The values bound to <see cref="StageStatements"/> and <see cref="DeductStatement"/>.</summary>
+    public IReadOnlyList<KeyValuePair<string, object>> Parameters { get; }
+
+    /// <summary>Every statement of a transaction that commits, in the order it is sent.</summary>
+    public IReadOnlyList<string> Statements =>
+        [.. StageStatements, DeductStatement, .. CommitStatement is null ? Array.Empty<string>() : [CommitStatement]];
+}
+
+/// <summary>
+/// Builds the SQL of a group: one transaction per group of orders of one SKU, as in AliSQL's Inventory Hint.
+/// </summary>
+/// <remarks>
+/// The transaction runs at READ COMMITTED: the INSERT ... SELECT of the log then locks only the rows it reads (this
+/// group's) instead of gaps of the commit_batch index that concurrent groups of other SKUs insert into.
+/// </remarks>
+public sealed class InventorySql
+{
+    /// <summary>The AliSQL Inventory Hint, placed right after UPDATE as the server requires.</summary>
+    public const string InventoryHint = "/*+ COMMIT_ON_SUCCESS ROLLBACK_ON_FAIL TARGET_AFFECT_ROW(1) */";
+
+    public const string UnitsParameter = "@units";
+
+    public const string Rollback = "ROLLBACK";
+
+    public const string Commit = "COMMIT";
+
+    /// <summary>Creates the SKU's row with all of its stock available; an existing row is left as it is.</summary>
+    public const string EnsureInventory =
+        "INSERT IGNORE INTO inventory (sku, total_stock, available_stock) VALUES (@sku, @total, @total)";
+
+    /// <summary>Read after a failed deduction, to tell drift from other failures.</summary>
+    public const string ReadAvailable = "SELECT available_stock FROM inventory WHERE sku = @sku";
+
+    private const int MaxTextLength = 64;
+
+    // Per-row parameter names carry the row index; these are the shared ones.
+    private const string Sku = "@sku";
+    private const string Batch = "@batch";
+    private const string Status = "@status";
+    private const string Reason = "@reason";
+
+    public InventorySql(OrderStoreFlavor flavor)
+    {
+        Flavor = flavor;
+    }
+
+    public OrderStoreFlavor Flavor { get; }
+
+    /// <summary>The SQL of one group transaction. Throws <see cref="ArgumentException"/> for a record the schema would refuse.</summary>
+    public GroupSql Build(string sku, IReadOnlyList<DeductionRecord> group, string batchId)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        CheckText(sku, nameof(sku));
+        if (group.Count == 0)
+        {
+            throw new ArgumentException("A group needs at least one record.", nameof(group));
+        }
+
+        if (batchId is not { Length: 32 })
+        {
+            throw new ArgumentException("A batch id is 32 characters (orders.commit_batch).", nameof(batchId));
+        }
+
+        var parameters = new List<KeyValuePair<string, object>>(group.Count * 6 + 4)
+        {
+            new(Sku, sku),
+            new(Batch, batchId),
+            new(Status, OrderRowStatus.PendingPayment),
+            new(Reason, InventoryLogReason.Deduct),
+        };
+        var insert = new StringBuilder(160 + group.Count * 64);
+        insert.Append("INSERT IGNORE INTO orders (order_id, request_id, sku, user_id, quantity, bucket, status, commit_batch, committed_at_ms) VALUES");
+        for (var i = 0; i < group.Count; i++)
+        {
+            var record = group[i];
+            Check(record, sku);
+            var n = i.ToString(CultureInfo.InvariantCulture);
+            insert.Append(i == 0 ? "\n" : ",\n")
+                .Append("(@o").Append(n).Append(", @r").Append(n).Append(", ").Append(Sku).Append(", @u").Append(n)
+                .Append(", @q").Append(n).Append(", @b").Append(n).Append(", ").Append(Status).Append(", ").Append(Batch)
+                .Append(", @t").Append(n).Append(')');
+            parameters.Add(new("@o" + n, record.OrderId));
+            parameters.Add(new("@r" + n, record.RequestId));
+            parameters.Add(new("@u" + n, record.UserId));
+            parameters.Add(new("@q" + n, record.Quantity));
+            parameters.Add(new("@b" + n, record.Bucket));
+            parameters.Add(new("@t" + n, record.CommittedAtMs));
+        }
+
+        string[] stage =
+        [
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            // Explicit: the AliSQL hint is refused in autocommit mode, and MariaDB needs it for the group anyway.
+            "START TRANSACTION",
+            insert.ToString(),
+            // Only rows inserted now carry this batch id: duplicates kept the id of the group that first stored them.
+            $"SELECT COALESCE(SUM(quantity), 0), COUNT(*) FROM orders WHERE commit_batch = {Batch}",
+            $"INSERT IGNORE INTO inventory_log (sku, order_id, delta, reason) SELECT sku, order_id, -quantity, {Reason} FROM orders WHERE commit_batch = {Batch}",
+        ];
+        return Flavor == OrderStoreFlavor.AliSql
+            ? new GroupSql(sku, batchId, group.Count, stage, Deduct(InventoryHint + " "), null, parameters)
+            : new GroupSql(sku, batchId, group.Count, stage, Deduct(""), Commit, parameters);
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> for a record the schema would refuse.</summary>
+    /// <remarks>
+    /// INSERT IGNORE also turns a too-long value into a silent truncation; checking here leaves it only duplicate
+    /// keys to ignore.
+    /// </remarks>
+    public static void Check(DeductionRecord record, string? sku = null)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        CheckText(record.OrderId, nameof(record.OrderId));
+        CheckText(record.RequestId, nameof(record.RequestId));
+        CheckText(record.Sku, nameof(record.Sku));
+        CheckText(record.UserId, nameof(record.UserId));
+        if (sku is not null && !string.Equals(record.Sku, sku, StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"Order '{record.OrderId}' is for SKU '{record.Sku}', not '{sku}': a group holds one SKU.", nameof(record));
+        }
+
+        if (record.Quantity < 1)
+        {
+            throw new ArgumentException($"Order '{record.OrderId}' has quantity {record.Quantity}; it must be at least 1.", nameof(record));
+        }
+
+        if (record.Bucket < 0)
+        {
+            throw new ArgumentException($"Order '{record.OrderId}' has bucket {record.Bucket}; it must not be negative.", nameof(record));
+        }
+
+        if (record.CommittedAtMs < 0)
+        {
+            throw new ArgumentException($"Order '{record.OrderId}' has a negative CommittedAtMs.", nameof(record));
+        }
+    }
+
+    internal static void CheckText(string value, string name)
+    {
+        // string.Length counts UTF-16 units, never fewer than the characters VARCHAR(64) counts: safe side.
+        if (string.IsNullOrEmpty(value) || value.Length > MaxTextLength)
+        {
+            throw new ArgumentException($"{name} must be 1 to {MaxTextLength} characters.", name);
+        }
+    }
+
+    private static string Deduct(string hint) =>
+        $"UPDATE {hint}inventory SET available_stock = available_stock - {UnitsParameter} WHERE sku = {Sku} AND available_stock >= {UnitsParameter}";
+}

@@ -1,0 +1,302 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using MySqlConnector;
+
+namespace OrleansFlashSale.Grains.Persistence;
+
+/// <summary>
+/// Writes groups of deductions of one SKU to MySQL, one transaction per group (see <see cref="InventorySql"/>).
+/// Thread-safe; every call takes its own pooled connection.
+/// </summary>
+/// <remarks>
+/// A group can be committed any number of times: orders are keyed by order id and the stock moves by the quantity
+/// of the rows inserted now. That makes a retry after a lost connection safe even when the lost attempt did commit:
+/// the retry then finds every order stored and reports it as a duplicate.
+/// </remarks>
+public sealed partial class MySqlOrderStore
+{
+    /// <summary>MariaDB's ER_CONNECTION_KILLED, which MySqlErrorCode does not name.</summary>
+    private const int ConnectionKilled = 1927;
+
+    private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(20);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
+
+    private readonly OrderStoreOptions _options;
+    private readonly InventorySql _sql;
+    private readonly FlashSaleMetrics _metrics;
+    private readonly ILogger<MySqlOrderStore> _logger;
+    private readonly string _flavorTag;
+    private long _committedTransactions;
+    private long _retries;
+
+    public MySqlOrderStore(IOptions<OrderStoreOptions> options, FlashSaleMetrics metrics, ILogger<MySqlOrderStore> logger)
+    {
+        _options = options.Value;
+        _sql = new InventorySql(_options.Flavor);
+        _metrics = metrics;
+        _logger = logger;
+        _flavorTag = _options.Flavor.ToString();
+    }
+
+    public OrderStoreFlavor Flavor => _options.Flavor;
+
+    /// <summary>Group transactions that completed, including those that found every order already stored.</summary>
+    public long CommittedTransactions => Interlocked.Read(ref _committedTransactions);
+
+    /// <summary>Transaction attempts that failed with a transient error and were tried again.</summary>
+    public long Retries => Interlocked.Read(ref _retries);
+
+    /// <summary>Creates the SKU's inventory row with all of <paramref name="totalStock"/> available, unless it exists.</summary>
+    public async Task EnsureInventoryAsync(string sku, long totalStock, CancellationToken cancellationToken = default)
+    {
+        InventorySql.CheckText(sku, nameof(sku));
+        ArgumentOutOfRangeException.ThrowIfNegative(totalStock);
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = new MySqlCommand(InventorySql.EnsureInventory, connection);
+        command.Parameters.AddWithValue("@sku", sku);
+        command.Parameters.AddWithValue("@total", totalStock);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Stores <paramref name="group"/> (orders of <paramref name="sku"/>) and takes their units from the SKU's
+    /// available stock, all in one transaction. Orders already stored are skipped and take nothing.
+    /// </summary>
+    /// <exception cref="InventoryDriftException">MySQL has less stock than the new orders take; nothing was stored.</exception>
+    /// <exception cref="ArgumentException">
+    /// A record the schema would refuse or of another SKU, or more than <see cref="OrderStoreOptions.MaxGroupSize"/>
+    /// records; nothing was sent.
+    /// </exception>
+    public async Task<GroupCommitResult> CommitGroupAsync(string sku, IReadOnlyList<DeductionRecord> group, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        if (group.Count > _options.MaxGroupSize)
+        {
+            throw new ArgumentException(
+                $"A group holds at most {_options.MaxGroupSize} records ({OrderStoreOptions.Section}:MaxGroupSize); this one has {group.Count}.", nameof(group));
+        }
+
+        // Validates every record before anything is sent.
+        var plan = _sql.Build(sku, group, NewBatchId());
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    var result = await CommitOnceAsync(plan, cancellationToken);
+                    Interlocked.Increment(ref _committedTransactions);
+                    _metrics.OrderTransaction(_flavorTag, result.Inserted == 0 ? OrderTransactionOutcome.Duplicate : OrderTransactionOutcome.Committed);
+                    LogCommitted(_logger, sku, result.Offered, result.Inserted, result.Units, plan.BatchId, attempt);
+                    return result;
+                }
+                catch (Exception ex) when (attempt <= _options.MaxRetries && IsTransient(ex) && !cancellationToken.IsCancellationRequested)
+                {
+                    Interlocked.Increment(ref _retries);
+                    _metrics.OrderTransaction(_flavorTag, OrderTransactionOutcome.Retried);
+                    var delay = Backoff(attempt);
+                    LogRetrying(_logger, ex, sku, group.Count, attempt, _options.MaxRetries, (long)delay.TotalMilliseconds);
+                    await Task.Delay(delay, cancellationToken);
+                    // A fresh id: rows of the failed attempt are gone, and a committed one must not be counted again.
+                    plan = _sql.Build(sku, group, NewBatchId());
+                }
+            }
+        }
+        catch (InventoryDriftException ex)
+        {
+            _metrics.OrderTransaction(_flavorTag, OrderTransactionOutcome.Drift);
+            LogDrift(_logger, sku, group.Count, ex.Units, ex.Available);
+            throw;
+        }
+        catch (Exception ex) when (ex is not ArgumentException)
+        {
+            _metrics.OrderTransaction(_flavorTag, OrderTransactionOutcome.Failed);
+            throw;
+        }
+        finally
+        {
+            _metrics.OrderGroup(group.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+    }
+
+    /// <summary>Deadlock, lock wait timeout, or a connection that broke or could not be opened.</summary>
+    public static bool IsTransient(Exception exception) => exception switch
+    {
+        MySqlException { ErrorCode: MySqlErrorCode.LockDeadlock or MySqlErrorCode.LockWaitTimeout or MySqlErrorCode.XARBDeadlock
+            or MySqlErrorCode.UnableToConnectToHost or MySqlErrorCode.ServerShutdown } => true,
+        MySqlException { Number: ConnectionKilled } => true,
+        // The driver reports a connection lost mid-command as a MySqlException around the socket error.
+        MySqlException { InnerException: IOException or SocketException } => true,
+        IOException or SocketException => true,
+        _ => false,
+    };
+
+    private async Task<GroupCommitResult> CommitOnceAsync(GroupSql plan, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        if (_options.Flavor == OrderStoreFlavor.AliSql
+            && connection.ServerVersion.Contains("MariaDB", StringComparison.OrdinalIgnoreCase))
+        {
+            // MariaDB reads the hint as a comment: the UPDATE would leave the transaction open and nothing would commit.
+            throw new InvalidOperationException(
+                $"{OrderStoreOptions.Section}:Flavor is AliSql but the server is {connection.ServerVersion}, which ignores the Inventory Hint. Use MariaDb.");
+        }
+
+        var open = false;
+        try
+        {
+            long units;
+            int inserted;
+            await using (var stage = Command(connection, string.Join(";\n", plan.StageStatements), plan.Parameters))
+            {
+                // Set before sending: the batch starts the transaction even if a later statement of it fails.
+                open = true;
+                await using var reader = await stage.ExecuteReaderAsync(cancellationToken);
+                if (!await reader.ReadAsync(cancellationToken))
+                {
+                    throw new InvalidOperationException("The group's SUM query returned no row.");
+                }
+
+                units = Convert.ToInt64(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture);
+                inserted = Convert.ToInt32(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture);
+                // Runs the statements after the SELECT (the log insert) and surfaces their errors.
+                while (await reader.NextResultAsync(cancellationToken))
+                {
+                }
+            }
+
+            if (units == 0)
+            {
+                // Every order was already stored: nothing was written, nothing to take.
+                await ExecuteAsync(connection, InventorySql.Rollback, cancellationToken);
+                open = false;
+                return new GroupCommitResult(plan.Offered, 0, 0);
+            }
+
+            int affected;
+            await using (var deduct = Command(connection, plan.DeductStatement, plan.Parameters))
+            {
+                deduct.Parameters.AddWithValue(InventorySql.UnitsParameter, units);
+                try
+                {
+                    affected = await deduct.ExecuteNonQueryAsync(cancellationToken);
+                }
+                catch (MySqlException ex) when (plan.CommitStatement is null && !IsTransient(ex))
+                {
+                    // AliSQL: TARGET_AFFECT_ROW(1) fails the statement and ROLLBACK_ON_FAIL has already rolled back.
+                    // The error does not say why; the stock does.
+                    await ExecuteAsync(connection, InventorySql.Rollback, cancellationToken);
+                    open = false;
+                    var left = await ReadAvailableAsync(connection, plan.Sku, cancellationToken);
+                    if (left is null || left < units)
+                    {
+                        throw new InventoryDriftException(plan.Sku, units, left, ex);
+                    }
+
+                    throw;
+                }
+            }
+
+            if (affected == 0)
+            {
+                await ExecuteAsync(connection, InventorySql.Rollback, cancellationToken);
+                open = false;
+                throw new InventoryDriftException(plan.Sku, units, await ReadAvailableAsync(connection, plan.Sku, cancellationToken));
+            }
+
+            if (plan.CommitStatement is { } commit)
+            {
+                await ExecuteAsync(connection, commit, cancellationToken);
+            }
+
+            open = false;
+            return new GroupCommitResult(plan.Offered, inserted, units);
+        }
+        catch when (open)
+        {
+            await TryRollbackAsync(connection);
+            throw;
+        }
+    }
+
+    private async Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var connection = new MySqlConnection(_options.ConnectionString);
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static MySqlCommand Command(MySqlConnection connection, string sql, IReadOnlyList<KeyValuePair<string, object>> parameters)
+    {
+        var command = new MySqlCommand(sql, connection);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+
+        return command;
+    }
+
+    private static async Task ExecuteAsync(MySqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static async Task<long?> ReadAvailableAsync(MySqlConnection connection, string sku, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand(InventorySql.ReadAvailable, connection);
+        command.Parameters.AddWithValue("@sku", sku);
+        return await command.ExecuteScalarAsync(cancellationToken) is { } value and not DBNull
+            ? Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture)
+            : null;
+    }
+
+    private async Task TryRollbackAsync(MySqlConnection connection)
+    {
+        try
+        {
+            if (connection.State == System.Data.ConnectionState.Open)
+            {
+                await ExecuteAsync(connection, InventorySql.Rollback, CancellationToken.None);
+            }
+        }
+        catch (Exception ex) when (ex is MySqlException or IOException or InvalidOperationException)
+        {
+            // The connection is broken; the server rolls back when it notices, and the pool drops it.
+            LogRollbackFailed(_logger, ex);
+        }
+    }
+
+    private static string NewBatchId() => Guid.NewGuid().ToString("N");
+
+    private static TimeSpan Backoff(int attempt)
+    {
+        // Exponential with full jitter, so groups that deadlocked each other do not collide again in step.
+        var ceiling = Math.Min(MaxBackoff.TotalMilliseconds, FirstBackoff.TotalMilliseconds * Math.Pow(2, attempt - 1));
+        return TimeSpan.FromMilliseconds(ceiling / 2 + Random.Shared.NextDouble() * ceiling / 2);
+    }
+
+    [LoggerMessage(EventId = 1101, Level = LogLevel.Debug, Message = "Order group {Sku}: {Inserted} of {Offered} orders inserted, {Units} units taken (batch {Batch}, attempt {Attempt})")]
+    private static partial void LogCommitted(ILogger logger, string sku, int offered, int inserted, long units, string batch, int attempt);
+
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Order group {Sku} of {Count} orders: attempt {Attempt} failed with a transient error ({MaxRetries} retries allowed); retrying in {DelayMs} ms")]
+    private static partial void LogRetrying(ILogger logger, Exception exception, string sku, int count, int attempt, int maxRetries, long delayMs);
+
+    [LoggerMessage(EventId = 1103, Level = LogLevel.Error, Message = "Order group {Sku} of {Count} orders rolled back: it takes {Units} units but MySQL has {Available} available (null: no inventory row)")]
+    private static partial void LogDrift(ILogger logger, string sku, int count, long units, long? available);
+
+    [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "ROLLBACK after a failed group could not be sent; the server rolls back when the connection closes")]
+    private static partial void LogRollbackFailed(ILogger logger, Exception exception);
+}

@@ -1,0 +1,142 @@
+using System.Text.RegularExpressions;
+using OrleansFlashSale.Grains.Persistence;
+
+namespace OrleansFlashSale.Tests;
+
+/// <summary>The SQL text of a group, for both flavours: AliSQL is not on this machine, so its SQL is checked here.</summary>
+public sealed partial class InventorySqlTests
+{
+    private const string Batch = "0123456789abcdef0123456789abcdef";
+    private const string Sku = "sku-sql";
+
+    // Values that would be easy to spot if they ever leaked into the SQL text.
+    private static readonly DeductionRecord[] Group =
+    [
+        new("order-zq-1", "request-zq-1", Sku, "user'zq\"1", 7777, 4242, 1_234_567_890_123),
+        new("order-zq-2", "request-zq-2", Sku, "user-zq-2", 8888, 5353, 1_234_567_890_456),
+    ];
+
+    [Fact]
+    public void AliSql_flavour_ends_with_the_hinted_UPDATE_and_sends_no_COMMIT()
+    {
+        var sql = new InventorySql(OrderStoreFlavor.AliSql).Build(Sku, Group, Batch);
+
+        Assert.Null(sql.CommitStatement);
+        var last = sql.Statements[^1];
+        Assert.Same(sql.DeductStatement, last);
+        Assert.StartsWith("UPDATE /*+ COMMIT_ON_SUCCESS ROLLBACK_ON_FAIL TARGET_AFFECT_ROW(1) */ inventory SET", last);
+        Assert.Contains("available_stock >= @units", last);
+        // The hint commits; a COMMIT or a second hint anywhere else would be a mistake.
+        Assert.DoesNotContain(sql.Statements, s => CommitWord().IsMatch(s));
+        Assert.Single(sql.Statements, s => s.Contains("/*+", StringComparison.Ordinal));
+        // The hint is refused in autocommit mode: the transaction is begun explicitly, before anything is written.
+        Assert.True(IndexOf(sql, "START TRANSACTION") < IndexOf(sql, "INSERT IGNORE INTO orders"));
+    }
+
+    [Fact]
+    public void MariaDb_flavour_has_no_hint_and_ends_with_COMMIT()
+    {
+        var sql = new InventorySql(OrderStoreFlavor.MariaDb).Build(Sku, Group, Batch);
+
+        Assert.Equal("COMMIT", sql.Statements[^1]);
+        Assert.Single(sql.Statements, s => CommitWord().IsMatch(s));
+        Assert.Equal(sql.DeductStatement, sql.Statements[^2]);
+        Assert.StartsWith("UPDATE inventory SET available_stock = available_stock - @units WHERE sku = @sku AND available_stock >= @units", sql.DeductStatement);
+        Assert.DoesNotContain(sql.Statements, s => s.Contains("/*", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Both_flavours_share_everything_but_the_end()
+    {
+        var mariaDb = new InventorySql(OrderStoreFlavor.MariaDb).Build(Sku, Group, Batch);
+        var aliSql = new InventorySql(OrderStoreFlavor.AliSql).Build(Sku, Group, Batch);
+
+        Assert.Equal(mariaDb.StageStatements, aliSql.StageStatements);
+        Assert.Equal(mariaDb.Parameters, aliSql.Parameters);
+        Assert.Equal(mariaDb.DeductStatement, aliSql.DeductStatement.Replace(InventorySql.InventoryHint + " ", ""));
+        string[] order =
+        [
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "START TRANSACTION", "INSERT IGNORE INTO orders",
+            "SELECT COALESCE(SUM(quantity), 0)", "INSERT IGNORE INTO inventory_log",
+        ];
+        Assert.Equal(order.Length, mariaDb.StageStatements.Count);
+        Assert.All(order.Zip(mariaDb.StageStatements), pair => Assert.StartsWith(pair.First, pair.Second));
+        // One multi-row INSERT for the whole group, not one per order.
+        Assert.Equal(Group.Length, Regex.Matches(mariaDb.StageStatements[2], @"\(@o\d+,").Count);
+    }
+
+    [Theory]
+    [InlineData(OrderStoreFlavor.MariaDb)]
+    [InlineData(OrderStoreFlavor.AliSql)]
+    public void Every_value_is_a_parameter(OrderStoreFlavor flavor)
+    {
+        var sql = new InventorySql(flavor).Build(Sku, Group, Batch);
+        var text = string.Join(";\n", sql.Statements);
+
+        // No literals at all: no quotes, and no value of a record or of the group anywhere in the text.
+        Assert.DoesNotContain("'", text);
+        Assert.DoesNotContain("\"", text);
+        foreach (var record in Group)
+        {
+            foreach (var value in new object[] { record.OrderId, record.RequestId, record.UserId, record.Quantity, record.Bucket, record.CommittedAtMs })
+            {
+                Assert.DoesNotContain(Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)!, text);
+            }
+        }
+
+        Assert.DoesNotContain(Batch, text);
+        Assert.DoesNotContain(Sku, text);
+        Assert.DoesNotContain(OrderRowStatus.PendingPayment, text);
+        Assert.DoesNotContain(InventoryLogReason.Deduct, text);
+
+        // Every parameter named in the text is bound (units at run time), and every bound value is used.
+        var named = ParameterName().Matches(text).Select(m => m.Value).ToHashSet();
+        var bound = sql.Parameters.Select(p => p.Key).ToHashSet();
+        Assert.Equal(bound.Append(InventorySql.UnitsParameter).Order(), named.Order());
+        Assert.Equal(bound.Count, sql.Parameters.Count);
+
+        // And the values bound are the records' own.
+        var values = sql.Parameters.ToDictionary(p => p.Key, p => p.Value);
+        Assert.Equal(Sku, values["@sku"]);
+        Assert.Equal(Batch, values["@batch"]);
+        for (var i = 0; i < Group.Length; i++)
+        {
+            Assert.Equal(Group[i].OrderId, values[$"@o{i}"]);
+            Assert.Equal(Group[i].RequestId, values[$"@r{i}"]);
+            Assert.Equal(Group[i].UserId, values[$"@u{i}"]);
+            Assert.Equal(Group[i].Quantity, values[$"@q{i}"]);
+            Assert.Equal(Group[i].Bucket, values[$"@b{i}"]);
+            Assert.Equal(Group[i].CommittedAtMs, values[$"@t{i}"]);
+        }
+    }
+
+    [Theory]
+    [InlineData("user", 1, Sku, true)]
+    [InlineData("", 1, Sku, false)]
+    [InlineData("a-user-id-that-is-longer-than-the-sixty-four-characters-of-the-column", 1, Sku, false)]
+    [InlineData("user", 0, Sku, false)]
+    [InlineData("user", 1, "another-sku", false)]
+    public void Records_the_schema_would_refuse_are_rejected_before_any_SQL(string user, int quantity, string sku, bool valid)
+    {
+        var record = new DeductionRecord("order-1", "request-1", sku, user, quantity, 0, 1);
+        var build = () => new InventorySql(OrderStoreFlavor.MariaDb).Build(Sku, [record], Batch);
+        if (valid)
+        {
+            Assert.NotNull(build());
+        }
+        else
+        {
+            Assert.ThrowsAny<ArgumentException>(build);
+        }
+    }
+
+    private static int IndexOf(GroupSql sql, string prefix) =>
+        sql.Statements.Select((s, i) => (s, i)).First(x => x.s.StartsWith(prefix, StringComparison.Ordinal)).i;
+
+    // COMMIT as a statement, not COMMITTED nor COMMIT_ON_SUCCESS.
+    [GeneratedRegex(@"\bCOMMIT\b", RegexOptions.IgnoreCase)]
+    private static partial Regex CommitWord();
+
+    [GeneratedRegex(@"@[A-Za-z_][A-Za-z0-9_]*")]
+    private static partial Regex ParameterName();
+}

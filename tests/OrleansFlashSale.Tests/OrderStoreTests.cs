@@ -1,0 +1,313 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using MySqlConnector;
+using OrleansFlashSale.Grains;
+using OrleansFlashSale.Grains.Persistence;
+using OrleansFlashSale.Silo;
+using Xunit.Abstractions;
+
+namespace OrleansFlashSale.Tests;
+
+/// <summary>The schema applied as a silo applies it, and the order store and group committer as the DI container builds them.</summary>
+public sealed class OrderStoreFixture : IAsyncLifetime
+{
+    private ServiceProvider? _services;
+
+    public MySqlOrderStore Store { get; private set; } = null!;
+
+    public GroupCommitter Committer { get; private set; } = null!;
+
+    public FlashSaleMetrics Metrics { get; private set; } = null!;
+
+    public static SchemaMigrator Migrator() => new(
+        Options.Create(new FlashSaleMySqlOptions { ConnectionString = TestStack.MySql }), NullLogger<SchemaMigrator>.Instance);
+
+    public async Task InitializeAsync()
+    {
+        await Migrator().ApplyAsync(CancellationToken.None);
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["FlashSale:MySql:ConnectionString"] = TestStack.MySql })
+            .Build();
+        _services = new ServiceCollection().AddLogging().AddFlashSaleOrderStore(configuration).BuildServiceProvider(validateScopes: true);
+        Store = _services.GetRequiredService<MySqlOrderStore>();
+        Committer = _services.GetRequiredService<GroupCommitter>();
+        Metrics = _services.GetRequiredService<FlashSaleMetrics>();
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_services is not null)
+        {
+            await _services.DisposeAsync();
+        }
+    }
+}
+
+/// <summary>The MySQL persistence stage on the real MariaDB: group commit, idempotence, drift, retries.</summary>
+public sealed class OrderStoreTests(OrderStoreFixture fixture, ITestOutputHelper output) : IClassFixture<OrderStoreFixture>
+{
+    private MySqlOrderStore Store => fixture.Store;
+    private GroupCommitter Committer => fixture.Committer;
+
+    private static DeductionRecord NewRecord(string sku, int quantity = 1, string? user = null) =>
+        new("ord-" + Guid.NewGuid().ToString("N"), "req-" + Guid.NewGuid().ToString("N"), sku,
+            user ?? "user-" + Random.Shared.Next(100_000), quantity, Random.Shared.Next(16), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+
+    [Fact]
+    public async Task Concurrent_producers_are_committed_in_far_fewer_transactions_than_orders()
+    {
+        const int Orders = 5_000;
+        const int Producers = 64;
+        const long Stock = 6_000;
+        var sku = ClusterFixture.NewSku("group");
+        await Store.EnsureInventoryAsync(sku, Stock);
+        var records = Enumerable.Range(0, Orders).Select(_ => NewRecord(sku)).ToArray();
+        var before = Store.CommittedTransactions;
+
+        // Each producer waits for its record's group before it sends the next, as a queue consumer that acks would.
+        await Task.WhenAll(Enumerable.Range(0, Producers).Select(p => Task.Run(async () =>
+        {
+            for (var i = p; i < Orders; i += Producers)
+            {
+                var result = await Committer.SubmitAsync(records[i]);
+                Assert.True(result.Inserted >= 1 && result.Offered >= result.Inserted);
+            }
+        })));
+
+        var transactions = Store.CommittedTransactions - before;
+        var groups = await ScalarAsync("SELECT COUNT(DISTINCT commit_batch) FROM orders WHERE sku = @sku", sku);
+        var largest = await ScalarAsync("SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM orders WHERE sku = @sku GROUP BY commit_batch) AS g", sku);
+        output.WriteLine($"{Orders} orders from {Producers} producers: {transactions} transactions, {groups} groups stored, largest group {largest}");
+
+        Assert.Equal(Orders, await ScalarAsync("SELECT COUNT(*) FROM orders WHERE sku = @sku", sku));
+        Assert.Equal(Stock - Orders, await AvailableAsync(sku));
+        Assert.Equal(Orders, await ScalarAsync("SELECT COUNT(*) FROM inventory_log WHERE sku = @sku AND reason = 'deduct'", sku));
+        Assert.Equal(-Orders, await ScalarAsync("SELECT SUM(delta) FROM inventory_log WHERE sku = @sku", sku));
+        Assert.Equal(transactions, groups);
+        Assert.True(transactions < 500, $"{transactions} transactions for {Orders} orders");
+        Assert.Equal(0, Committer.ActiveSkus);
+    }
+
+    [Fact]
+    public async Task Redelivered_records_change_nothing()
+    {
+        var sku = ClusterFixture.NewSku("redeliver");
+        await Store.EnsureInventoryAsync(sku, 1_000);
+        var records = Enumerable.Range(0, 300).Select(i => NewRecord(sku, quantity: 1 + i % 3)).ToArray();
+        var units = records.Sum(r => (long)r.Quantity);
+
+        // Submitted together on an idle SKU, they form one group.
+        var first = await Task.WhenAll(Committer.Submit(records));
+        Assert.All(first, r => Assert.Equal(new GroupCommitResult(300, 300, units), r));
+        var state = await SnapshotAsync(sku);
+        Assert.Equal((300L, units, 1_000 - units, 300L), state);
+
+        // The same records again, through the committer and straight through the store.
+        var second = await Task.WhenAll(Committer.Submit(records));
+        Assert.All(second, r => Assert.Equal(new GroupCommitResult(300, 0, 0), r));
+        var direct = await Store.CommitGroupAsync(sku, records, CancellationToken.None);
+        Assert.Equal(new GroupCommitResult(300, 0, 0), direct);
+        Assert.Equal(state, await SnapshotAsync(sku));
+
+        // Old and new mixed, and one order twice in the same group: only the new ones count, once.
+        var fresh = NewRecord(sku, quantity: 5);
+        var mixed = await Store.CommitGroupAsync(sku, [records[0], fresh, records[1], fresh], CancellationToken.None);
+        Assert.Equal(new GroupCommitResult(4, 1, 5), mixed);
+        Assert.Equal((301L, units + 5, 1_000 - units - 5, 301L), await SnapshotAsync(sku));
+    }
+
+    [Fact]
+    public async Task A_group_that_would_oversell_MySQL_is_rolled_back_whole()
+    {
+        var sku = ClusterFixture.NewSku("drift");
+        await Store.EnsureInventoryAsync(sku, 10);
+        await Store.EnsureInventoryAsync(sku, 999); // exists already: left alone
+
+        var group = Enumerable.Range(0, 3).Select(_ => NewRecord(sku, quantity: 4)).ToArray();
+        var drift = await Assert.ThrowsAsync<InventoryDriftException>(() => Store.CommitGroupAsync(sku, group, CancellationToken.None));
+        Assert.Equal((sku, 12L, (long?)10), (drift.Sku, drift.Units, drift.Available));
+        Assert.Equal((0L, 0L, 10L, 0L), await SnapshotAsync(sku));
+
+        // Exactly what is left still fits.
+        var fits = await Store.CommitGroupAsync(sku, [group[0], group[1], NewRecord(sku, quantity: 2)], CancellationToken.None);
+        Assert.Equal(new GroupCommitResult(3, 3, 10), fits);
+        Assert.Equal((3L, 10L, 0L, 3L), await SnapshotAsync(sku));
+
+        // A SKU MySQL has never heard of drifts too, and stores nothing.
+        var unknown = ClusterFixture.NewSku("drift-unknown");
+        var missing = await Assert.ThrowsAsync<InventoryDriftException>(() => Store.CommitGroupAsync(unknown, [NewRecord(unknown)], CancellationToken.None));
+        Assert.Null(missing.Available);
+        Assert.Equal(0, await ScalarAsync("SELECT COUNT(*) FROM orders WHERE sku = @sku", unknown));
+    }
+
+    [Fact]
+    public async Task A_failed_group_fails_every_caller_and_the_SKU_goes_on()
+    {
+        var sku = ClusterFixture.NewSku("group-fail");
+        await Store.EnsureInventoryAsync(sku, 10);
+
+        // Submitted together on an idle SKU, the three form one group: 12 units against 10.
+        var calls = Committer.Submit([NewRecord(sku, quantity: 4), NewRecord(sku, quantity: 4), NewRecord(sku, quantity: 4)]);
+        var errors = new List<InventoryDriftException>();
+        foreach (var call in calls)
+        {
+            errors.Add(await Assert.ThrowsAsync<InventoryDriftException>(() => call));
+        }
+
+        Assert.All(errors, e => Assert.Same(errors[0], e));
+        Assert.Equal((0L, 0L, 10L, 0L), await SnapshotAsync(sku));
+
+        var next = await Committer.SubmitAsync(NewRecord(sku, quantity: 4));
+        Assert.Equal(new GroupCommitResult(1, 1, 4), next);
+        Assert.Equal(6, await AvailableAsync(sku));
+
+        // A record the schema would refuse is turned away at the door and joins no group.
+        Assert.Throws<ArgumentException>(() => { _ = Committer.SubmitAsync(NewRecord(sku, quantity: 0)); });
+    }
+
+    [Fact]
+    public async Task Injection_strings_in_sku_and_user_id_are_stored_verbatim()
+    {
+        var sku = ClusterFixture.NewSku("'; DROP TABLE orders; --");
+        const string User = "Robert'); DROP TABLE orders; -- \\' \" ` % _ ü 🙂";
+        await Store.EnsureInventoryAsync(sku, 5);
+
+        var shouting = NewRecord(sku, user: User.ToUpperInvariant());
+        var result = await Store.CommitGroupAsync(sku, [NewRecord(sku, user: User), shouting], CancellationToken.None);
+        Assert.Equal(new GroupCommitResult(2, 2, 2), result);
+
+        await using var connection = new MySqlConnection(TestStack.MySql);
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand("SELECT sku, user_id FROM orders WHERE sku = @sku AND user_id = @user", connection);
+        command.Parameters.AddWithValue("@sku", sku);
+        command.Parameters.AddWithValue("@user", User);
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            // utf8mb4_bin: the upper-case twin is another user.
+            Assert.True(await reader.ReadAsync());
+            Assert.Equal(sku, reader.GetString(0));
+            Assert.Equal(User, reader.GetString(1));
+            Assert.False(await reader.ReadAsync());
+        }
+
+        Assert.Equal(3, await AvailableAsync(sku));
+        Assert.Equal(2, await ScalarAsync("SELECT COUNT(*) FROM inventory_log WHERE sku = @sku", sku));
+    }
+
+    [Fact]
+    public async Task AliSql_flavour_refuses_a_MariaDB_server()
+    {
+        // MariaDB reads the hint as a comment, so the UPDATE would never commit: the store must not try.
+        var aliSql = new MySqlOrderStore(
+            Options.Create(new OrderStoreOptions { ConnectionString = TestStack.MySql, Flavor = OrderStoreFlavor.AliSql }),
+            fixture.Metrics, NullLogger<MySqlOrderStore>.Instance);
+        var sku = ClusterFixture.NewSku("alisql");
+        await aliSql.EnsureInventoryAsync(sku, 10);
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => aliSql.CommitGroupAsync(sku, [NewRecord(sku)], CancellationToken.None));
+        Assert.Contains("FlashSale:OrderStore:Flavor", error.Message);
+        Assert.Equal((0L, 0L, 10L, 0L), await SnapshotAsync(sku));
+    }
+
+    [Fact]
+    public async Task A_connection_lost_mid_transaction_is_retried_and_counts_once()
+    {
+        var sku = ClusterFixture.NewSku("retry");
+        await Store.EnsureInventoryAsync(sku, 100);
+        var group = Enumerable.Range(0, 20).Select(_ => NewRecord(sku, quantity: 2)).ToArray();
+        var retriesBefore = Store.Retries;
+
+        // Another session holds the inventory row, so the group stops at its UPDATE with the orders inserted.
+        await using var blocker = new MySqlConnection(TestStack.MySql);
+        await blocker.OpenAsync();
+        await using (var hold = new MySqlCommand("START TRANSACTION; SELECT available_stock FROM inventory WHERE sku = @sku FOR UPDATE", blocker))
+        {
+            hold.Parameters.AddWithValue("@sku", sku);
+            await hold.ExecuteScalarAsync();
+        }
+
+        var commit = Store.CommitGroupAsync(sku, group, CancellationToken.None);
+        var first = await WaitForBlockedUpdateAsync(sku, except: null);
+        await using (var kill = new MySqlCommand($"KILL CONNECTION {first}", blocker))
+        {
+            await kill.ExecuteNonQueryAsync();
+        }
+
+        // The store reconnects and runs the group again (new batch id); it blocks on the same row again.
+        var second = await WaitForBlockedUpdateAsync(sku, except: first);
+        Assert.NotEqual(first, second);
+        Assert.False(commit.IsCompleted);
+        await using (var release = new MySqlCommand("ROLLBACK", blocker))
+        {
+            await release.ExecuteNonQueryAsync();
+        }
+
+        var result = await commit;
+        Assert.Equal(new GroupCommitResult(20, 20, 40), result);
+        Assert.True(Store.Retries > retriesBefore);
+        Assert.Equal((20L, 40L, 60L, 20L), await SnapshotAsync(sku));
+        Assert.Equal(1, await ScalarAsync("SELECT COUNT(DISTINCT commit_batch) FROM orders WHERE sku = @sku", sku));
+    }
+
+    [Fact]
+    public async Task Schema_files_apply_again_without_error()
+    {
+        var migrator = OrderStoreFixture.Migrator();
+        await migrator.ApplyAsync(CancellationToken.None);
+        await migrator.ApplyAsync(CancellationToken.None);
+        Assert.Contains(SchemaMigrator.Scripts(), s => s.Name == "V003__orders.sql");
+        foreach (var table in new[] { "inventory", "orders", "inventory_log" })
+        {
+            Assert.Equal(1, await ScalarAsync("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = @table", ("@table", table)));
+        }
+    }
+
+    /// <summary>The id of the session whose UPDATE of this SKU's inventory row waits for a lock.</summary>
+    private static async Task<long> WaitForBlockedUpdateAsync(string sku, long? except)
+    {
+        await using var connection = new MySqlConnection(TestStack.MySql);
+        await connection.OpenAsync();
+        // Bounded polling for a state, never a timing assertion: generous, and the test fails if it never comes.
+        for (var i = 0; i < 600; i++)
+        {
+            await using var command = new MySqlCommand(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE inventory%' AND LOCATE(@sku, INFO) > 0 AND ID <> CONNECTION_ID()",
+                connection);
+            command.Parameters.AddWithValue("@sku", sku);
+            if (await command.ExecuteScalarAsync() is { } id && Convert.ToInt64(id) != except)
+            {
+                return Convert.ToInt64(id);
+            }
+
+            await Task.Delay(50);
+        }
+
+        throw new TimeoutException($"No UPDATE of {sku} blocked within 30 s.");
+    }
+
+    /// <summary>(orders, units in orders, available stock, log rows) of one SKU.</summary>
+    private static async Task<(long Orders, long Units, long Available, long Logged)> SnapshotAsync(string sku) =>
+        (await ScalarAsync("SELECT COUNT(*) FROM orders WHERE sku = @sku", sku),
+            await ScalarAsync("SELECT COALESCE(SUM(quantity), 0) FROM orders WHERE sku = @sku", sku),
+            await AvailableAsync(sku),
+            await ScalarAsync("SELECT COUNT(*) FROM inventory_log WHERE sku = @sku", sku));
+
+    private static Task<long> AvailableAsync(string sku) => ScalarAsync("SELECT available_stock FROM inventory WHERE sku = @sku", sku);
+
+    private static Task<long> ScalarAsync(string sql, string sku) => ScalarAsync(sql, ("@sku", sku));
+
+    private static async Task<long> ScalarAsync(string sql, params (string Name, object Value)[] parameters)
+    {
+        await using var connection = new MySqlConnection(TestStack.MySql);
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand(sql, connection);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+
+        return Convert.ToInt64(await command.ExecuteScalarAsync());
+    }
+}
