@@ -2,6 +2,10 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
+using Orleans.Runtime;
+using OrleansFlashSale.Grains.Messaging;
+using OrleansFlashSale.Grains.Persistence;
+using OrleansFlashSale.Grains.Pipeline;
 using OrleansFlashSale.Grains.Redis;
 using StackExchange.Redis;
 
@@ -21,6 +25,9 @@ namespace OrleansFlashSale.Grains;
 public sealed class BucketGrain : Grain, IBucketGrain
 {
     private readonly RedisConnection _redis;
+    private readonly ITransactionalProducer _producer;
+    private readonly JetStreamConnection _nats;
+    private readonly PipelineFaults _faults;
     private readonly RedisScripts _scripts;
     private readonly DeductionOptions _options;
     private readonly FlashSaleMetrics _metrics;
@@ -33,9 +40,13 @@ public sealed class BucketGrain : Grain, IBucketGrain
     private bool _reportedEmpty;
 
     public BucketGrain(RedisConnection redis, RedisScripts scripts, IOptions<DeductionOptions> options,
-        FlashSaleMetrics metrics, ILogger<BucketGrain> logger)
+        FlashSaleMetrics metrics, ILogger<BucketGrain> logger, ITransactionalProducer producer, JetStreamConnection nats,
+        PipelineFaults faults)
     {
         _redis = redis;
+        _producer = producer;
+        _nats = nats;
+        _faults = faults;
         _scripts = scripts;
         _options = options.Value;
         _metrics = metrics;
@@ -209,12 +220,36 @@ public sealed class BucketGrain : Grain, IBucketGrain
             args[5 + i * 4] = request.Quantity;
         }
 
-        long[] results;
+        // RocketMQ-style transaction: the half message is stored first, the Redis script is the local transaction,
+        // then commit (through the stream bridge) or rollback. If this process dies in between, the broker's
+        // check-back asks Redis and finishes the job, so an order deducted in Redis always reaches the queue.
+        var transactionId = Guid.CreateVersion7().ToString("N");
+        HalfMessageHandle half;
+        try
+        {
+            var payload = new HalfPayload(_sku, _index, batch.Select(w => w.Request!)
+                .Select(r => new PendingOrder(r.OrderId, r.RequestId, r.UserId, r.Quantity)).ToArray());
+            half = await _producer.SendHalfAsync(transactionId, _nats.Topology.Deductions(_sku), PipelineJson.Serialize(payload), CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            // Nothing was deducted: the queue could not take the intent, so Redis is not asked.
+            _metrics.RedisFailure("half-message");
+            PipelineLog.HalfSendFailed(_logger, ex, _sku, _index, batch.Count);
+            foreach (var work in batch)
+            {
+                work.Deduction!.TrySetException(ex);
+            }
+
+            return;
+        }
+
+        RedisResult[] results;
         var started = Stopwatch.GetTimestamp();
         try
         {
             var db = await _redis.GetDatabaseAsync();
-            results = (long[])(await RedisScripts.EvaluateAsync(db, _scripts.Deduct, keys, args))!;
+            results = (RedisResult[])(await RedisScripts.EvaluateAsync(db, _scripts.Deduct, keys, args))!;
         }
         catch (Exception ex)
         {
@@ -231,7 +266,7 @@ public sealed class BucketGrain : Grain, IBucketGrain
         }
 
         _metrics.DeductBatch(batch.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-        if (results[0] < 0)
+        if ((long)results[0] < 0)
         {
             Log.StockKeyMissing(_logger, _sku, _index);
             _remaining = null;
@@ -241,20 +276,33 @@ public sealed class BucketGrain : Grain, IBucketGrain
                 work.Deduction!.TrySetException(missing);
             }
 
+            await FinishTransactionAsync(half, [], []);
             return;
         }
 
-        var remaining = results[0];
+        var remaining = (long)results[0];
         Observe(remaining);
+        var committed = new List<DeductionRecord>(batch.Count);
+        var logEntries = new List<string>(batch.Count);
         for (var i = 0; i < batch.Count; i++)
         {
-            var outcome = results[i + 1] switch
+            // A deduction answers with its log entry id (a string); every other outcome is a small integer.
+            var text = results[i + 1].ToString();
+            var outcome = !long.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var code)
+                ? DeductOutcome.Deducted
+                : code switch
+                {
+                    2 => DeductOutcome.AlreadyDeducted,
+                    0 => DeductOutcome.Insufficient,
+                    _ => (DeductOutcome?)null,
+                };
+            if (outcome == DeductOutcome.Deducted)
             {
-                1 => DeductOutcome.Deducted,
-                2 => DeductOutcome.AlreadyDeducted,
-                0 => DeductOutcome.Insufficient,
-                _ => (DeductOutcome?)null,
-            };
+                var r = batch[i].Request!;
+                committed.Add(new DeductionRecord(r.OrderId, r.RequestId, _sku, r.UserId, r.Quantity, _index, EntryMilliseconds(text)));
+                logEntries.Add(text);
+            }
+
             if (outcome is { } known)
             {
                 batch[i].Deduction!.TrySetResult(new DeductResult(known, remaining));
@@ -265,7 +313,49 @@ public sealed class BucketGrain : Grain, IBucketGrain
                     $"Bucket {_sku}/{_index} refused quantity {batch[i].Request!.Quantity}."));
             }
         }
+
+        // Buyers have their answers; the queue gets the orders right after, within the same pump turn.
+        await FinishTransactionAsync(half, committed, logEntries);
     }
+
+    /// <summary>Commits the batch's transaction through the stream bridge, or rolls it back when nothing was deducted.</summary>
+    private async Task FinishTransactionAsync(HalfMessageHandle half, List<DeductionRecord> committed, List<string> logEntries)
+    {
+        if (committed.Count == 0)
+        {
+            try
+            {
+                await _producer.RollbackAsync(half, CancellationToken.None);
+            }
+            catch (Exception ex)
+            {
+                PipelineLog.RollbackFailed(_logger, ex, _sku, _index, half.TransactionId);
+            }
+
+            return;
+        }
+
+        if (_faults.ShouldDropCommitEvent())
+        {
+            PipelineLog.CommitEventDropped(_logger, half.TransactionId);
+            return;
+        }
+
+        try
+        {
+            var stream = this.GetStreamProvider(PipelineStreams.Provider)
+                .GetStream<DeductionsCommitted>(StreamId.Create(PipelineStreams.Namespace, _sku));
+            await stream.OnNextAsync(new DeductionsCommitted(half, _sku, _index, committed.ToArray(), logEntries.ToArray()));
+        }
+        catch (Exception ex)
+        {
+            PipelineLog.CommitEventFailed(_logger, ex, _sku, _index, half.TransactionId);
+        }
+    }
+
+    /// <summary>A stream entry id is "milliseconds-sequence", stamped by Redis at the commit.</summary>
+    private static long EntryMilliseconds(string entryId) =>
+        long.TryParse(entryId.AsSpan(0, Math.Max(0, entryId.IndexOf('-'))), out var ms) ? ms : 0;
 
     private void Observe(long remaining)
     {

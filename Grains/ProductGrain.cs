@@ -1,5 +1,6 @@
 using Orleans.Runtime;
 using Microsoft.Extensions.Logging;
+using OrleansFlashSale.Grains.Persistence;
 
 namespace OrleansFlashSale.Grains;
 
@@ -17,6 +18,7 @@ public sealed class ProductGrain : Grain, IProductGrain
 {
     private readonly IPersistentState<ProductState> _state;
     private readonly TimeProvider _time;
+    private readonly MySqlOrderStore _orders;
     private readonly ILogger<ProductGrain> _logger;
     private readonly SortedSet<int> _withStock = new();
     private bool _soldOut;
@@ -24,10 +26,12 @@ public sealed class ProductGrain : Grain, IProductGrain
     public ProductGrain(
         [PersistentState("product", "flashsale")] IPersistentState<ProductState> state,
         TimeProvider time,
+        MySqlOrderStore orders,
         ILogger<ProductGrain> logger)
     {
         _state = state;
         _time = time;
+        _orders = orders;
         _logger = logger;
     }
 
@@ -63,6 +67,7 @@ public sealed class ProductGrain : Grain, IProductGrain
         // a retry after a crash here simply sets the buckets again.
         var parts = SaleRules.Split(sale.Stock, sale.Buckets);
         await Task.WhenAll(parts.Select((stock, i) => GrainFactory.Bucket(Sku, i).InitializeAsync(stock)));
+        await _orders.EnsureInventoryAsync(Sku, sale.Stock);
         _state.State = new ProductState
         {
             Sale = sale,

@@ -2,6 +2,10 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Hosting;
+using OrleansFlashSale.Grains.Messaging;
+using OrleansFlashSale.Grains.Persistence;
+using OrleansFlashSale.Grains.Pipeline;
 using OrleansFlashSale.Grains.Redis;
 
 namespace OrleansFlashSale.Grains;
@@ -20,6 +24,13 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddMetrics();
         services.TryAddSingleton<FlashSaleMetrics>();
+        services.TryAddSingleton<PipelineFaults>();
+
+        // The order pipeline: transactional messages on JetStream, answered from Redis, written to MySQL in groups.
+        services.AddFlashSaleMessaging(configuration);
+        services.TryAddSingleton<ITransactionChecker, RedisTransactionChecker>();
+        services.AddFlashSaleOrderStore(configuration);
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, OrderWriterService>());
         return services;
     }
 }

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Clustering.Redis;
 using Orleans.Configuration;
 using OrleansFlashSale.Grains;
+using OrleansFlashSale.Grains.Pipeline;
 using OrleansFlashSale.Grains.Redis;
 
 namespace OrleansFlashSale.Silo;
@@ -25,6 +26,11 @@ public static class SiloBuilderExtensions
         services.AddSingleton<IValidateOptions<FlashSaleMySqlOptions>, FlashSaleMySqlOptionsValidator>();
         services.AddSingleton<SchemaMigrator>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SchemaLifecycleParticipant>();
+
+        // Committed deductions reach the JetStream bridge on a memory stream; a lost event is recovered by the
+        // transactional check-back, so the stream need not be durable.
+        silo.AddMemoryStreams(PipelineStreams.Provider);
+        silo.AddMemoryGrainStorage("PubSubStore");
 
         silo.AddAdoNetGrainStorage(StorageName, (OptionsBuilder<AdoNetGrainStorageOptions> storage) =>
             storage.Configure<IOptions<FlashSaleMySqlOptions>>((o, mysql) =>

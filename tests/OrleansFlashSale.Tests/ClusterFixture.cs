@@ -38,10 +38,16 @@ public class ClusterFixture : IAsyncLifetime
 
     public HttpClient Http { get; private set; } = null!;
 
+    /// <summary>The silo's configuration, for tests that talk to the same services directly.</summary>
+    public IConfiguration Configuration { get; private set; } = null!;
+
     public async Task InitializeAsync()
     {
         Redis = await ConnectionMultiplexer.ConnectAsync(TestStack.RedisAdmin);
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(TestStack.SiloConfiguration()).Build();
+        var settings = TestStack.SiloConfiguration();
+        // Each test cluster has its own JetStream streams and durable consumers.
+        settings["FlashSale:Nats:StreamPrefix"] = "T" + ClusterId.Replace("-", "", StringComparison.Ordinal).ToUpperInvariant();
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
         var builder = new InProcessTestClusterBuilder(Silos);
         builder.Options.ClusterId = ClusterId;
         builder.Options.ServiceId = ClusterId;
@@ -58,6 +64,7 @@ public class ClusterFixture : IAsyncLifetime
         {
             o.ConfigurationOptions = ConfigurationOptions.Parse(TestStack.Redis);
         }));
+        Configuration = configuration;
         Cluster = builder.Build();
         await Cluster.DeployAsync();
         await StartGatewayAsync(configuration);

@@ -26,7 +26,11 @@ public sealed class OptionsValidationTests
     [Fact]
     public async Task Missing_redis_connection_string_is_named()
     {
-        var message = await StartFailureAsync(new(), (s, c) => s.AddFlashSaleGrains(c));
+        var message = await StartFailureAsync(new()
+        {
+            ["FlashSale:Nats:Url"] = "nats://127.0.0.1:1",
+            ["FlashSale:MySql:ConnectionString"] = "Server=127.0.0.1;Database=d",
+        }, (s, c) => s.AddFlashSaleGrains(c));
         Assert.Contains("FlashSale:Redis:ConnectionString is required", message);
     }
 
@@ -36,6 +40,8 @@ public sealed class OptionsValidationTests
         var message = await StartFailureAsync(new()
         {
             ["FlashSale:Redis:ConnectionString"] = "127.0.0.1:1",
+            ["FlashSale:Nats:Url"] = "nats://127.0.0.1:1",
+            ["FlashSale:MySql:ConnectionString"] = "Server=127.0.0.1;Database=d",
             ["FlashSale:Deduction:MaxBatch"] = "0",
         }, (s, c) => s.AddFlashSaleGrains(c));
         Assert.Contains("FlashSale:Deduction:MaxBatch must be between 1 and 4096", message);

@@ -33,6 +33,10 @@ public static class TestStack
         ["FlashSale:Redis:ConnectionString"] = Redis,
         ["FlashSale:MySql:ConnectionString"] = MySql,
         ["FlashSale:Gateway:AdminToken"] = AdminToken,
+        ["FlashSale:Nats:Url"] = Nats,
+        // Short check-back so recovery tests finish in seconds (production keeps RocketMQ's 6 s / 30 s).
+        ["FlashSale:Nats:TransactionTimeout"] = "00:00:01",
+        ["FlashSale:Nats:CheckInterval"] = "00:00:01",
     };
 
     private static string Require(string name) =>

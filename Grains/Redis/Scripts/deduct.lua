@@ -2,7 +2,8 @@
 -- Every key is in the bucket's hash slot, so this runs unchanged on Redis Cluster.
 -- KEYS[1] stock (integer string), KEYS[2] deduction log (stream), KEYS[2+i] marker "order i was deducted here".
 -- ARGV[1] bucket index, ARGV[2] marker TTL in seconds, then 4 per purchase: order id, user id, request id, quantity.
--- Returns { remaining, r1, r2, ... } with r = 1 deducted, 2 already deducted, 0 not enough stock, -2 bad quantity;
+-- Returns { remaining, r1, r2, ... } with r = the log entry id (a string) when deducted, 2 already deducted,
+-- 0 not enough stock, -2 bad quantity;
 -- or { -1 } when the stock key is missing (the bucket was never initialised or Redis lost it).
 local stock = redis.call('GET', KEYS[1])
 if not stock then
@@ -32,8 +33,7 @@ for i = 1, n do
   else
     stock = redis.call('DECRBY', KEYS[1], qty_text)
     redis.call('SET', marker, '1', 'EX', ttl)
-    redis.call('XADD', KEYS[2], '*', 'o', order_id, 'u', user_id, 'r', request_id, 'q', qty_text, 'b', bucket, 't', now)
-    results[i + 1] = 1
+    results[i + 1] = redis.call('XADD', KEYS[2], '*', 'o', order_id, 'u', user_id, 'r', request_id, 'q', qty_text, 'b', bucket, 't', now)
   end
 end
 results[1] = stock

@@ -1,0 +1,69 @@
+using Microsoft.Extensions.Logging;
+using Orleans.Concurrency;
+using Orleans.Streams;
+using Orleans.Streams.Core;
+using OrleansFlashSale.Grains.Messaging;
+using OrleansFlashSale.Grains.Redis;
+using StackExchange.Redis;
+
+namespace OrleansFlashSale.Grains.Pipeline;
+
+/// <summary>
+/// Commits the half messages of a SKU's buckets: publishes each order to the deductions stream (message id = order
+/// id, so JetStream drops repeats), removes the half message, then trims the forwarded entries from the bucket's
+/// Redis log. A lost event (a silo died in between) leaves the half message behind, and the check-back commits it.
+/// </summary>
+[ImplicitStreamSubscription(PipelineStreams.Namespace)]
+[Reentrant]
+public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStreamSubscriptionObserver, IAsyncObserver<DeductionsCommitted>
+{
+    private readonly ITransactionalProducer _producer;
+    private readonly JetStreamConnection _nats;
+    private readonly RedisConnection _redis;
+    private readonly ILogger<DeductionBridgeGrain> _logger;
+
+    public DeductionBridgeGrain(ITransactionalProducer producer, JetStreamConnection nats, RedisConnection redis, ILogger<DeductionBridgeGrain> logger)
+    {
+        _producer = producer;
+        _nats = nats;
+        _redis = redis;
+        _logger = logger;
+    }
+
+    public async Task OnSubscribed(IStreamSubscriptionHandleFactory handleFactory) =>
+        await handleFactory.Create<DeductionsCommitted>().ResumeAsync(this);
+
+    public async Task OnNextAsync(DeductionsCommitted item, StreamSequenceToken? token = null)
+    {
+        var subject = _nats.Topology.Deductions(item.Sku);
+        try
+        {
+            await _producer.CommitAsync(item.Half, item.Records.Select(r => PipelineJson.ToMessage(r, subject)).ToArray(), CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            // Not rethrown: the half message is still stored and the check-back commits it from Redis.
+            PipelineLog.BridgeCommitFailed(_logger, ex, item.Sku, item.Bucket, item.Half.TransactionId, item.Records.Length);
+            return;
+        }
+
+        try
+        {
+            // Only now, with the messages safe in JetStream, may the Redis log forget them.
+            var db = await _redis.GetDatabaseAsync();
+            await db.StreamDeleteAsync(RedisKeys.Log(item.Sku, item.Bucket), item.LogEntryIds.Select(id => (RedisValue)id).ToArray());
+        }
+        catch (Exception ex)
+        {
+            PipelineLog.LogTrimFailed(_logger, ex, item.Sku, item.Bucket, item.LogEntryIds.Length);
+        }
+    }
+
+    public Task OnCompletedAsync() => Task.CompletedTask;
+
+    public Task OnErrorAsync(Exception ex)
+    {
+        PipelineLog.BridgeStreamError(_logger, ex, this.GetPrimaryKeyString());
+        return Task.CompletedTask;
+    }
+}

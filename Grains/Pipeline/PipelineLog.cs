@@ -1,0 +1,39 @@
+using Microsoft.Extensions.Logging;
+
+namespace OrleansFlashSale.Grains.Pipeline;
+
+internal static partial class PipelineLog
+{
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Bridge {Sku}/{Bucket}: commit of transaction {TransactionId} ({Count} orders) failed; the check-back will commit it")]
+    public static partial void BridgeCommitFailed(ILogger logger, Exception exception, string sku, int bucket, string transactionId, int count);
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Bridge {Sku}/{Bucket}: trimming {Count} forwarded log entries failed; verify --repair trims them")]
+    public static partial void LogTrimFailed(ILogger logger, Exception exception, string sku, int bucket, int count);
+
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Error, Message = "Bridge {Sku}: stream error")]
+    public static partial void BridgeStreamError(ILogger logger, Exception exception, string sku);
+
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Bucket {Sku}/{Bucket}: half message for {Count} purchases could not be sent; none deducted")]
+    public static partial void HalfSendFailed(ILogger logger, Exception exception, string sku, int bucket, int count);
+
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Warning, Message = "Bucket {Sku}/{Bucket}: rollback of transaction {TransactionId} failed; the check-back will roll it back")]
+    public static partial void RollbackFailed(ILogger logger, Exception exception, string sku, int bucket, string transactionId);
+
+    [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "Bucket {Sku}/{Bucket}: publishing commit event for transaction {TransactionId} failed; the check-back will commit it")]
+    public static partial void CommitEventFailed(ILogger logger, Exception exception, string sku, int bucket, string transactionId);
+
+    [LoggerMessage(EventId = 4007, Level = LogLevel.Warning, Message = "Test hook: commit event of transaction {TransactionId} dropped as if the silo died after the Redis commit")]
+    public static partial void CommitEventDropped(ILogger logger, string transactionId);
+
+    [LoggerMessage(EventId = 4010, Level = LogLevel.Information, Message = "Order writer consuming {Stream} with consumer {Consumer}")]
+    public static partial void WriterStarted(ILogger logger, string stream, string consumer);
+
+    [LoggerMessage(EventId = 4011, Level = LogLevel.Warning, Message = "Order writer: consuming failed; retrying in {Delay}")]
+    public static partial void WriterConsumeFailed(ILogger logger, Exception exception, TimeSpan delay);
+
+    [LoggerMessage(EventId = 4012, Level = LogLevel.Warning, Message = "Order writer: order {OrderId} of {Sku} not written (delivery {Delivery}); retrying in {Delay}")]
+    public static partial void WriteFailed(ILogger logger, Exception exception, string orderId, string sku, ulong delivery, TimeSpan delay);
+
+    [LoggerMessage(EventId = 4013, Level = LogLevel.Error, Message = "Order writer: message {Sequence} moved to the dead-letter stream: {Reason}")]
+    public static partial void DeadLettered(ILogger logger, ulong sequence, string reason);
+}

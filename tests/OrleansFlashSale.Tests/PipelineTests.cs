@@ -1,0 +1,166 @@
+using Microsoft.Extensions.DependencyInjection;
+using MySqlConnector;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using OrleansFlashSale.Grains.Messaging;
+using OrleansFlashSale.Grains.Persistence;
+using OrleansFlashSale.Grains.Pipeline;
+
+namespace OrleansFlashSale.Tests;
+
+/// <summary>
+/// The order pipeline end to end on the real services: bucket grains → half message in JetStream → Redis commit →
+/// Orleans stream → bridge → deductions stream → group commit into MariaDB.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class PipelineTests(ClusterFixture fixture)
+{
+    [Fact]
+    public async Task A_bought_out_sale_reaches_MySQL_with_exactly_the_acknowledged_orders()
+    {
+        var sale = await fixture.CreateSaleAsync("pipe", stock: 5000, buckets: 16, perUserLimit: 5);
+        var history = await BuyOutAsync(sale, users: 2000, requests: 8000);
+        Assert.Equal(5000, history.AcknowledgedUnits);
+
+        var stored = await WaitForOrdersAsync(sale.Sku, history.DistinctOrderIds, TimeSpan.FromSeconds(10));
+        Assert.Equal(history.Orders.Select(o => o.OrderId).Order(), stored.Keys.Order());
+        Assert.All(history.Orders, o => Assert.Equal(o.Quantity, stored[o.OrderId]));
+        Assert.Equal((5000L, 0L), await InventoryAsync(sale.Sku));
+        Assert.Equal(5000L, await ScalarAsync("SELECT -SUM(delta) FROM inventory_log WHERE sku = @sku AND reason = 'deduct'", sale.Sku));
+    }
+
+    [Fact]
+    public async Task Orders_whose_commit_was_lost_after_the_Redis_commit_are_committed_by_the_check_back()
+    {
+        var sale = await fixture.CreateSaleAsync("pipe-lost", stock: 600, buckets: 4, perUserLimit: 3);
+        // As if every silo died right after each Redis commit, before telling the bridge: every order of this
+        // sale must then reach MySQL through the check-back alone.
+        var faults = fixture.Cluster.Silos.Select(s => s.ServiceProvider.GetRequiredService<PipelineFaults>()).ToArray();
+        var droppedBefore = faults.Sum(f => f.Dropped);
+        foreach (var f in faults)
+        {
+            f.DropNextCommitEvents(int.MaxValue);
+        }
+
+        SaleHistory history;
+        try
+        {
+            history = await BuyOutAsync(sale, users: 300, requests: 900);
+        }
+        finally
+        {
+            foreach (var f in faults)
+            {
+                f.DropNextCommitEvents(0);
+            }
+        }
+
+        Assert.Equal(600, history.AcknowledgedUnits);
+        Assert.True(faults.Sum(f => f.Dropped) > droppedBefore, "the hook should have dropped commit events");
+        var stored = await WaitForOrdersAsync(sale.Sku, history.DistinctOrderIds, TimeSpan.FromSeconds(30));
+        Assert.Equal(history.Orders.Select(o => o.OrderId).Order(), stored.Keys.Order());
+        Assert.Equal((600L, 0L), await InventoryAsync(sale.Sku));
+    }
+
+    [Fact]
+    public async Task Messages_delivered_again_are_written_once()
+    {
+        var sale = await fixture.CreateSaleAsync("pipe-dup", stock: 200, buckets: 2, perUserLimit: 2);
+        var history = await BuyOutAsync(sale, users: 150, requests: 300);
+        await WaitForOrdersAsync(sale.Sku, history.DistinctOrderIds, TimeSpan.FromSeconds(10));
+
+        // Publish every order twice more: once with its own message id (the broker drops it) and once under a new
+        // id (the broker cannot know; the writer must).
+        var nats = fixture.Cluster.Silos[0].ServiceProvider.GetRequiredService<JetStreamConnection>();
+        var subject = nats.Topology.Deductions(sale.Sku);
+        foreach (var order in history.Orders)
+        {
+            var record = new DeductionRecord(order.OrderId, order.RequestId, sale.Sku, order.UserId, order.Quantity, order.Bucket, 0);
+            var message = PipelineJson.ToMessage(record, subject);
+            await nats.JetStream.PublishAsync(subject, message.Payload.ToArray(), headers: new NatsHeaders { ["Nats-Msg-Id"] = order.OrderId });
+            await nats.JetStream.PublishAsync(subject, message.Payload.ToArray(), headers: new NatsHeaders { ["Nats-Msg-Id"] = "again-" + order.OrderId });
+        }
+
+        // The writer has caught up when its durable consumer has nothing pending or unacknowledged.
+        await WaitUntilAsync(async () =>
+        {
+            var consumer = await nats.JetStream.GetConsumerAsync(nats.Topology.DeductionsStream, "orders-writer");
+            return consumer.Info.NumPending == 0 && consumer.Info.NumAckPending == 0;
+        }, TimeSpan.FromSeconds(15));
+
+        Assert.Equal(history.DistinctOrderIds, await ScalarAsync("SELECT COUNT(*) FROM orders WHERE sku = @sku", sale.Sku));
+        Assert.Equal((200L, 0L), await InventoryAsync(sale.Sku));
+        Assert.Equal(200L, await ScalarAsync("SELECT -SUM(delta) FROM inventory_log WHERE sku = @sku AND reason = 'deduct'", sale.Sku));
+    }
+
+    private async Task<SaleHistory> BuyOutAsync(SaleDefinition sale, int users, int requests)
+    {
+        var history = new SaleHistory();
+        await Task.WhenAll(Enumerable.Range(0, requests).Select(async j =>
+        {
+            var user = $"u{j % users}";
+            history.Record(user, $"r{j}", await fixture.BuyAsync(sale, user, $"r{j}"));
+        }));
+        Assert.Equal(0, history.Count(PurchaseOutcome.Unavailable));
+        return history;
+    }
+
+    private static async Task<Dictionary<string, int>> WaitForOrdersAsync(string sku, int expected, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (true)
+        {
+            var orders = new Dictionary<string, int>();
+            await using (var connection = new MySqlConnection(TestStack.MySql))
+            {
+                await connection.OpenAsync();
+                await using var command = new MySqlCommand("SELECT order_id, quantity FROM orders WHERE sku = @sku", connection);
+                command.Parameters.AddWithValue("@sku", sku);
+                await using var reader = await command.ExecuteReaderAsync();
+                while (await reader.ReadAsync())
+                {
+                    orders[reader.GetString(0)] = reader.GetInt32(1);
+                }
+            }
+
+            if (orders.Count >= expected || DateTime.UtcNow > deadline)
+            {
+                Assert.True(orders.Count == expected, $"MySQL holds {orders.Count} orders of {sku}, expected {expected} within {within}");
+                return orders;
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    private static async Task<(long Total, long Available)> InventoryAsync(string sku)
+    {
+        await using var connection = new MySqlConnection(TestStack.MySql);
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand("SELECT total_stock, available_stock FROM inventory WHERE sku = @sku", connection);
+        command.Parameters.AddWithValue("@sku", sku);
+        await using var reader = await command.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync(), $"no inventory row for {sku}");
+        return (reader.GetInt64(0), reader.GetInt64(1));
+    }
+
+    private static async Task<long> ScalarAsync(string sql, string sku)
+    {
+        await using var connection = new MySqlConnection(TestStack.MySql);
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand(sql, connection);
+        command.Parameters.AddWithValue("@sku", sku);
+        var value = await command.ExecuteScalarAsync();
+        return value is null or DBNull ? 0 : Convert.ToInt64(value);
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"condition not reached within {within}");
+            await Task.Delay(100);
+        }
+    }
+}
