@@ -25,6 +25,10 @@ public interface IBucketGrain : IGrainWithIntegerCompoundKey
     [Alias("Take")]
     Task<long> TakeAsync(string transferId, long amount);
 
+    /// <summary>Gives a cancelled or expired order's units back; idempotent per order.</summary>
+    [Alias("Return")]
+    Task<long> ReturnAsync(string orderId, int quantity);
+
     /// <summary>Adds units taken from a sibling; idempotent per transfer id.</summary>
     [Alias("Give")]
     Task<long> GiveAsync(string transferId, long amount);

@@ -29,4 +29,8 @@ public interface IProductGrain : IGrainWithStringKey
     /// <summary>A bucket tells its product it ran dry; one-way so a bucket never waits on its product.</summary>
     [OneWay, Alias("BucketEmptied")]
     Task BucketEmptiedAsync(int index);
+
+    /// <summary>A bucket got units back (a cancelled or expired order); one-way for the same reason.</summary>
+    [OneWay, Alias("BucketRefilled")]
+    Task BucketRefilledAsync(int index);
 }

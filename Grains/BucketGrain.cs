@@ -120,6 +120,27 @@ public sealed class BucketGrain : Grain, IBucketGrain
         return taken;
     }
 
+    public async Task<long> ReturnAsync(string orderId, int quantity)
+    {
+        var remaining = await Run(async db =>
+        {
+            var remaining = (long)(await RedisScripts.EvaluateAsync(db, _scripts.Return,
+                [RedisKeys.Stock(_sku, _index), RedisKeys.ReturnMarker(_sku, _index, orderId)],
+                [quantity, (long)_options.RecordTtl.TotalSeconds]));
+            if (remaining < 0)
+            {
+                Log.StockKeyMissing(_logger, _sku, _index);
+                throw new InvalidOperationException($"Bucket {_sku}/{_index} has no stock key in Redis.");
+            }
+
+            return remaining;
+        });
+
+        // Always tell the product, even when this activation never saw the bucket empty: its sold-out view may.
+        _ = GrainFactory.Product(_sku).BucketRefilledAsync(_index);
+        return remaining;
+    }
+
     public Task<long> GiveAsync(string transferId, long amount) =>
         Run(async db => (long)(await RedisScripts.EvaluateAsync(db, _scripts.Give,
             [RedisKeys.Stock(_sku, _index), RedisKeys.Transfer(_sku, _index, transferId)],
@@ -362,6 +383,12 @@ public sealed class BucketGrain : Grain, IBucketGrain
         _remaining = remaining;
         if (remaining > 0)
         {
+            if (_reportedEmpty)
+            {
+                // Stock came back (a return): the product's sold-out view must learn it.
+                _ = GrainFactory.Product(_sku).BucketRefilledAsync(_index);
+            }
+
             _reportedEmpty = false;
         }
         else if (!_reportedEmpty)

@@ -19,6 +19,7 @@ public sealed class ProductGrain : Grain, IProductGrain
     private readonly IPersistentState<ProductState> _state;
     private readonly TimeProvider _time;
     private readonly MySqlOrderStore _orders;
+    private readonly OrderLifecycleStore _lifecycle;
     private readonly ILogger<ProductGrain> _logger;
     private readonly SortedSet<int> _withStock = new();
     private bool _soldOut;
@@ -27,11 +28,13 @@ public sealed class ProductGrain : Grain, IProductGrain
         [PersistentState("product", "flashsale")] IPersistentState<ProductState> state,
         TimeProvider time,
         MySqlOrderStore orders,
+        OrderLifecycleStore lifecycle,
         ILogger<ProductGrain> logger)
     {
         _state = state;
         _time = time;
         _orders = orders;
+        _lifecycle = lifecycle;
         _logger = logger;
     }
 
@@ -68,6 +71,7 @@ public sealed class ProductGrain : Grain, IProductGrain
         var parts = SaleRules.Split(sale.Stock, sale.Buckets);
         await Task.WhenAll(parts.Select((stock, i) => GrainFactory.Bucket(Sku, i).InitializeAsync(stock)));
         await _orders.EnsureInventoryAsync(Sku, sale.Stock);
+        await _lifecycle.SetPaymentTimeoutAsync(Sku, sale.PaymentTimeoutSeconds);
         _state.State = new ProductState
         {
             Sale = sale,
@@ -126,6 +130,17 @@ public sealed class ProductGrain : Grain, IProductGrain
     public Task BucketEmptiedAsync(int index)
     {
         _withStock.Remove(index);
+        return Task.CompletedTask;
+    }
+
+    public Task BucketRefilledAsync(int index)
+    {
+        if (index < _state.State.BucketCount)
+        {
+            _withStock.Add(index);
+            _soldOut = false;
+        }
+
         return Task.CompletedTask;
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -39,7 +40,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
     private int _shard;
     private SaleDefinition? _sale;
     private BucketRouting? _routing;
-    private DateTimeOffset _routingFetchedAt;
+    private long _routingFetchedAt;
     private Task? _pump;
     private bool _pumping;
 
@@ -295,14 +296,15 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
 
     private async Task<BucketRouting?> GetRoutingAsync(int[]? seenEmpty)
     {
-        var fresh = _routing is not null && _time.GetUtcNow() - _routingFetchedAt < RoutingMaxAge;
+        // A cache age, not business time: measured on the real monotonic clock even when the sale clock is faked.
+        var fresh = _routing is not null && Stopwatch.GetElapsedTime(_routingFetchedAt) < RoutingMaxAge;
         if (seenEmpty is null && fresh)
         {
             return _routing;
         }
 
         _routing = await GrainFactory.Product(_sku).GetRoutingAsync(seenEmpty ?? []);
-        _routingFetchedAt = _time.GetUtcNow();
+        _routingFetchedAt = Stopwatch.GetTimestamp();
         return _routing;
     }
 
@@ -457,6 +459,14 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
         {
             var db = await _redis.GetDatabaseAsync();
             await RedisScripts.EvaluateAsync(db, _scripts.Finalize, keys, args);
+
+            // Order id → sale, bucket and buyer, so an order can be looked up by id alone while it is still
+            // on its way to MySQL. Pipelined: one round trip for the batch whatever the slots.
+            var ttl = _options.RecordTtl;
+            await Task.WhenAll(batch.Where(s => s.Replacement is not null).Select(s => db.StringSetAsync(
+                RedisKeys.OrderIndex(s.Record.OrderId),
+                string.Join('|', _sku, s.Replacement!.Bucket, s.Record.Quantity, s.RequestId, s.UserId),
+                ttl)));
         }
         catch (Exception ex)
         {

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Hosting;
 using Orleans.Clustering.Redis;
 using Orleans.Configuration;
 using OrleansFlashSale.Grains;
@@ -22,6 +23,8 @@ public static class SiloBuilderExtensions
     {
         var services = silo.Services;
         services.AddFlashSaleGrains(configuration);
+        // Needs the grain factory, so it lives with the silo rather than with the grain services.
+        services.AddHostedService<OrderExpiryService>();
         services.AddOptions<FlashSaleMySqlOptions>().Bind(configuration.GetSection(FlashSaleMySqlOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<FlashSaleMySqlOptions>, FlashSaleMySqlOptionsValidator>();
         services.AddSingleton<SchemaMigrator>();

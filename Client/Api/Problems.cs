@@ -18,6 +18,12 @@ public static class ErrorCodes
     public const string Unauthorized = "unauthorized";
     public const string Forbidden = "forbidden";
     public const string Unavailable = "unavailable";
+    public const string UnknownOrder = "unknown_order";
+    public const string NotYourOrder = "not_your_order";
+    public const string OrderNotReady = "order_not_ready";
+    public const string OrderPaid = "order_paid";
+    public const string OrderCancelled = "order_cancelled";
+    public const string OrderExpired = "order_expired";
 }
 
 public static class Problems
@@ -36,6 +42,12 @@ public static class Problems
         [ErrorCodes.Unauthorized] = "An admin bearer token is required.",
         [ErrorCodes.Forbidden] = "The token is not allowed to do this.",
         [ErrorCodes.Unavailable] = "The service cannot answer right now; retry with the same requestId.",
+        [ErrorCodes.UnknownOrder] = "No order has this id.",
+        [ErrorCodes.NotYourOrder] = "The order belongs to another buyer.",
+        [ErrorCodes.OrderNotReady] = "The order is reserved but not yet recorded; retry in a moment.",
+        [ErrorCodes.OrderPaid] = "The order is paid.",
+        [ErrorCodes.OrderCancelled] = "The order was cancelled.",
+        [ErrorCodes.OrderExpired] = "The order expired unpaid.",
     };
 
     public static ProblemHttpResult Create(int status, string code, string? detail = null, IDictionary<string, object?>? extra = null)

@@ -12,6 +12,7 @@ public static partial class SaleEndpoints
         api.MapGet("/sales/{sku}", GetSaleAsync);
         api.MapPost("/sales/{sku}/purchases", PurchaseAsync);
         api.MapPut("/sales/{sku}/buckets", RebucketAsync);
+        app.MapFlashSaleOrders();
         return app;
     }
 
@@ -168,7 +169,7 @@ public static partial class SaleEndpoints
             orderId is null ? null : new Dictionary<string, object?> { ["orderId"] = orderId });
 
     /// <summary>A cluster that cannot answer gives a definite 503, never a hang or a bare 500.</summary>
-    private static async Task<IResult> GuardAsync(ILoggerFactory logs, Func<Task<IResult>> action)
+    internal static async Task<IResult> GuardAsync(ILoggerFactory logs, Func<Task<IResult>> action)
     {
         try
         {

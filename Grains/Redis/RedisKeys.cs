@@ -20,6 +20,11 @@ public static class RedisKeys
 
     public static RedisKey OrderMarker(string sku, int bucket, string orderId) => BucketTag(sku, bucket) + ":o:" + orderId;
 
+    public static RedisKey ReturnMarker(string sku, int bucket, string orderId) => BucketTag(sku, bucket) + ":ret:" + orderId;
+
+    /// <summary>Order id → where it lives, so GET /api/orders/{id} can answer "reserved" before MySQL has it.</summary>
+    public static RedisKey OrderIndex(string orderId) => "fs:order:" + orderId;
+
     public static RedisKey Transfer(string sku, int bucket, string transferId) => BucketTag(sku, bucket) + ":t:" + transferId;
 
     // User and request ids may contain ':'; the length prefix keeps ("a:b","c") and ("a","b:c") apart.

@@ -32,6 +32,7 @@ public sealed class RedisScripts
         Give = Load("give");
         Reserve = Load("reserve");
         Finalize = Load("finalize");
+        Return = Load("return");
     }
 
     public RedisScript Deduct { get; }
@@ -43,6 +44,8 @@ public sealed class RedisScripts
     public RedisScript Reserve { get; }
 
     public RedisScript Finalize { get; }
+
+    public RedisScript Return { get; }
 
     /// <summary>
     /// EVALSHA, and on NOSCRIPT (a restarted or failed-over server has an empty script cache) EVAL, which also

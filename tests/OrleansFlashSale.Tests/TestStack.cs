@@ -37,6 +37,8 @@ public static class TestStack
         // Short check-back so recovery tests finish in seconds (production keeps RocketMQ's 6 s / 30 s).
         ["FlashSale:Nats:TransactionTimeout"] = "00:00:01",
         ["FlashSale:Nats:CheckInterval"] = "00:00:01",
+        // Tests expire orders explicitly, per SKU, after moving the silos' clock.
+        ["FlashSale:Orders:ExpirySweepSeconds"] = "0",
     };
 
     private static string Require(string name) =>

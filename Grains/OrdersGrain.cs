@@ -1,0 +1,170 @@
+using Microsoft.Extensions.Logging;
+using Orleans.Concurrency;
+using OrleansFlashSale.Grains.Persistence;
+using OrleansFlashSale.Grains.Redis;
+
+namespace OrleansFlashSale.Grains;
+
+/// <summary>
+/// Orders after the purchase. MySQL holds the truth once the pipeline wrote the order; before that, the Redis order
+/// index answers "reserved". Cancel and expiry give the units back twice over, each exactly once: MySQL
+/// (status change, log row and inventory in one transaction) first, then Redis (an idempotent return script into
+/// the bucket fixed in that transaction); a return interrupted in between is finished by the next sweep.
+/// </summary>
+[StatelessWorker]
+public sealed partial class OrdersGrain : Grain, IOrdersGrain
+{
+    private static readonly TimeSpan ReturnRetryAge = TimeSpan.FromSeconds(2);
+
+    private readonly OrderLifecycleStore _store;
+    private readonly RedisConnection _redis;
+    private readonly TimeProvider _time;
+    private readonly ILogger<OrdersGrain> _logger;
+
+    public OrdersGrain(OrderLifecycleStore store, RedisConnection redis, TimeProvider time, ILogger<OrdersGrain> logger)
+    {
+        _store = store;
+        _redis = redis;
+        _time = time;
+        _logger = logger;
+    }
+
+    public async Task<OrderInfo?> GetAsync(string orderId)
+    {
+        if (await _store.GetAsync(orderId) is { } stored)
+        {
+            return ToInfo(stored);
+        }
+
+        var db = await _redis.GetDatabaseAsync();
+        var index = await db.StringGetAsync(RedisKeys.OrderIndex(orderId));
+        if (index.IsNull)
+        {
+            return null;
+        }
+
+        // sku|bucket|quantity|requestId|userId (the user id last: it may contain '|').
+        var parts = index.ToString().Split('|', 5);
+        return parts.Length == 5 && int.TryParse(parts[1], out var bucket) && int.TryParse(parts[2], out var quantity)
+            ? new OrderInfo(orderId, parts[0], parts[4], parts[3], quantity, OrderStatuses.Reserved, bucket)
+            : null;
+    }
+
+    public async Task<OrderActionResult> PayAsync(string orderId, string userId)
+    {
+        var (order, early) = await LoadAsync(orderId, userId);
+        if (early is not null)
+        {
+            return early;
+        }
+
+        if (order!.Status == OrderLifecycleStatuses.PendingPayment && await _store.MarkPaidAsync(orderId, userId))
+        {
+            return new OrderActionResult(OrderActionOutcome.Done, ToInfo(order with { Status = OrderLifecycleStatuses.Paid }), null);
+        }
+
+        var now = await _store.GetAsync(orderId) ?? order;
+        return now.Status switch
+        {
+            OrderLifecycleStatuses.Paid => new OrderActionResult(OrderActionOutcome.AlreadyDone, ToInfo(now), null),
+            OrderLifecycleStatuses.Cancelled => new OrderActionResult(OrderActionOutcome.Conflict, ToInfo(now), "order_cancelled"),
+            OrderLifecycleStatuses.Expired => new OrderActionResult(OrderActionOutcome.Conflict, ToInfo(now), "order_expired"),
+            _ => new OrderActionResult(OrderActionOutcome.Conflict, ToInfo(now), "order_changed"),
+        };
+    }
+
+    public async Task<OrderActionResult> CancelAsync(string orderId, string userId)
+    {
+        var (order, early) = await LoadAsync(orderId, userId);
+        if (early is not null)
+        {
+            return early;
+        }
+
+        if (order!.Status == OrderLifecycleStatuses.PendingPayment && await ReleaseAsync(order, OrderLifecycleStatuses.Cancelled))
+        {
+            return new OrderActionResult(OrderActionOutcome.Done, ToInfo(order with { Status = OrderLifecycleStatuses.Cancelled }), null);
+        }
+
+        var now = await _store.GetAsync(orderId) ?? order;
+        return now.Status switch
+        {
+            OrderLifecycleStatuses.Cancelled => new OrderActionResult(OrderActionOutcome.AlreadyDone, ToInfo(now), null),
+            OrderLifecycleStatuses.Paid => new OrderActionResult(OrderActionOutcome.Conflict, ToInfo(now), "order_paid"),
+            OrderLifecycleStatuses.Expired => new OrderActionResult(OrderActionOutcome.Conflict, ToInfo(now), "order_expired"),
+            _ => new OrderActionResult(OrderActionOutcome.Conflict, ToInfo(now), "order_changed"),
+        };
+    }
+
+    public async Task<int> ExpireDueAsync(string? sku, int limit)
+    {
+        var expired = 0;
+        foreach (var order in await _store.FindExpiredAsync(sku, _time.GetUtcNow().ToUnixTimeMilliseconds(), limit))
+        {
+            if (await ReleaseAsync(order, OrderLifecycleStatuses.Expired))
+            {
+                expired++;
+            }
+        }
+
+        foreach (var order in await _store.FindUnreturnedAsync(sku, ReturnRetryAge, limit))
+        {
+            await ReturnToRedisAsync(order, order.ReturnBucket ?? order.Bucket);
+        }
+
+        return expired;
+    }
+
+    private async Task<(StoredOrder? Order, OrderActionResult? Early)> LoadAsync(string orderId, string userId)
+    {
+        var order = await _store.GetAsync(orderId);
+        if (order is null)
+        {
+            var reserved = await GetAsync(orderId);
+            return (null, reserved is null
+                ? new OrderActionResult(OrderActionOutcome.NotFound, null, "unknown_order")
+                : reserved.UserId != userId
+                    ? new OrderActionResult(OrderActionOutcome.Forbidden, null, "not_your_order")
+                    : new OrderActionResult(OrderActionOutcome.NotReady, reserved, "order_not_ready"));
+        }
+
+        return order.UserId != userId
+            ? (null, new OrderActionResult(OrderActionOutcome.Forbidden, null, "not_your_order"))
+            : (order, null);
+    }
+
+    /// <summary>MySQL first (status, log, inventory in one transaction), then Redis; false if no longer pending.</summary>
+    private async Task<bool> ReleaseAsync(StoredOrder order, string status)
+    {
+        // The units go back to the order's bucket, or, if re-bucketing removed it, to the bucket that took its stock.
+        var routing = await GrainFactory.Product(order.Sku).GetRoutingAsync([]);
+        var count = Math.Max(1, routing?.BucketCount ?? 1);
+        var target = order.Bucket < count ? order.Bucket : order.Bucket % count;
+        if (!await _store.ReleaseAsync(order, status, target))
+        {
+            return false;
+        }
+
+        await ReturnToRedisAsync(order, target);
+        return true;
+    }
+
+    private async Task ReturnToRedisAsync(StoredOrder order, int bucket)
+    {
+        try
+        {
+            await GrainFactory.Bucket(order.Sku, bucket).ReturnAsync(order.OrderId, order.Quantity);
+            await _store.MarkReturnedAsync(order.OrderId);
+        }
+        catch (Exception ex)
+        {
+            // MySQL has the units back; Redis gets them on the next sweep (the return script is idempotent).
+            LogReturnFailed(_logger, ex, order.OrderId, order.Sku, bucket);
+        }
+    }
+
+    private static OrderInfo ToInfo(StoredOrder o) => new(o.OrderId, o.Sku, o.UserId, o.RequestId, o.Quantity, o.Status, o.Bucket);
+
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "Order {OrderId} of {Sku}: returning its units to bucket {Bucket} failed; the next sweep retries")]
+    private static partial void LogReturnFailed(ILogger logger, Exception exception, string orderId, string sku, int bucket);
+}

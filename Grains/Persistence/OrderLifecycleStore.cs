@@ -1,0 +1,158 @@
+using Microsoft.Extensions.Options;
+using MySqlConnector;
+
+namespace OrleansFlashSale.Grains.Persistence;
+
+/// <summary>An order row as stored in MySQL.</summary>
+public sealed record StoredOrder(
+    string OrderId,
+    string RequestId,
+    string Sku,
+    string UserId,
+    int Quantity,
+    int Bucket,
+    string Status,
+    long CommittedAtMs,
+    int? ReturnBucket,
+    bool StockReturned);
+
+/// <summary>
+/// Status changes after an order reached MySQL: pay, cancel, expire. Every change is one conditional UPDATE
+/// (<c>WHERE status = 'pending_payment'</c>), so concurrent pay and cancel of one order cannot both win, and a
+/// retried cancel changes nothing the second time. Giving units back to MySQL happens in the same transaction as
+/// the status change, guarded by the log's unique (order_id, reason).
+/// </summary>
+public sealed class OrderLifecycleStore(IOptions<OrderStoreOptions> options)
+{
+    private const string Columns =
+        "order_id, request_id, sku, user_id, quantity, bucket, status, committed_at_ms, return_bucket, stock_returned";
+
+    public async Task<StoredOrder?> GetAsync(string orderId)
+    {
+        await using var connection = await OpenAsync();
+        await using var command = new MySqlCommand($"SELECT {Columns} FROM orders WHERE order_id = @id", connection);
+        command.Parameters.AddWithValue("@id", orderId);
+        var rows = await ReadAsync(command);
+        return rows.Count == 0 ? null : rows[0];
+    }
+
+    public async Task<bool> MarkPaidAsync(string orderId, string userId)
+    {
+        await using var connection = await OpenAsync();
+        await using var command = new MySqlCommand(
+            "UPDATE orders SET status = 'paid' WHERE order_id = @id AND user_id = @user AND status = 'pending_payment'", connection);
+        command.Parameters.AddWithValue("@id", orderId);
+        command.Parameters.AddWithValue("@user", userId);
+        return await command.ExecuteNonQueryAsync() == 1;
+    }
+
+    /// <summary>
+    /// Cancels or expires a pending order and gives its units back to <c>inventory</c>, in one transaction.
+    /// False when the order was no longer pending (paid, or released already).
+    /// </summary>
+    public async Task<bool> ReleaseAsync(StoredOrder order, string newStatus, int returnBucket)
+    {
+        await using var connection = await OpenAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await using (var update = new MySqlCommand(
+            "UPDATE orders SET status = @status, return_bucket = @bucket WHERE order_id = @id AND status = 'pending_payment'",
+            connection, transaction))
+        {
+            update.Parameters.AddWithValue("@status", newStatus);
+            update.Parameters.AddWithValue("@bucket", returnBucket);
+            update.Parameters.AddWithValue("@id", order.OrderId);
+            if (await update.ExecuteNonQueryAsync() != 1)
+            {
+                await transaction.RollbackAsync();
+                return false;
+            }
+        }
+
+        await using (var log = new MySqlCommand(
+            "INSERT IGNORE INTO inventory_log (sku, order_id, delta, reason) VALUES (@sku, @id, @qty, 'return')",
+            connection, transaction))
+        {
+            log.Parameters.AddWithValue("@sku", order.Sku);
+            log.Parameters.AddWithValue("@id", order.OrderId);
+            log.Parameters.AddWithValue("@qty", order.Quantity);
+            if (await log.ExecuteNonQueryAsync() == 1)
+            {
+                await using var stock = new MySqlCommand(
+                    "UPDATE inventory SET available_stock = available_stock + @qty WHERE sku = @sku", connection, transaction);
+                stock.Parameters.AddWithValue("@qty", order.Quantity);
+                stock.Parameters.AddWithValue("@sku", order.Sku);
+                await stock.ExecuteNonQueryAsync();
+            }
+        }
+
+        await transaction.CommitAsync();
+        return true;
+    }
+
+    public async Task MarkReturnedAsync(string orderId)
+    {
+        await using var connection = await OpenAsync();
+        await using var command = new MySqlCommand("UPDATE orders SET stock_returned = 1 WHERE order_id = @id", connection);
+        command.Parameters.AddWithValue("@id", orderId);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>Pending orders older than their sale's payment timeout.</summary>
+    public async Task<IReadOnlyList<StoredOrder>> FindExpiredAsync(string? sku, long nowMs, int limit)
+    {
+        await using var connection = await OpenAsync();
+        await using var command = new MySqlCommand(
+            $"SELECT {string.Join(", ", Columns.Split(", ").Select(c => "o." + c))} FROM orders o JOIN inventory i ON i.sku = o.sku " +
+            "WHERE o.status = 'pending_payment' AND o.committed_at_ms < @now - i.payment_timeout_seconds * 1000 " +
+            "AND (@sku IS NULL OR o.sku = @sku) " +
+            "ORDER BY o.committed_at_ms LIMIT @limit", connection);
+        command.Parameters.AddWithValue("@now", nowMs);
+        command.Parameters.AddWithValue("@sku", sku);
+        command.Parameters.AddWithValue("@limit", limit);
+        return await ReadAsync(command);
+    }
+
+    /// <summary>Released orders whose units have not reached Redis yet (a crash or a Redis fault in between).</summary>
+    public async Task<IReadOnlyList<StoredOrder>> FindUnreturnedAsync(string? sku, TimeSpan olderThan, int limit)
+    {
+        await using var connection = await OpenAsync();
+        await using var command = new MySqlCommand(
+            $"SELECT {Columns} FROM orders WHERE status IN ('cancelled', 'expired') AND stock_returned = 0 " +
+            "AND updated_at < NOW(6) - INTERVAL @age MICROSECOND AND (@sku IS NULL OR sku = @sku) LIMIT @limit", connection);
+        command.Parameters.AddWithValue("@sku", sku);
+        command.Parameters.AddWithValue("@age", (long)olderThan.TotalMicroseconds);
+        command.Parameters.AddWithValue("@limit", limit);
+        return await ReadAsync(command);
+    }
+
+    public async Task SetPaymentTimeoutAsync(string sku, int seconds)
+    {
+        await using var connection = await OpenAsync();
+        await using var command = new MySqlCommand("UPDATE inventory SET payment_timeout_seconds = @s WHERE sku = @sku", connection);
+        command.Parameters.AddWithValue("@s", seconds);
+        command.Parameters.AddWithValue("@sku", sku);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private async Task<MySqlConnection> OpenAsync()
+    {
+        var connection = new MySqlConnection(options.Value.ConnectionString);
+        await connection.OpenAsync();
+        return connection;
+    }
+
+    private static async Task<List<StoredOrder>> ReadAsync(MySqlCommand command)
+    {
+        var rows = new List<StoredOrder>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(new StoredOrder(
+                reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4),
+                reader.GetInt32(5), reader.GetString(6), reader.GetInt64(7),
+                reader.IsDBNull(8) ? null : reader.GetInt32(8), reader.GetInt32(9) != 0));
+        }
+
+        return rows;
+    }
+}
