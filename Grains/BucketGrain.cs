@@ -250,7 +250,17 @@ public sealed class BucketGrain : Grain, IBucketGrain
         {
             var payload = new HalfPayload(_sku, _index, batch.Select(w => w.Request!)
                 .Select(r => new PendingOrder(r.OrderId, r.RequestId, r.UserId, r.Quantity)).ToArray());
-            half = await _producer.SendHalfAsync(transactionId, _nats.Topology.Deductions(_sku), PipelineJson.Serialize(payload), CancellationToken.None);
+            // Bounded: while NATS is down the client waits for the reconnect instead of failing, and this pump (so
+            // every purchase queued on the bucket) would wait with it for the whole outage.
+            using var timeout = new CancellationTokenSource(_nats.Options.OperationTimeout);
+            try
+            {
+                half = await _producer.SendHalfAsync(transactionId, _nats.Topology.Deductions(_sku), PipelineJson.Serialize(payload), timeout.Token);
+            }
+            catch (OperationCanceledException ex) when (timeout.IsCancellationRequested)
+            {
+                throw new TimeoutException($"NATS did not store the half message within {_nats.Options.OperationTimeout}.", ex);
+            }
         }
         catch (Exception ex)
         {
@@ -346,7 +356,10 @@ public sealed class BucketGrain : Grain, IBucketGrain
         {
             try
             {
-                await _producer.RollbackAsync(half, CancellationToken.None);
+                // Bounded for the same reason as the half message; a half message left behind is rolled back by the
+                // check-back (no order marker in Redis).
+                using var timeout = new CancellationTokenSource(_nats.Options.OperationTimeout);
+                await _producer.RollbackAsync(half, timeout.Token);
             }
             catch (Exception ex)
             {

@@ -20,6 +20,14 @@ public sealed class JetStreamOptions
     /// <summary>How long a half message may stay unresolved before it is checked back (RocketMQ <c>transactionTimeOut</c>).</summary>
     public TimeSpan TransactionTimeout { get; set; } = TimeSpan.FromSeconds(6);
 
+    /// <summary>
+    /// How long a grain waits for one JetStream operation (half message, commit, rollback). The NATS client does not
+    /// fail a publish while it is disconnected: it waits for the reconnect, however long the outage lasts, and a
+    /// bucket grain waiting on it would hold every purchase queued behind it. After this the outcome is unknown,
+    /// which the transaction protocol already handles (the check-back resolves a stray half message).
+    /// </summary>
+    public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Delay between two checks of one half message (RocketMQ <c>transactionCheckInterval</c>).</summary>
     public TimeSpan CheckInterval { get; set; } = TimeSpan.FromSeconds(30);
 
@@ -77,6 +85,7 @@ public sealed partial class JetStreamOptionsValidator : IValidateOptions<JetStre
 
         CheckSpan(errors, "TransactionTimeout", options.TransactionTimeout);
         CheckSpan(errors, "CheckInterval", options.CheckInterval);
+        CheckSpan(errors, "OperationTimeout", options.OperationTimeout);
         if (options.MaxChecks is < 1 or > 1000)
         {
             errors.Add($"{S}:MaxChecks must be between 1 and 1000.");

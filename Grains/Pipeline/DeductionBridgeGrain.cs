@@ -38,7 +38,10 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
         var subject = _nats.Topology.Deductions(item.Sku);
         try
         {
-            await _producer.CommitAsync(item.Half, item.Records.Select(r => PipelineJson.ToMessage(r, subject)).ToArray(), CancellationToken.None);
+            // Bounded: while NATS is down the client waits for the reconnect, which would hold this SKU's stream
+            // delivery for the whole outage; the check-back commits whatever is left.
+            using var timeout = new CancellationTokenSource(_nats.Options.OperationTimeout);
+            await _producer.CommitAsync(item.Half, item.Records.Select(r => PipelineJson.ToMessage(r, subject)).ToArray(), timeout.Token);
         }
         catch (Exception ex)
         {

@@ -1,0 +1,251 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using MySqlConnector;
+using Xunit.Abstractions;
+
+namespace OrleansFlashSale.Tests;
+
+/// <summary>
+/// Its own cluster, so that stopping Redis, MariaDB or NATS under it never disturbs the clusters of other collections
+/// (collections run one at a time; see AssemblyInfo.cs).
+/// </summary>
+public sealed class ServiceFailureFixture : ClusterFixture
+{
+}
+
+[CollectionDefinition(Name)]
+public sealed class ServiceFailureCollection : ICollectionFixture<ServiceFailureFixture>
+{
+    public const string Name = "service-failure";
+}
+
+/// <summary>
+/// A real service process of the stack is stopped for a few seconds in the middle of a sale and started again. Every
+/// test ends with the same books: the acknowledged orders are exactly MySQL's orders of the SKU, MySQL's available
+/// stock is the stock minus the acknowledged units, Redis sold exactly the acknowledged units (no oversell, nothing
+/// stranded) and no user is above the limit.
+/// </summary>
+[Collection(ServiceFailureCollection.Name)]
+public sealed class ServiceFailureTests(ServiceFailureFixture fixture, ITestOutputHelper output)
+{
+    private const long Stock = 4000;
+    private const int Buckets = 8;
+    private const int Limit = 2;
+    private const int Users = 3000;
+    private static readonly TimeSpan Outage = TimeSpan.FromSeconds(5);
+
+    [Fact]
+    public async Task NATS_stopped_mid_sale_then_restarted_loses_no_order()
+    {
+        var run = await RunSaleWithOutageAsync("f-nats", "nats");
+        await AssertBooksAsync(run);
+    }
+
+    [Fact]
+    public async Task MariaDB_stopped_mid_sale_does_not_stop_purchases_and_MySQL_converges()
+    {
+        var run = await RunSaleWithOutageAsync("f-mysql", "mysql");
+        // Purchases do not touch MySQL: the sale went on while it was down.
+        Assert.True(run.UnitsWhenRestarting > run.UnitsWhenStopped,
+            $"no purchase was acknowledged while MariaDB was down ({run.UnitsWhenStopped} units before, {run.UnitsWhenRestarting} after)");
+        await AssertBooksAsync(run);
+    }
+
+    [Fact]
+    public async Task Redis_restarted_mid_sale_fails_purchases_meanwhile_and_the_cluster_reconnects_by_itself()
+    {
+        var silos = fixture.Cluster.Silos.Select(s => s.SiloAddress).ToArray();
+        var run = await RunSaleWithOutageAsync("f-redis", "redis");
+        // Without Redis nothing can be reserved or deducted, so buyers got Unavailable (or a failed call) and retried.
+        Assert.True(run.Retries > 0, "no purchase failed while Redis was down");
+        // Reconnected by itself: the same silos served the rest of the sale.
+        Assert.Equal(silos, fixture.Cluster.Silos.Select(s => s.SiloAddress).ToArray());
+        await AssertBooksAsync(run);
+    }
+
+    /// <summary>
+    /// Buyers (paced like real clients, so the sale outlasts the outage) buy until the sale answers sold out; when a
+    /// fifth of the stock is sold, <paramref name="service"/> is stopped, left down for <see cref="Outage"/> while
+    /// buyers keep buying, and started again. A buyer without a definite answer retries the same request id with
+    /// backoff, as a real client would.
+    /// </summary>
+    private async Task<SaleRun> RunSaleWithOutageAsync(string prefix, string service)
+    {
+        var sale = await fixture.CreateSaleAsync(prefix, Stock, Buckets, Limit);
+        var run = new SaleRun(sale);
+        var fifthSold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var soldOut = new CancellationTokenSource();
+        var next = -1;
+
+        async Task BuyerAsync()
+        {
+            while (!soldOut.IsCancellationRequested)
+            {
+                var j = Interlocked.Increment(ref next);
+                var result = await BuyUntilDefiniteAsync(run, $"u{j % Users}", $"r{j}");
+                if (result.Outcome == PurchaseOutcome.SoldOut)
+                {
+                    await soldOut.CancelAsync();
+                }
+
+                if (run.History.AcknowledgedUnits >= Stock / 5)
+                {
+                    fifthSold.TrySetResult();
+                }
+
+                // Think time between a buyer's purchases: it paces the load, it does not wait for anything.
+                await Task.Delay(20);
+            }
+        }
+
+        var load = Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(BuyerAsync)));
+        await Task.WhenAny(fifthSold.Task, load).Unwrap().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(fifthSold.Task.IsCompleted, "the sale ended before a fifth of the stock was sold");
+
+        try
+        {
+            await LocalStack.StopAsync(service);
+            run.UnitsWhenStopped = run.History.AcknowledgedUnits;
+            // The outage itself is the point of the test: a deliberate wait while buyers keep buying.
+            await Task.Delay(Outage);
+            run.UnitsWhenRestarting = run.History.AcknowledgedUnits;
+        }
+        finally
+        {
+            await LocalStack.StartAsync(service);
+        }
+
+        await load.WaitAsync(TimeSpan.FromSeconds(180));
+        output.WriteLine($"{service}: {run.History.AcknowledgedUnits} units acknowledged ({run.UnitsWhenStopped} when stopped, " +
+                         $"{run.UnitsWhenRestarting} when restarting), {run.Retries} retries, answers " +
+                         string.Join(", ", run.History.Outcomes.Select(o => $"{o.Key}={o.Value}")) +
+                         $", failed calls {string.Join(", ", run.Failures.Select(f => $"{f.Key}={f.Value}"))}, " +
+                         $"longest call {run.LongestCallMs} ms");
+        return run;
+    }
+
+    private async Task<PurchaseResult> BuyUntilDefiniteAsync(SaleRun run, string user, string requestId)
+    {
+        var deadline = Stopwatch.StartNew();
+        var backoff = TimeSpan.FromMilliseconds(50);
+        while (true)
+        {
+            var call = Stopwatch.StartNew();
+            try
+            {
+                var result = await fixture.BuyAsync(run.Sale, user, requestId);
+                if (result.Outcome != PurchaseOutcome.Unavailable)
+                {
+                    run.History.Record(user, requestId, result);
+                    return result;
+                }
+
+                run.Failures.AddOrUpdate(nameof(PurchaseOutcome.Unavailable), 1, (_, n) => n + 1);
+            }
+            catch (Exception ex) when (deadline.Elapsed < TimeSpan.FromSeconds(120))
+            {
+                // The outcome is unknown (e.g. the call timed out): replay the same request.
+                run.Failures.AddOrUpdate(ex.GetType().Name, 1, (_, n) => n + 1);
+            }
+            finally
+            {
+                run.ObserveCall(call.ElapsedMilliseconds);
+            }
+
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(120), $"no definite answer for {user}/{requestId} within 120 s");
+            Interlocked.Increment(ref run.Retries);
+            await Task.Delay(backoff);
+            backoff = TimeSpan.FromMilliseconds(Math.Min(1000, backoff.TotalMilliseconds * 2));
+        }
+    }
+
+    private async Task AssertBooksAsync(SaleRun run)
+    {
+        var history = run.History;
+        var sku = run.Sale.Sku;
+        Assert.Equal(0, history.ReplayMismatches);
+        Assert.Equal(0, history.UsersAbove(Limit));
+        Assert.Equal(history.Orders.Count(), history.DistinctOrderIds);
+
+        // No oversell and nothing stranded: Redis sold exactly the acknowledged units, and the sale was bought out.
+        var remaining = await fixture.RedisStockAsync(sku, Buckets);
+        Assert.Equal(Stock, remaining.Sum() + history.AcknowledgedUnits);
+        Assert.Equal(new long[Buckets], remaining);
+
+        // MySQL catches up within a bounded time, with exactly the acknowledged orders.
+        var deadline = Stopwatch.StartNew();
+        Dictionary<string, int> stored;
+        long available;
+        while (true)
+        {
+            stored = await MySqlOrdersAsync(sku);
+            available = await MySqlAvailableAsync(sku);
+            if ((stored.Count == history.DistinctOrderIds && available == Stock - history.AcknowledgedUnits)
+                || deadline.Elapsed > TimeSpan.FromSeconds(60))
+            {
+                break;
+            }
+
+            await Task.Delay(200);
+        }
+
+        Assert.Equal(history.Orders.Select(o => o.OrderId).Order(), stored.Keys.Order());
+        Assert.All(history.Orders, o => Assert.Equal(o.Quantity, stored[o.OrderId]));
+        Assert.Equal(Stock - history.AcknowledgedUnits, available);
+    }
+
+    private static async Task<Dictionary<string, int>> MySqlOrdersAsync(string sku)
+    {
+        var orders = new Dictionary<string, int>();
+        await using var connection = new MySqlConnection(TestStack.MySql);
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand("SELECT order_id, quantity FROM orders WHERE sku = @sku", connection);
+        command.Parameters.AddWithValue("@sku", sku);
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            orders[reader.GetString(0)] = reader.GetInt32(1);
+        }
+
+        return orders;
+    }
+
+    private static async Task<long> MySqlAvailableAsync(string sku)
+    {
+        await using var connection = new MySqlConnection(TestStack.MySql);
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand("SELECT available_stock FROM inventory WHERE sku = @sku", connection);
+        command.Parameters.AddWithValue("@sku", sku);
+        var value = await command.ExecuteScalarAsync();
+        Assert.True(value is not null and not DBNull, $"no inventory row for {sku}");
+        return Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private sealed class SaleRun(SaleDefinition sale)
+    {
+        private long _longestCallMs;
+
+        public SaleDefinition Sale { get; } = sale;
+
+        public SaleHistory History { get; } = new();
+
+        public ConcurrentDictionary<string, int> Failures { get; } = new();
+
+        public int Retries;
+
+        public long UnitsWhenStopped { get; set; }
+
+        public long UnitsWhenRestarting { get; set; }
+
+        public long LongestCallMs => Interlocked.Read(ref _longestCallMs);
+
+        public void ObserveCall(long ms)
+        {
+            long seen;
+            while (ms > (seen = Interlocked.Read(ref _longestCallMs))
+                   && Interlocked.CompareExchange(ref _longestCallMs, ms, seen) != seen)
+            {
+            }
+        }
+    }
+}
