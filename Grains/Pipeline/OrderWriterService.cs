@@ -107,7 +107,10 @@ public sealed class OrderWriterService : BackgroundService
             catch (Exception ex)
             {
                 var delivery = message.Metadata?.NumDelivered ?? 0;
-                if (delivery >= MaxDeliveries)
+                // A database that is down or restarting is waited out, however long: dead-lettering an
+                // acknowledged order because MySQL was away would lose it from MySQL. Only errors that retrying
+                // cannot cure count towards the limit.
+                if (delivery >= MaxDeliveries && !IsOutage(ex))
                 {
                     await DeadLetterAsync(message, $"failed {delivery} times: {ex.Message}");
                     return;
@@ -127,6 +130,10 @@ public sealed class OrderWriterService : BackgroundService
             _inFlight.Release();
         }
     }
+
+    private static bool IsOutage(Exception ex) =>
+        MySqlOrderStore.IsTransient(ex) || ex is MySqlConnector.MySqlException { IsTransient: true } || ex.InnerException is System.Net.Sockets.SocketException
+        || ex is MySqlConnector.MySqlException { ErrorCode: MySqlConnector.MySqlErrorCode.UnableToConnectToHost };
 
     private async Task DeadLetterAsync(INatsJSMsg<byte[]> message, string reason)
     {
