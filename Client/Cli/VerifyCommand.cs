@@ -15,6 +15,13 @@ public static class VerifyCommand
 
     public static async Task<int> RunAsync(string[] args)
     {
+        using var client = GatewayClient.FromEnvironment();
+        return await RunAsync(args, client);
+    }
+
+    /// <summary>The command against a given gateway (tests point it at their own).</summary>
+    public static async Task<int> RunAsync(string[] args, GatewayClient client)
+    {
         var repair = false;
         var skus = new List<string>();
         foreach (var arg in args)
@@ -33,7 +40,6 @@ public static class VerifyCommand
             }
         }
 
-        using var client = GatewayClient.FromEnvironment();
         if (skus.Count == 0)
         {
             var (status, body) = await client.SendAsync(HttpMethod.Get, "/api/admin/sales", null);

@@ -192,6 +192,33 @@ public sealed class ReconciliationTests(ClusterFixture fixture)
         Assert.Contains(sale.Sku, body.GetProperty("skus").EnumerateArray().Select(e => e.GetString()));
     }
 
+    [Fact]
+    public async Task The_verify_command_exits_0_without_drift_1_with_drift_and_refuses_unknown_options()
+    {
+        var clean = await fixture.CreateSaleAsync("rec-cli", stock: 5, buckets: 1, perUserLimit: 1);
+        var drifted = await fixture.CreateSaleAsync("rec-cli-bad", stock: 5, buckets: 1, perUserLimit: 1);
+        await using (var connection = new MySqlConnection(TestStack.MySql))
+        {
+            await connection.OpenAsync();
+            await using var insert = new MySqlCommand(
+                "INSERT INTO orders (order_id, request_id, sku, user_id, quantity, bucket, status, commit_batch, committed_at_ms) " +
+                "VALUES (@id, 'r', @sku, 'u', 1, 0, 'pending_payment', @batch, 0)", connection);
+            insert.Parameters.AddWithValue("@id", "phantom-" + Guid.NewGuid().ToString("N")[..12]);
+            insert.Parameters.AddWithValue("@sku", drifted.Sku);
+            insert.Parameters.AddWithValue("@batch", Guid.NewGuid().ToString("N"));
+            await insert.ExecuteNonQueryAsync();
+        }
+
+        using var client = new OrleansFlashSale.Client.Cli.GatewayClient(fixture.Http.BaseAddress!.ToString(), TestStack.AdminToken);
+        Assert.Equal(0, await OrleansFlashSale.Client.Cli.VerifyCommand.RunAsync([clean.Sku], client));
+        Assert.Equal(1, await OrleansFlashSale.Client.Cli.VerifyCommand.RunAsync([clean.Sku, drifted.Sku], client));
+        Assert.Equal(1, await OrleansFlashSale.Client.Cli.VerifyCommand.RunAsync([ClusterFixture.NewSku("rec-none")], client));
+        await Assert.ThrowsAsync<OrleansFlashSale.Client.Cli.UsageException>(() =>
+            OrleansFlashSale.Client.Cli.VerifyCommand.RunAsync([clean.Sku, "--fix"], client));
+        using var stranger = new OrleansFlashSale.Client.Cli.GatewayClient(fixture.Http.BaseAddress!.ToString(), "not-the-admin-token-at-all");
+        Assert.Equal(1, await OrleansFlashSale.Client.Cli.VerifyCommand.RunAsync([clean.Sku], stranger));
+    }
+
     private async Task<(HttpStatusCode Status, JsonElement Body)> GetAsync(string path, string? token)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, path);
