@@ -12,6 +12,13 @@ public interface IProductGrain : IGrainWithStringKey
     [Alias("GetDefinition")]
     Task<SaleDefinition?> GetDefinitionAsync();
 
+    /// <summary>
+    /// The most buckets the sale ever had (0 for an unknown sale): buckets past the current count may still hold
+    /// stock keys, order markers and log entries, so a reconciliation reads all of them.
+    /// </summary>
+    [Alias("GetHighestBucketCount")]
+    Task<int> GetHighestBucketCountAsync();
+
     /// <summary>Remaining stock per bucket; <paramref name="refresh"/> reads Redis instead of the buckets' caches.</summary>
     [Alias("GetStatus")]
     Task<SaleStatus?> GetStatusAsync(bool refresh);

@@ -87,6 +87,12 @@ public sealed class ProductGrain : Grain, IProductGrain
 
     public Task<SaleDefinition?> GetDefinitionAsync() => Task.FromResult(_state.State.Sale);
 
+    public Task<int> GetHighestBucketCountAsync() =>
+        Task.FromResult(_state.State.Sale is null
+            ? 0
+            // A plan in progress may already have given units to buckets past the stored counts.
+            : Math.Max(Math.Max(_state.State.HighestBucketCount, _state.State.BucketCount), _state.State.PendingRebucket?.ToCount ?? 0));
+
     public async Task<SaleStatus?> GetStatusAsync(bool refresh)
     {
         if (_state.State.Sale is null)

@@ -12,6 +12,8 @@ public static partial class SaleEndpoints
         api.MapGet("/sales/{sku}", GetSaleAsync);
         api.MapPost("/sales/{sku}/purchases", PurchaseAsync);
         api.MapPut("/sales/{sku}/buckets", RebucketAsync);
+        api.MapGet("/admin/sales", ListSalesAsync);
+        api.MapGet("/admin/verify/{sku}", VerifyAsync);
         app.MapFlashSaleOrders();
         return app;
     }

@@ -8,7 +8,7 @@ namespace OrleansFlashSale.Client.Cli;
 /// <summary>The command-line tools behind <c>./flashsale</c>: they talk to a running gateway over HTTP.</summary>
 public static class CommandLine
 {
-    private static readonly string[] Commands = ["demo", "sale", "help", "--help", "-h"];
+    private static readonly string[] Commands = ["demo", "sale", "verify", "help", "--help", "-h"];
 
     public static bool IsCommand(string name) => Commands.Contains(name);
 
@@ -20,6 +20,7 @@ public static class CommandLine
             {
                 "demo" => await DemoCommand.RunAsync(Options.Parse(args[1..])),
                 "sale" => await SaleAsync(args[1..]),
+                "verify" => await VerifyCommand.RunAsync(args[1..]),
                 _ => Help(),
             };
         }
@@ -46,6 +47,9 @@ public static class CommandLine
               sale create --sku SKU --stock N --buckets N [[--limit N]] [[--quota-shards N]]
               sale show SKU
               sale rebucket SKU N
+              verify [[SKU...]] [[--repair]]
+                  compare Redis, JetStream and MySQL per sale (all sales without SKU); exit 1 on drift;
+                  --repair re-publishes deductions missing in MySQL and trims forwarded log entries
             """);
         return 0;
     }

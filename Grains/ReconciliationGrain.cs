@@ -1,0 +1,471 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using MySqlConnector;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+using Orleans.Concurrency;
+using OrleansFlashSale.Grains.Messaging;
+using OrleansFlashSale.Grains.Persistence;
+using OrleansFlashSale.Grains.Pipeline;
+using OrleansFlashSale.Grains.Redis;
+using StackExchange.Redis;
+
+namespace OrleansFlashSale.Grains;
+
+/// <summary>
+/// Reconciles one sale across Redis (stock, order markers, un-forwarded log entries), JetStream (half messages, dead
+/// letters, check-max, the writer's backlog) and MySQL (orders, inventory, inventory log). Reads only, unless asked
+/// to repair: then it re-publishes log entries whose order never reached MySQL and trims those that did.
+/// </summary>
+[StatelessWorker]
+public sealed class ReconciliationGrain : Grain, IReconciliationGrain
+{
+    /// <summary>Ids listed per drift kind; the counts are always complete.</summary>
+    public const int MaxListedIds = 100;
+
+    /// <summary>A log entry younger than this is still on its way (half message, bridge, writer), not lost.</summary>
+    public static readonly TimeSpan Grace = TimeSpan.FromSeconds(10);
+
+    private const string WriterConsumer = "orders-writer";
+
+    // Reading a side stream's payloads to count per SKU is cheap while it is small, which it is when healthy.
+    private const int MaxMessagesReadPerStream = 10_000;
+
+    private const int LogPageSize = 1000;
+
+    private static readonly string[] LiveStatuses = [OrderRowStatus.PendingPayment, OrderRowStatus.Paid];
+
+    private readonly RedisConnection _redis;
+    private readonly JetStreamConnection _nats;
+    private readonly OrderStoreOptions _store;
+    private readonly ILogger<ReconciliationGrain> _logger;
+
+    public ReconciliationGrain(RedisConnection redis, JetStreamConnection nats, IOptions<OrderStoreOptions> store, ILogger<ReconciliationGrain> logger)
+    {
+        _redis = redis;
+        _nats = nats;
+        _store = store.Value;
+        _logger = logger;
+    }
+
+    public async Task<string[]> ListSkusAsync()
+    {
+        await using var connection = await OpenAsync();
+        await using var command = new MySqlCommand("SELECT sku FROM inventory ORDER BY sku", connection);
+        var skus = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            skus.Add(reader.GetString(0));
+        }
+
+        return [.. skus];
+    }
+
+    public async Task<ReconciliationReport?> VerifyAsync(string sku, bool repair)
+    {
+        var product = GrainFactory.Product(sku);
+        var definitionTask = product.GetDefinitionAsync();
+        var bucketsTask = product.GetHighestBucketCountAsync();
+        await Task.WhenAll(definitionTask, bucketsTask);
+        if (definitionTask.Result is not { } sale)
+        {
+            return null;
+        }
+
+        var buckets = bucketsTask.Result;
+
+        // Redis first, MySQL after: an entry forwarded and written while we look is then found in MySQL, never
+        // reported missing. JetStream counts are independent and fetched alongside.
+        var redisTask = ReadRedisAsync(sku, buckets);
+        var messagesTask = ReadMessagesAsync(sku);
+        var redis = await redisTask;
+        var mysql = await ReadMySqlAsync(sku);
+        var messages = await messagesTask;
+
+        // Markers are written by the same script call that deducts, so every stored order must have one.
+        var db = await _redis.GetDatabaseAsync();
+        var storedOrders = mysql.Orders.ToArray();
+        var markers = await Task.WhenAll(storedOrders.Select(o => db.KeyExistsAsync(RedisKeys.OrderMarker(sku, o.Value, o.Key))));
+        var unknown = storedOrders.Where((_, i) => !markers[i]).Select(o => o.Key).Order(StringComparer.Ordinal).ToList();
+
+        var pending = new List<LogEntry>();
+        var missing = new List<LogEntry>();
+        var untrimmed = new List<LogEntry>();
+        // An order may have more than one entry (a bucket logs it once, but an untrimmed entry plus a re-added
+        // one, or a replayed repair, can coexist): judge and repair per order, trim per entry.
+        foreach (var order in redis.Log.GroupBy(e => e.Record.OrderId, StringComparer.Ordinal))
+        {
+            if (mysql.Orders.ContainsKey(order.Key))
+            {
+                untrimmed.AddRange(order);
+            }
+            // The oldest entry says how long the order has been on its way.
+            else if (redis.NowMs - order.Min(e => e.Record.CommittedAtMs) < Grace.TotalMilliseconds)
+            {
+                pending.Add(order.First());
+            }
+            else
+            {
+                missing.Add(order.First());
+            }
+        }
+
+        var liveUnits = mysql.ByStatus.Where(s => LiveStatuses.Contains(s.Status)).Sum(s => s.Units);
+        var redisEquation = new ReconciliationEquation("redis remaining + mysql live units == stock",
+            redis.Remaining + liveUnits, sale.Stock, redis.Remaining + liveUnits == sale.Stock);
+        var inventoryEquation = new ReconciliationEquation("mysql available_stock == stock - live units",
+            mysql.Available ?? -1, sale.Stock - liveUnits, mysql.Available == sale.Stock - liveUnits);
+
+        // In flight: entries inside the grace period, half messages not yet resolved, orders the writer has yet
+        // to store. Until those settle the equations are expected to be off.
+        var atRest = pending.Count == 0 && messages.HalfMessagesForSku == 0 && messages.WriterPending == 0;
+        var problems = new List<string>();
+        if (atRest && !redisEquation.Holds)
+        {
+            problems.Add($"{redisEquation.Text}: {redisEquation.Left} != {redisEquation.Right}");
+        }
+
+        if (atRest && !inventoryEquation.Holds)
+        {
+            problems.Add(mysql.Available is null
+                ? "no inventory row in MySQL"
+                : $"{inventoryEquation.Text}: {inventoryEquation.Left} != {inventoryEquation.Right}");
+        }
+
+        if (missing.Count > 0)
+        {
+            problems.Add($"{missing.Count} orders deducted in Redis are missing in MySQL");
+        }
+
+        if (unknown.Count > 0)
+        {
+            problems.Add($"{unknown.Count} orders in MySQL are unknown to Redis");
+        }
+
+        if (messages.DeadLettersForSku > 0)
+        {
+            problems.Add($"{messages.DeadLettersForSku} dead letters in {_nats.Topology.DeadLetterStream}");
+        }
+
+        if (messages.CheckMaxForSku > 0)
+        {
+            problems.Add($"{messages.CheckMaxForSku} unresolved half messages in {_nats.Topology.CheckMaxStream}");
+        }
+
+        ReconciliationRepair? repaired = null;
+        if (repair)
+        {
+            repaired = await RepairAsync(sku, missing, untrimmed);
+        }
+
+        var report = new ReconciliationReport(
+            sku,
+            sale.Stock,
+            buckets,
+            redis.Remaining,
+            sale.Stock - redis.Remaining,
+            [.. mysql.ByStatus],
+            liveUnits,
+            mysql.Available,
+            mysql.LogRows,
+            redisEquation,
+            inventoryEquation,
+            List(pending.Select(e => e.Record.OrderId)),
+            List(missing.Select(e => e.Record.OrderId)),
+            List(unknown),
+            untrimmed.Count,
+            messages,
+            atRest,
+            problems.Count > 0,
+            [.. problems],
+            repaired);
+        ReconciliationLog.Verified(_logger, sku, report.Drift, missing.Count, unknown.Count, pending.Count, repaired?.Republished ?? 0, repaired?.Trimmed ?? 0);
+        return report;
+    }
+
+    private async Task<ReconciliationRepair> RepairAsync(string sku, List<LogEntry> missing, List<LogEntry> untrimmed)
+    {
+        await _nats.EnsureStreamsAsync(CancellationToken.None);
+        var subject = _nats.Topology.Deductions(sku);
+        var republished = 0;
+        foreach (var entry in missing)
+        {
+            var message = PipelineJson.ToMessage(entry.Record, subject);
+            var ack = await PublishAsync(message);
+            if (ack.Duplicate)
+            {
+                // The original message is still inside the duplicate window, so JetStream keeps the first copy and
+                // drops this one; yet the order is not in MySQL (dead-lettered, or the row was lost). A second id
+                // per log entry gets it through once; the writer ignores an order it already stored.
+                ack = await PublishAsync(message with { MessageId = $"{entry.Record.OrderId}.repair.{entry.EntryId}" });
+            }
+
+            if (!ack.Duplicate)
+            {
+                republished++;
+                ReconciliationLog.Republished(_logger, sku, entry.Record.OrderId, entry.Record.Bucket);
+            }
+        }
+
+        // Entries whose order is stored are done with; the bridge failed to trim them (or a repair just healed them).
+        var trimmed = 0;
+        var db = await _redis.GetDatabaseAsync();
+        var deleted = await Task.WhenAll(untrimmed.GroupBy(e => e.Record.Bucket).Select(g =>
+            db.StreamDeleteAsync(RedisKeys.Log(sku, g.Key), g.Select(e => (RedisValue)e.EntryId).ToArray())));
+        trimmed += (int)deleted.Sum();
+        return new ReconciliationRepair(republished, trimmed);
+    }
+
+    private async Task<PubAckResponse> PublishAsync(OutgoingMessage message)
+    {
+        var ack = await _nats.JetStream.PublishAsync(message.Subject, message.Payload,
+            opts: new NatsJSPubOpts { MsgId = message.MessageId });
+        if (ack.Error is { } error)
+        {
+            throw new NatsJSApiException(error);
+        }
+
+        return ack;
+    }
+
+    private async Task<RedisView> ReadRedisAsync(string sku, int buckets)
+    {
+        var db = await _redis.GetDatabaseAsync();
+
+        // The scripts' clock, not the silo's: log entries carry Redis TIME, and silo clocks may differ (or be fake).
+        var time = (RedisResult[])(await db.ExecuteAsync("TIME"))!;
+        var nowMs = (long)time[0] * 1000 + (long)time[1] / 1000;
+        var perBucket = await Task.WhenAll(Enumerable.Range(0, buckets).Select(async b =>
+        {
+            var stockTask = db.StringGetAsync(RedisKeys.Stock(sku, b));
+            var logTask = ReadLogAsync(db, sku, b);
+            await Task.WhenAll(stockTask, logTask);
+            return (Stock: stockTask.Result.IsNull ? 0L : (long)stockTask.Result, Log: logTask.Result);
+        }));
+        return new RedisView(perBucket.Sum(b => b.Stock), perBucket.SelectMany(b => b.Log).ToList(), nowMs);
+    }
+
+    private static async Task<List<LogEntry>> ReadLogAsync(IDatabase db, string sku, int bucket)
+    {
+        var key = RedisKeys.Log(sku, bucket);
+        var entries = new List<LogEntry>();
+        RedisValue from = "-";
+        while (true)
+        {
+            var page = await db.StreamRangeAsync(key, from, "+", LogPageSize);
+            foreach (var e in page)
+            {
+                if (ToRecord(sku, bucket, e) is { } record)
+                {
+                    entries.Add(new LogEntry(e.Id.ToString(), record));
+                }
+            }
+
+            if (page.Length < LogPageSize)
+            {
+                return entries;
+            }
+
+            // Exclusive start: "(" + id, so the last entry of this page is not read twice.
+            from = "(" + page[^1].Id;
+        }
+    }
+
+    /// <summary>A log entry as the deduction script writes it: o, u, r, q, b, t.</summary>
+    private static DeductionRecord? ToRecord(string sku, int bucket, StreamEntry entry)
+    {
+        var orderId = (string?)entry["o"];
+        if (string.IsNullOrEmpty(orderId) || !int.TryParse((string?)entry["q"], NumberStyles.None, CultureInfo.InvariantCulture, out var quantity))
+        {
+            return null;
+        }
+
+        var committedAt = long.TryParse((string?)entry["t"], NumberStyles.None, CultureInfo.InvariantCulture, out var t)
+            ? t
+            // The entry id starts with the Redis time in milliseconds.
+            : long.Parse(entry.Id.ToString().Split('-')[0], CultureInfo.InvariantCulture);
+        return new DeductionRecord(orderId, (string?)entry["r"] ?? "", sku, (string?)entry["u"] ?? "", quantity, bucket, committedAt);
+    }
+
+    private async Task<MySqlView> ReadMySqlAsync(string sku)
+    {
+        // One connection, statements one after another: a MySQL connection runs one command at a time.
+        await using var connection = await OpenAsync();
+        var byStatus = new List<OrderStatusUnits>();
+        await using (var command = Command(connection, "SELECT status, COUNT(*), COALESCE(SUM(quantity), 0) FROM orders WHERE sku = @sku GROUP BY status ORDER BY status", sku))
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                byStatus.Add(new OrderStatusUnits(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2)));
+            }
+        }
+
+        long? available = null;
+        await using (var command = Command(connection, "SELECT available_stock FROM inventory WHERE sku = @sku", sku))
+        {
+            if (await command.ExecuteScalarAsync() is long value)
+            {
+                available = value;
+            }
+        }
+
+        long logRows;
+        await using (var command = Command(connection, "SELECT COUNT(*) FROM inventory_log WHERE sku = @sku", sku))
+        {
+            logRows = Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
+        }
+
+        var orders = new Dictionary<string, int>(StringComparer.Ordinal);
+        await using (var command = Command(connection, "SELECT order_id, bucket FROM orders WHERE sku = @sku", sku))
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                orders[reader.GetString(0)] = reader.GetInt32(1);
+            }
+        }
+
+        return new MySqlView(byStatus, available, logRows, orders);
+    }
+
+    private async Task<PipelineMessageCounts> ReadMessagesAsync(string sku)
+    {
+        await _nats.EnsureStreamsAsync(CancellationToken.None);
+        var t = _nats.Topology;
+        var halfTask = CountAsync(t.HalfStream, sku);
+        var deadTask = CountAsync(t.DeadLetterStream, sku);
+        var checkMaxTask = CountAsync(t.CheckMaxStream, sku);
+        var writerTask = WriterPendingAsync();
+        await Task.WhenAll(halfTask, deadTask, checkMaxTask, writerTask);
+        var (half, dead, checkMax) = (halfTask.Result, deadTask.Result, checkMaxTask.Result);
+        return new PipelineMessageCounts(half.Total, half.ForSku, dead.Total, dead.ForSku, checkMax.Total, checkMax.ForSku,
+            writerTask.Result, half.PerSku && dead.PerSku && checkMax.PerSku);
+    }
+
+    private async Task<long> WriterPendingAsync()
+    {
+        try
+        {
+            var consumer = await _nats.JetStream.GetConsumerAsync(_nats.Topology.DeductionsStream, WriterConsumer);
+            return (long)consumer.Info.NumPending + consumer.Info.NumAckPending;
+        }
+        catch (NatsJSApiException ex) when (ex.Error.Code == 404)
+        {
+            // No writer has started yet: everything in the stream is pending.
+            var stream = await _nats.JetStream.GetStreamAsync(_nats.Topology.DeductionsStream);
+            return (long)stream.Info.State.Messages;
+        }
+    }
+
+    /// <summary>Messages in a stream overall, and those whose payload names <paramref name="sku"/> when few enough to read.</summary>
+    private async Task<(long Total, long ForSku, bool PerSku)> CountAsync(string streamName, string sku)
+    {
+        var stream = await _nats.JetStream.GetStreamAsync(streamName);
+        var total = (long)stream.Info.State.Messages;
+        if (total == 0)
+        {
+            return (0, 0, true);
+        }
+
+        if (total > MaxMessagesReadPerStream)
+        {
+            return (total, total, false);
+        }
+
+        // An ordered consumer is ephemeral and server-side cheap; it reads what is there now and goes away.
+        var consumer = await _nats.JetStream.CreateOrderedConsumerAsync(streamName);
+        var lastSequence = stream.Info.State.LastSeq;
+        var (read, forSku) = (0L, 0L);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            await foreach (var message in consumer.ConsumeAsync<byte[]>(cancellationToken: timeout.Token))
+            {
+                read++;
+                if (SkuOf(message.Data) == sku)
+                {
+                    forSku++;
+                }
+
+                // The last sequence may itself have been deleted (resolved half messages are), hence the count too.
+                if (read >= total || (message.Metadata?.Sequence.Stream ?? ulong.MaxValue) >= lastSequence)
+                {
+                    break;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Messages removed while reading (half messages resolve all the time): what was read is the answer.
+        }
+
+        return (total, forSku, true);
+    }
+
+    /// <summary>The <c>sku</c> member of a JSON payload (deduction records and half payloads both carry one).</summary>
+    private static string? SkuOf(byte[]? data)
+    {
+        if (data is null || data.Length == 0)
+        {
+            return null;
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(data);
+            foreach (var property in document.RootElement.EnumerateObject())
+            {
+                if (property.NameEquals("sku") || property.NameEquals("Sku"))
+                {
+                    return property.Value.GetString();
+                }
+            }
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
+        {
+            // Unreadable payloads belong to no SKU; the overall count still shows them.
+        }
+
+        return null;
+    }
+
+    private async Task<MySqlConnection> OpenAsync()
+    {
+        var connection = new MySqlConnection(_store.ConnectionString);
+        await connection.OpenAsync();
+        return connection;
+    }
+
+    private static MySqlCommand Command(MySqlConnection connection, string sql, string sku)
+    {
+        var command = new MySqlCommand(sql, connection);
+        command.Parameters.AddWithValue("@sku", sku);
+        return command;
+    }
+
+    private static OrderIdList List(IEnumerable<string> ids)
+    {
+        var all = ids.ToList();
+        return new OrderIdList(all.Count, [.. all.Take(MaxListedIds)]);
+    }
+
+    private sealed record LogEntry(string EntryId, DeductionRecord Record);
+
+    private sealed record RedisView(long Remaining, List<LogEntry> Log, long NowMs);
+
+    private sealed record MySqlView(List<OrderStatusUnits> ByStatus, long? Available, long LogRows, Dictionary<string, int> Orders);
+}
+
+internal static partial class ReconciliationLog
+{
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Verify {Sku}: drift {Drift}, {Missing} missing in MySQL, {Unknown} unknown to Redis, {Pending} in flight; republished {Republished}, trimmed {Trimmed}")]
+    public static partial void Verified(ILogger logger, string sku, bool drift, int missing, int unknown, int pending, int republished, int trimmed);
+
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Warning, Message = "Verify {Sku}: order {OrderId} of bucket {Bucket} re-published to the deductions stream")]
+    public static partial void Republished(ILogger logger, string sku, string orderId, int bucket);
+}
