@@ -18,10 +18,10 @@ public sealed partial class OrdersGrain : Grain, IOrdersGrain
 
     private readonly OrderLifecycleStore _store;
     private readonly RedisConnection _redis;
-    private readonly TimeProvider _time;
+    private readonly SaleClock _time;
     private readonly ILogger<OrdersGrain> _logger;
 
-    public OrdersGrain(OrderLifecycleStore store, RedisConnection redis, TimeProvider time, ILogger<OrdersGrain> logger)
+    public OrdersGrain(OrderLifecycleStore store, RedisConnection redis, SaleClock time, ILogger<OrdersGrain> logger)
     {
         _store = store;
         _redis = redis;
@@ -99,7 +99,7 @@ public sealed partial class OrdersGrain : Grain, IOrdersGrain
     public async Task<int> ExpireDueAsync(string? sku, int limit)
     {
         var expired = 0;
-        foreach (var order in await _store.FindExpiredAsync(sku, _time.GetUtcNow().ToUnixTimeMilliseconds(), limit))
+        foreach (var order in await _store.FindExpiredAsync(sku, _time.UtcNow.ToUnixTimeMilliseconds(), limit))
         {
             if (await ReleaseAsync(order, OrderLifecycleStatuses.Expired))
             {

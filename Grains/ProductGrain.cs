@@ -17,7 +17,7 @@ namespace OrleansFlashSale.Grains;
 public sealed class ProductGrain : Grain, IProductGrain
 {
     private readonly IPersistentState<ProductState> _state;
-    private readonly TimeProvider _time;
+    private readonly SaleClock _time;
     private readonly MySqlOrderStore _orders;
     private readonly OrderLifecycleStore _lifecycle;
     private readonly ILogger<ProductGrain> _logger;
@@ -26,7 +26,7 @@ public sealed class ProductGrain : Grain, IProductGrain
 
     public ProductGrain(
         [PersistentState("product", "flashsale")] IPersistentState<ProductState> state,
-        TimeProvider time,
+        SaleClock time,
         MySqlOrderStore orders,
         OrderLifecycleStore lifecycle,
         ILogger<ProductGrain> logger)
@@ -286,7 +286,7 @@ public sealed class ProductGrain : Grain, IProductGrain
             .Select(i => GrainFactory.Bucket(Sku, i).GetRemainingAsync(refresh)));
         var total = remaining.Sum();
         var buckets = remaining.Take(_state.State.BucketCount).Select((r, i) => new BucketStatus(i, r)).ToArray();
-        var now = _time.GetUtcNow();
+        var now = _time.UtcNow;
         var state = sale.EndsAt is { } end && now >= end ? SaleStates.Ended
             : sale.StartsAt is { } start && now < start ? SaleStates.Scheduled
             : total == 0 ? SaleStates.SoldOut

@@ -31,7 +31,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
     private readonly RedisScripts _scripts;
     private readonly DeductionOptions _options;
     private readonly FlashSaleMetrics _metrics;
-    private readonly TimeProvider _time;
+    private readonly SaleClock _time;
     private readonly ILogger<QuotaGrain> _logger;
     private readonly Dictionary<(string User, string Request), Task<PurchaseResult>> _inFlight = new();
     private readonly Queue<Reservation> _reservations = new();
@@ -45,7 +45,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
     private bool _pumping;
 
     public QuotaGrain(RedisConnection redis, RedisScripts scripts, IOptions<DeductionOptions> options,
-        FlashSaleMetrics metrics, TimeProvider time, ILogger<QuotaGrain> logger)
+        FlashSaleMetrics metrics, SaleClock time, ILogger<QuotaGrain> logger)
     {
         _redis = redis;
         _scripts = scripts;
@@ -113,7 +113,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
             return PurchaseResult.Rejected(PurchaseOutcome.Invalid, "the request was sent to the wrong quota shard");
         }
 
-        var now = _time.GetUtcNow();
+        var now = _time.UtcNow;
         if (sale.StartsAt is { } start && now < start)
         {
             return PurchaseResult.Rejected(PurchaseOutcome.NotStarted, $"the sale starts at {start:O}");
@@ -154,7 +154,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
 
         var orderId = Guid.CreateVersion7().ToString("N");
         var reservation = new Reservation(request, orderId, LookupOnly: routing.SoldOut,
-            _time.GetUtcNow().ToUnixTimeMilliseconds());
+            _time.UtcNow.ToUnixTimeMilliseconds());
         Enqueue(reservation);
         ReserveAnswer answer;
         try

@@ -21,7 +21,7 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<DeductionOptions>, DeductionOptionsValidator>();
         services.TryAddSingleton<RedisConnection>();
         services.TryAddSingleton<RedisScripts>();
-        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(new SaleClock(TimeProvider.System));
         services.AddMetrics();
         services.TryAddSingleton<FlashSaleMetrics>();
         services.TryAddSingleton<PipelineFaults>();

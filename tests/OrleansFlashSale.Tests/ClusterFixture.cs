@@ -57,7 +57,8 @@ public class ClusterFixture : IAsyncLifetime
         {
             silo.UseFlashSaleRedisClustering(configuration);
             silo.AddFlashSale(configuration);
-            silo.Services.AddSingleton<TimeProvider>(Time);
+            // Only the sale clock is faked: Orleans' own timers keep real time.
+            silo.Services.AddSingleton(new OrleansFlashSale.Grains.SaleClock(Time));
             ConfigureSilo(silo);
         });
         builder.ConfigureClient(client => client.UseRedisClustering(o =>
