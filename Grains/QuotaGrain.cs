@@ -43,6 +43,8 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
     private long _routingFetchedAt;
     private Task? _pump;
     private bool _pumping;
+    private HashSet<string>? _buyers;
+    private Task<HashSet<string>>? _buyersLoad;
 
     public QuotaGrain(RedisConnection redis, RedisScripts scripts, IOptions<DeductionOptions> options,
         FlashSaleMetrics metrics, SaleClock time, ILogger<QuotaGrain> logger)
@@ -150,6 +152,21 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
         if (routing is null)
         {
             return PurchaseResult.Rejected(PurchaseOutcome.UnknownSale);
+        }
+
+        if (routing.SoldOut)
+        {
+            // Sold out: only a user holding units can be replaying an earlier success. Everyone else is answered
+            // from memory, without a Redis round trip.
+            var buyers = await GetBuyersAsync();
+            if (!buyers.Contains(request.UserId))
+            {
+                return PurchaseResult.Rejected(PurchaseOutcome.SoldOut);
+            }
+        }
+        else
+        {
+            _buyers = null;
         }
 
         var orderId = Guid.CreateVersion7().ToString("N");
@@ -291,8 +308,37 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
         return candidates.Length == 0 ? null : candidates[(int)((userHash + (uint)hops) % (uint)candidates.Length)];
     }
 
-    private PurchaseResult Success(PurchaseRequest request, string orderId, int quantity, int bucket, PurchaseOutcome outcome) =>
-        new(outcome, new OrderInfo(orderId, _sku, request.UserId, request.RequestId, quantity, OrderStatuses.Reserved, bucket), null);
+    private PurchaseResult Success(PurchaseRequest request, string orderId, int quantity, int bucket, PurchaseOutcome outcome)
+    {
+        _buyers?.Add(request.UserId);
+        return new(outcome, new OrderInfo(orderId, _sku, request.UserId, request.RequestId, quantity, OrderStatuses.Reserved, bucket), null);
+    }
+
+    /// <summary>The shard's buyers, read from Redis once per sold-out spell (bounded by the stock).</summary>
+    private async Task<HashSet<string>> GetBuyersAsync()
+    {
+        if (_buyers is { } known)
+        {
+            return known;
+        }
+
+        var load = _buyersLoad ??= LoadBuyersAsync();
+        try
+        {
+            return _buyers = await load;
+        }
+        finally
+        {
+            _buyersLoad = null;
+        }
+    }
+
+    private async Task<HashSet<string>> LoadBuyersAsync()
+    {
+        var db = await _redis.GetDatabaseAsync();
+        var members = await db.SetMembersAsync(RedisKeys.Buyers(_sku, _shard));
+        return members.Select(m => m.ToString()).ToHashSet(StringComparer.Ordinal);
+    }
 
     private async Task<BucketRouting?> GetRoutingAsync(int[]? seenEmpty)
     {
@@ -389,8 +435,9 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
     private async Task ReserveBatchAsync(List<Reservation> batch)
     {
         var sale = _sale!;
-        var keys = new RedisKey[batch.Count * 2];
-        var args = new RedisValue[3 + batch.Count * 3];
+        var keys = new RedisKey[1 + batch.Count * 2];
+        var args = new RedisValue[3 + batch.Count * 4];
+        keys[0] = RedisKeys.Buyers(_sku, _shard);
         args[0] = sale.PerUserLimit;
         args[1] = (long)_options.RecordTtl.TotalSeconds;
         // One flag for the whole call: a batch mixing look-ups and reservations is sent as reservations, which is
@@ -399,11 +446,12 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
         for (var i = 0; i < batch.Count; i++)
         {
             var r = batch[i];
-            keys[2 * i] = RedisKeys.UserUnits(_sku, _shard, r.Request.UserId);
-            keys[2 * i + 1] = RedisKeys.Request(_sku, _shard, r.Request.UserId, r.Request.RequestId);
-            args[3 + i * 3] = r.Request.Quantity;
-            args[4 + i * 3] = r.OrderId;
-            args[5 + i * 3] = r.NowMs;
+            keys[1 + 2 * i] = RedisKeys.UserUnits(_sku, _shard, r.Request.UserId);
+            keys[2 + 2 * i] = RedisKeys.Request(_sku, _shard, r.Request.UserId, r.Request.RequestId);
+            args[3 + i * 4] = r.Request.Quantity;
+            args[4 + i * 4] = r.OrderId;
+            args[5 + i * 4] = r.NowMs;
+            args[6 + i * 4] = r.Request.UserId;
         }
 
         RedisResult[] results;
@@ -442,17 +490,19 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
 
     private async Task SettleBatchAsync(List<Settlement> batch)
     {
-        var keys = new RedisKey[batch.Count * 2];
-        var args = new RedisValue[batch.Count * 4];
+        var keys = new RedisKey[1 + batch.Count * 2];
+        var args = new RedisValue[batch.Count * 5];
+        keys[0] = RedisKeys.Buyers(_sku, _shard);
         for (var i = 0; i < batch.Count; i++)
         {
             var s = batch[i];
-            keys[2 * i] = RedisKeys.UserUnits(_sku, _shard, s.UserId);
-            keys[2 * i + 1] = RedisKeys.Request(_sku, _shard, s.UserId, s.RequestId);
-            args[4 * i] = s.Replacement is null ? "X" : "D";
-            args[4 * i + 1] = s.Record.Quantity;
-            args[4 * i + 2] = s.Record.ToString();
-            args[4 * i + 3] = s.Replacement?.ToString() ?? "";
+            keys[1 + 2 * i] = RedisKeys.UserUnits(_sku, _shard, s.UserId);
+            keys[2 + 2 * i] = RedisKeys.Request(_sku, _shard, s.UserId, s.RequestId);
+            args[5 * i] = s.Replacement is null ? "X" : "D";
+            args[5 * i + 1] = s.Record.Quantity;
+            args[5 * i + 2] = s.Record.ToString();
+            args[5 * i + 3] = s.Replacement?.ToString() ?? "";
+            args[5 * i + 4] = s.UserId;
         }
 
         try

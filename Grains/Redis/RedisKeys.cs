@@ -31,6 +31,9 @@ public static class RedisKeys
     public static RedisKey UserUnits(string sku, int shard, string userId) =>
         $"{QuotaTag(sku, shard)}:u:{userId.Length}:{userId}";
 
+    /// <summary>Users of the shard holding units (bounded by the stock): tells replays from new requests when sold out.</summary>
+    public static RedisKey Buyers(string sku, int shard) => $"{QuotaTag(sku, shard)}:buyers";
+
     public static RedisKey Request(string sku, int shard, string userId, string requestId) =>
         $"{QuotaTag(sku, shard)}:r:{userId.Length}:{userId}:{requestId}";
 }

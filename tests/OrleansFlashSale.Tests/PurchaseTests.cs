@@ -40,6 +40,49 @@ public sealed class PurchaseTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task Once_sold_out_rejections_of_new_buyers_do_not_reach_Redis()
+    {
+        var sale = await fixture.CreateSaleAsync("cached-soldout", stock: 3, buckets: 2, perUserLimit: 1);
+        var winners = new List<OrderInfo>();
+        for (var i = 0; i < 4; i++)
+        {
+            var result = await fixture.BuyAsync(sale, $"early{i}", "r");
+            if (result.Order is { } order)
+            {
+                winners.Add(order);
+            }
+        }
+
+        Assert.Equal(3, winners.Count);
+        var server = fixture.Redis.GetServers().Single();
+        async Task<long> ScriptCallsAsync()
+        {
+            var stats = await server.InfoAsync("commandstats");
+            return stats.SelectMany(g => g).Where(kv => kv.Key is "cmdstat_evalsha" or "cmdstat_eval")
+                .Sum(kv => long.Parse(kv.Value.Split(',')[0].Split('=')[1], System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        var before = await ScriptCallsAsync();
+        for (var i = 0; i < 200; i++)
+        {
+            Assert.Equal(PurchaseOutcome.SoldOut, (await fixture.BuyAsync(sale, $"late{i}", "r")).Outcome);
+        }
+
+        // 200 rejections one after another: without the cache each would be a script call. A few calls may come
+        // from elsewhere (membership writes its heartbeat with scripts too).
+        var calls = await ScriptCallsAsync() - before;
+        Assert.True(calls < 20, $"{calls} script calls for 200 sold-out rejections");
+
+        // Buyers still get their original order back.
+        foreach (var order in winners)
+        {
+            var replay = await fixture.BuyAsync(sale, order.UserId, order.RequestId);
+            Assert.Equal(PurchaseOutcome.Replayed, replay.Outcome);
+            Assert.Equal(order.OrderId, replay.Order!.OrderId);
+        }
+    }
+
+    [Fact]
     public async Task Purchases_overflow_to_siblings_until_the_last_unit_in_any_bucket_is_sold()
     {
         // 37 units over 16 buckets (fragments of 3 and 2), and every buyer prefers the same bucket.

@@ -106,15 +106,16 @@ public sealed class ScriptTests(ClusterFixture fixture)
     public async Task Reserve_enforces_the_limit_within_one_call_and_answers_replays_from_the_record()
     {
         var sku = ClusterFixture.NewSku("lua-quota");
-        RedisKey[] Keys(params string[] requests) => requests
-            .SelectMany(r => new[] { RedisKeys.UserUnits(sku, 0, "u"), RedisKeys.Request(sku, 0, "u", r) }).ToArray();
+        RedisKey[] Keys(params string[] requests) => new[] { RedisKeys.Buyers(sku, 0) }.Concat(requests
+            .SelectMany(r => new[] { RedisKeys.UserUnits(sku, 0, "u"), RedisKeys.Request(sku, 0, "u", r) })).ToArray();
         RedisValue[] Args(string lookup, params (int Qty, string Order)[] items) =>
-            new RedisValue[] { 3, 3600, lookup }.Concat(items.SelectMany(i => new RedisValue[] { i.Qty, i.Order, 1000 })).ToArray();
+            new RedisValue[] { 3, 3600, lookup }.Concat(items.SelectMany(i => new RedisValue[] { i.Qty, i.Order, 1000, "u" })).ToArray();
 
         var first = (RedisResult[])(await RedisScripts.EvaluateAsync(Db, _scripts.Reserve, Keys("a", "b", "c"),
             Args("0", (2, "o-a"), (1, "o-b"), (1, "o-c"))))!;
         Assert.Equal([1L, 1L, 0L], first.Select(r => (long)r).ToArray());
         Assert.Equal(3, (long)await Db.StringGetAsync(RedisKeys.UserUnits(sku, 0, "u")));
+        Assert.Equal(new RedisValue[] { "u" }, await Db.SetMembersAsync(RedisKeys.Buyers(sku, 0)));
 
         var replay = (RedisResult[])(await RedisScripts.EvaluateAsync(Db, _scripts.Reserve, Keys("a", "zzz"),
             Args("1", (2, "o-new"), (1, "o-z"))))!;
@@ -134,7 +135,7 @@ public sealed class ScriptTests(ClusterFixture fixture)
         Assert.Single(bucketSlots);
         var quotaSlots = new[]
         {
-            RedisKeys.UserUnits(sku, 3, "u"), RedisKeys.Request(sku, 3, "u", "r"), RedisKeys.Request(sku, 3, "other", "x"),
+            RedisKeys.UserUnits(sku, 3, "u"), RedisKeys.Request(sku, 3, "u", "r"), RedisKeys.Request(sku, 3, "other", "x"), RedisKeys.Buyers(sku, 3),
         }.Select(k => KeySlot.Of(k!)).Distinct().ToArray();
         Assert.Single(quotaSlots);
         // Buckets of one SKU are spread over slots (and so over the masters of a Redis Cluster).

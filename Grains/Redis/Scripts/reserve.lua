@@ -2,20 +2,22 @@
 -- Why a separate shard: a script may only touch keys of one hash slot, and a user's purchases can land in any
 -- bucket. Each user's counter lives in exactly one quota shard (hash of the user id, fixed for the sale), so the
 -- limit is checked in one place whichever bucket finally serves the purchase.
--- KEYS, 2 per purchase: the user's unit counter, the request record.
+-- KEYS[1] the shard's buyers (a set of users holding units: once the sale is sold out, only their requests can be
+-- replays, so the grain answers everyone else from memory), then 2 per purchase: the user's unit counter, the
+-- request record.
 -- ARGV[1] per-user limit, ARGV[2] TTL in seconds, ARGV[3] '1' = only look up records (the sale is sold out),
--- then 3 per purchase: quantity, new order id, now in ms.
+-- then 4 per purchase: quantity, new order id, now in ms, user id.
 -- Returns one entry per purchase: 1 reserved, 0 limit exceeded, 3 no record (look-up mode),
 -- or the existing record string (a replay).
 local limit = tonumber(ARGV[1])
 local ttl = ARGV[2]
 local lookup_only = ARGV[3] == '1'
 local results = {}
-local n = #KEYS / 2
+local n = (#KEYS - 1) / 2
 for i = 1, n do
-  local user_key, request_key = KEYS[2 * i - 1], KEYS[2 * i]
-  local a = 3 + (i - 1) * 3
-  local qty, order_id, now = tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
+  local user_key, request_key = KEYS[2 * i], KEYS[2 * i + 1]
+  local a = 3 + (i - 1) * 4
+  local qty, order_id, now, user_id = tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local record = redis.call('GET', request_key)
   if record then
     results[i] = record
@@ -29,6 +31,8 @@ for i = 1, n do
       redis.call('INCRBY', user_key, qty)
       redis.call('EXPIRE', user_key, ttl)
       redis.call('SET', request_key, order_id .. '|' .. qty .. '|R|-1|' .. now, 'EX', ttl)
+      redis.call('SADD', KEYS[1], user_id)
+      redis.call('EXPIRE', KEYS[1], ttl)
       results[i] = 1
     end
   end
