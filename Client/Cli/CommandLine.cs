@@ -8,7 +8,7 @@ namespace OrleansFlashSale.Client.Cli;
 /// <summary>The command-line tools behind <c>./flashsale</c>: they talk to a running gateway over HTTP.</summary>
 public static class CommandLine
 {
-    private static readonly string[] Commands = ["demo", "sale", "help", "--help", "-h"];
+    private static readonly string[] Commands = ["demo", "sale", "bench", "help", "--help", "-h"];
 
     public static bool IsCommand(string name) => Commands.Contains(name);
 
@@ -20,6 +20,7 @@ public static class CommandLine
             {
                 "demo" => await DemoCommand.RunAsync(Options.Parse(args[1..])),
                 "sale" => await SaleAsync(args[1..]),
+                "bench" => await Bench.BenchCommand.RunAsync(args[1..]),
                 _ => Help(),
             };
         }
@@ -46,6 +47,8 @@ public static class CommandLine
               sale create --sku SKU --stock N --buckets N [[--limit N]] [[--quota-shards N]]
               sale show SKU
               sale rebucket SKU N
+              bench [[persist]] [[deduct]] [[--quick]]
+                  measure each scenario against its baseline (same run); table, JSON, Markdown and PNG charts in results/
             """);
         return 0;
     }
