@@ -47,7 +47,7 @@ public static class CommandLine
               sale create --sku SKU --stock N --buckets N [[--limit N]] [[--quota-shards N]]
               sale show SKU
               sale rebucket SKU N
-              bench [[persist]] [[deduct]] [[--quick]]
+              bench [[persist]] [[deduct]] [[soldout]] [[--quick]]
                   measure each scenario against its baseline (same run); table, JSON, Markdown and PNG charts in results/
             """);
         return 0;

@@ -11,7 +11,7 @@ namespace OrleansFlashSale.Client.Cli.Bench;
 /// </summary>
 public static class BenchCommand
 {
-    public static readonly string[] Scenarios = [PersistScenario.Name, DeductScenario.Name];
+    public static readonly string[] Scenarios = [PersistScenario.Name, DeductScenario.Name, SoldOutScenario.Name];
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -50,6 +50,7 @@ public static class BenchCommand
                     {
                         PersistScenario.Name => await PersistScenario.FromEnvironment().RunAsync(settings, progress),
                         DeductScenario.Name => await DeductScenario.FromEnvironment().RunAsync(settings, progress),
+                        SoldOutScenario.Name => await SoldOutScenario.FromEnvironment().RunAsync(settings, progress),
                         _ => throw new UsageException($"unknown scenario {name}"),
                     };
                     foreach (var figure in results)
@@ -151,7 +152,7 @@ public static class BenchCommand
         var md = new StringBuilder();
         md.AppendLine($"# flashsale bench — {started:yyyy-MM-dd HH:mm} UTC").AppendLine();
         md.AppendLine($"- command: `{command}` ({elapsed.TotalSeconds:F0} s)");
-        md.AppendLine($"- machine: {machine.Cores} cores, {machine.MemoryGiB:F1} GiB memory, {machine.Os}; shared and noisy, so compare ratios, not absolute figures");
+        md.AppendLine($"- machine: {machine.Cores} cores, {machine.MemoryGiB:F1} GiB memory, {machine.Os}; load average {machine.LoadAverage} at the end; shared and noisy, so compare ratios, not absolute figures");
         md.AppendLine();
         md.AppendLine("| scenario | figure | measured | baseline | ratio | target |");
         md.AppendLine("|---|---|---:|---:|---:|---|");
@@ -207,7 +208,7 @@ public static class BenchCommand
 }
 
 /// <summary>What the figures were measured on.</summary>
-public sealed record Machine(int Cores, double MemoryGiB, string Os, string Runtime)
+public sealed record Machine(int Cores, double MemoryGiB, string Os, string Runtime, string LoadAverage)
 {
     public static Machine Describe()
     {
@@ -225,8 +226,18 @@ public sealed record Machine(int Cores, double MemoryGiB, string Os, string Runt
         {
         }
 
+        // The load at the end of the run tells a reader how much else was competing for the cores.
+        var load = "";
+        try
+        {
+            load = string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+        }
+
         return new Machine(Environment.ProcessorCount, Math.Round(memory, 1),
             System.Runtime.InteropServices.RuntimeInformation.OSDescription,
-            System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription);
+            System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription, load);
     }
 }

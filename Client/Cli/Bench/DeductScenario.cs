@@ -1,7 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Orleans.Configuration;
 using OrleansFlashSale.Grains.Redis;
 using StackExchange.Redis;
 
@@ -38,15 +36,8 @@ public sealed class DeductScenario
 
     public static DeductScenario FromEnvironment()
     {
-        var redis = Environment.GetEnvironmentVariable("FlashSale__Redis__ConnectionString");
-        if (string.IsNullOrWhiteSpace(redis))
-        {
-            throw new UsageException("FlashSale__Redis__ConnectionString is not set: run the benchmark through ./flashsale bench");
-        }
-
-        return new DeductScenario(redis,
-            Environment.GetEnvironmentVariable("FlashSale__Gateway__ClusterId") is { Length: > 0 } c ? c : "flashsale",
-            Environment.GetEnvironmentVariable("FlashSale__Gateway__ServiceId") is { Length: > 0 } s ? s : "flashsale");
+        var (redis, clusterId, serviceId) = ClusterClient.FromEnvironment();
+        return new DeductScenario(redis, clusterId, serviceId);
     }
 
     public async Task<IReadOnlyList<BenchFigure>> RunAsync(BenchSettings settings, IBenchProgress progress)
@@ -63,23 +54,7 @@ public sealed class DeductScenario
             }
         }
 
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.ClearProviders();
-        builder.UseOrleansClient(client =>
-        {
-            client.Configure<ClusterOptions>(o =>
-            {
-                o.ClusterId = _clusterId;
-                o.ServiceId = _serviceId;
-            });
-            // Gateways are read from the membership table, so the silo's gateway port is whatever it registered.
-            client.UseRedisClustering(o =>
-            {
-                o.ConfigurationOptions = ConfigurationOptions.Parse(_redis);
-                o.ConfigurationOptions.AbortOnConnectFail = false;
-            });
-        });
-        using var host = builder.Build();
+        using var host = ClusterClient.Build(_redis, _clusterId, _serviceId);
         progress.Status("deduct: connecting the cluster client");
         await host.StartAsync();
         try
@@ -216,5 +191,5 @@ public sealed class DeductScenario
         });
     }
 
-    private static string NewSku(string kind) => $"bench-d{kind}-{DateTime.UtcNow:MMddHHmmss}-{Random.Shared.Next(10_000):D4}";
+    internal static string NewSku(string kind) => $"bench-d{kind}-{DateTime.UtcNow:MMddHHmmss}-{Random.Shared.Next(10_000):D4}";
 }
