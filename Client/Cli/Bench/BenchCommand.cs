@@ -1,0 +1,243 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Spectre.Console;
+
+namespace OrleansFlashSale.Client.Cli.Bench;
+
+/// <summary>
+/// <c>./flashsale bench [scenario…] [--quick]</c>: runs each scenario against its baseline in the same process and
+/// run, shows a table, and writes JSON, a Markdown summary and one PNG chart per scenario under <c>results/</c>.
+/// </summary>
+public static class BenchCommand
+{
+    public static readonly string[] Scenarios = [PersistScenario.Name, DeductScenario.Name, SoldOutScenario.Name];
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var quick = args.Contains("--quick");
+        var chosen = args.Where(a => a != "--quick").ToList();
+        foreach (var name in chosen)
+        {
+            if (!Scenarios.Contains(name))
+            {
+                throw new UsageException($"unknown bench scenario '{name}'; known: {string.Join(", ", Scenarios)} (and --quick)");
+            }
+        }
+
+        if (chosen.Count == 0)
+        {
+            chosen = [.. Scenarios];
+        }
+
+        var settings = new BenchSettings(quick);
+        var started = DateTimeOffset.UtcNow;
+        var clock = Stopwatch.StartNew();
+        var figures = new List<BenchFigure>();
+        var failures = new List<string>();
+        var table = new Table().Border(TableBorder.Rounded).Title("flashsale bench" + (quick ? " --quick" : ""))
+            .AddColumn("scenario").AddColumn("figure").AddColumn(new TableColumn("measured").RightAligned())
+            .AddColumn(new TableColumn("baseline").RightAligned()).AddColumn(new TableColumn("ratio").RightAligned())
+            .AddColumn("target");
+        await AnsiConsole.Live(new Rows(table, new Markup("starting"))).AutoClear(false).StartAsync(async ctx =>
+        {
+            var progress = new LiveProgress(ctx, table);
+            foreach (var name in chosen)
+            {
+                try
+                {
+                    IReadOnlyList<BenchFigure> results = name switch
+                    {
+                        PersistScenario.Name => await PersistScenario.FromEnvironment().RunAsync(settings, progress),
+                        DeductScenario.Name => await DeductScenario.FromEnvironment().RunAsync(settings, progress),
+                        SoldOutScenario.Name => await SoldOutScenario.FromEnvironment().RunAsync(settings, progress),
+                        _ => throw new UsageException($"unknown scenario {name}"),
+                    };
+                    foreach (var figure in results)
+                    {
+                        figures.Add(figure);
+                        table.AddRow(figure.Scenario, Markup.Escape(figure.Name), $"{figure.Measured:N0} {figure.Unit}",
+                            $"{figure.Baseline:N0}", $"{figure.Ratio:F2}×", TargetText(figure));
+                    }
+                }
+                catch (Exception ex) when (ex is not UsageException)
+                {
+                    // A scenario that fails, or whose books do not balance, reports no figure; the others still run.
+                    failures.Add($"{name}: {ex.GetType().Name}: {ex.Message}");
+                    table.AddRow(name, "[red]failed, no figure[/]", "", "", "", Markup.Escape(ex.Message.Length > 60 ? ex.Message[..60] + "…" : ex.Message));
+                }
+
+                ctx.Refresh();
+            }
+
+            ctx.UpdateTarget(new Rows(table, new Markup($"done in {clock.Elapsed.TotalSeconds:F0} s")));
+        });
+
+        var folder = WriteResults(started, clock.Elapsed, args, quick, figures, failures);
+        AnsiConsole.MarkupLine($"Results in [bold]{Markup.Escape(folder)}[/]");
+        foreach (var failure in failures)
+        {
+            AnsiConsole.MarkupLine($"[red]{Markup.Escape(failure)}[/]");
+        }
+
+        return failures.Count == 0 ? 0 : 1;
+    }
+
+    private static string TargetText(BenchFigure figure)
+    {
+        if (figure.TargetsMet is not { } met)
+        {
+            return "";
+        }
+
+        var parts = new List<string>();
+        if (figure.TargetRatio is { } r)
+        {
+            parts.Add($"≥ {r:N0}×");
+        }
+
+        if (figure.TargetAbsolute is { } a)
+        {
+            parts.Add($"≥ {a:N0}/s");
+        }
+
+        return (met ? "[green]met[/] " : "[red]not met[/] ") + string.Join(", ", parts);
+    }
+
+    private static string WriteResults(DateTimeOffset started, TimeSpan elapsed, string[] args, bool quick,
+        List<BenchFigure> figures, List<string> failures)
+    {
+        var root = Environment.GetEnvironmentVariable("FLASHSALE_RESULTS_DIR") is { Length: > 0 } dir ? dir : Path.Combine(Environment.CurrentDirectory, "results");
+        var folder = Path.Combine(root, $"bench-{started:yyyyMMdd-HHmmss}");
+        Directory.CreateDirectory(folder);
+        var command = "./flashsale bench" + (args.Length > 0 ? " " + string.Join(' ', args) : "");
+        var machine = Machine.Describe();
+
+        var charts = new Dictionary<string, string>();
+        foreach (var scenario in figures.GroupBy(f => f.Scenario))
+        {
+            var path = Path.Combine(folder, $"{scenario.Key}.png");
+            Charts.DrawScenario(scenario.Key, [.. scenario], path);
+            charts[scenario.Key] = Path.GetFileName(path);
+        }
+
+        var report = new
+        {
+            date = started.ToString("u"),
+            durationSeconds = Math.Round(elapsed.TotalSeconds, 1),
+            command,
+            quick,
+            machine,
+            note = "Shared, noisy machine: absolute numbers move with other users' load; the ratio to a baseline measured in the same run is the figure that counts.",
+            figures = figures.Select(f => new
+            {
+                f.Scenario,
+                f.Name,
+                f.Unit,
+                measured = Math.Round(f.Measured),
+                f.MeasuredHow,
+                baseline = Math.Round(f.Baseline),
+                f.BaselineHow,
+                ratio = Math.Round(f.Ratio, 2),
+                f.TargetRatio,
+                f.TargetAbsolute,
+                f.TargetsMet,
+                f.Details,
+            }),
+            failures,
+            charts,
+        };
+        File.WriteAllText(Path.Combine(folder, "results.json"), JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
+
+        var md = new StringBuilder();
+        md.AppendLine($"# flashsale bench — {started:yyyy-MM-dd HH:mm} UTC").AppendLine();
+        md.AppendLine($"- command: `{command}` ({elapsed.TotalSeconds:F0} s)");
+        md.AppendLine($"- machine: {machine.Cores} cores, {machine.MemoryGiB:F1} GiB memory, {machine.Os}; load average {machine.LoadAverage} at the end; shared and noisy, so compare ratios, not absolute figures");
+        md.AppendLine();
+        md.AppendLine("| scenario | figure | measured | baseline | ratio | target |");
+        md.AppendLine("|---|---|---:|---:|---:|---|");
+        foreach (var f in figures)
+        {
+            var target = f.TargetsMet is { } met
+                ? $"{(met ? "met" : "**not met**")} ({string.Join(", ", new[] { f.TargetRatio is { } r ? $"ratio ≥ {r:N0}" : null, f.TargetAbsolute is { } a ? $"≥ {a:N0} {f.Unit}" : null }.Where(t => t is not null))})"
+                : "";
+            md.AppendLine($"| {f.Scenario} | {f.Name} | {f.Measured:N0} {f.Unit} | {f.Baseline:N0} | {f.Ratio:F2}× | {target} |");
+        }
+
+        md.AppendLine();
+        foreach (var scenario in figures.GroupBy(f => f.Scenario))
+        {
+            md.AppendLine($"## {scenario.Key}").AppendLine();
+            md.AppendLine($"Baseline: {scenario.First().BaselineHow}.").AppendLine();
+            foreach (var f in scenario)
+            {
+                md.AppendLine($"- **{f.Name}**: {f.MeasuredHow}. " + string.Join("; ", f.Details.Select(kv => $"{kv.Key} {kv.Value}")));
+            }
+
+            md.AppendLine().AppendLine($"![{scenario.Key}]({charts[scenario.Key]})").AppendLine();
+        }
+
+        foreach (var failure in failures)
+        {
+            md.AppendLine($"- FAILED, no figure: {failure}");
+        }
+
+        File.WriteAllText(Path.Combine(folder, "summary.md"), md.ToString());
+        return folder;
+    }
+
+    private sealed class LiveProgress(LiveDisplayContext context, Table table) : IBenchProgress
+    {
+        private readonly Lock _gate = new();
+        private long _lastRefresh;
+
+        public void Status(string text)
+        {
+            // The live display is not thread-safe and a refresh costs; status lines come from one loop at a time.
+            lock (_gate)
+            {
+                var now = Stopwatch.GetTimestamp();
+                if (Stopwatch.GetElapsedTime(_lastRefresh, now) > TimeSpan.FromMilliseconds(200))
+                {
+                    _lastRefresh = now;
+                    context.UpdateTarget(new Rows(table, new Markup("[grey]" + Markup.Escape(text) + "[/]")));
+                }
+            }
+        }
+    }
+}
+
+/// <summary>What the figures were measured on.</summary>
+public sealed record Machine(int Cores, double MemoryGiB, string Os, string Runtime, string LoadAverage)
+{
+    public static Machine Describe()
+    {
+        double memory = 0;
+        try
+        {
+            // MemTotal is in kB.
+            var line = File.ReadLines("/proc/meminfo").FirstOrDefault(l => l.StartsWith("MemTotal:", StringComparison.Ordinal));
+            if (line is not null && long.TryParse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], out var kb))
+            {
+                memory = kb / 1024.0 / 1024.0;
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        // The load at the end of the run tells a reader how much else was competing for the cores.
+        var load = "";
+        try
+        {
+            load = string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+        }
+
+        return new Machine(Environment.ProcessorCount, Math.Round(memory, 1),
+            System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+            System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription, load);
+    }
+}

@@ -1,0 +1,46 @@
+namespace OrleansFlashSale.Client.Cli.Bench;
+
+/// <summary>One measured figure and the baseline it is compared with, both taken in the same run.</summary>
+public sealed record BenchFigure(
+    string Scenario,
+    string Name,
+    string Unit,
+    double Measured,
+    string MeasuredHow,
+    double Baseline,
+    string BaselineHow,
+    double? TargetRatio,
+    double? TargetAbsolute,
+    IReadOnlyDictionary<string, string> Details)
+{
+    public double Ratio => Baseline > 0 ? Measured / Baseline : double.NaN;
+
+    /// <summary>Null when the figure has no target; otherwise whether every target it has is met.</summary>
+    public bool? TargetsMet =>
+        TargetRatio is null && TargetAbsolute is null
+            ? null
+            : (TargetRatio is not { } r || Ratio >= r) && (TargetAbsolute is not { } a || Measured >= a);
+}
+
+/// <summary>A run that was counted and checked; a failed check throws instead, so no figure of a wrong run exists.</summary>
+public sealed record BenchRun(long Operations, TimeSpan Elapsed, IReadOnlyDictionary<string, string> Details)
+{
+    public double PerSecond => Operations / Elapsed.TotalSeconds;
+}
+
+/// <summary>The books of a run did not balance: its figure must not be printed.</summary>
+public sealed class BenchCheckException(string message) : Exception(message);
+
+/// <summary>How long each measurement lasts and how much is warmed up first.</summary>
+public sealed record BenchSettings(bool Quick)
+{
+    public TimeSpan Warmup => Quick ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(3);
+
+    public TimeSpan Measure => Quick ? TimeSpan.FromSeconds(5) : TimeSpan.FromSeconds(15);
+}
+
+/// <summary>Reports what a running scenario is doing, for the live display.</summary>
+public interface IBenchProgress
+{
+    void Status(string text);
+}

@@ -1,0 +1,32 @@
+using ScottPlot;
+
+namespace OrleansFlashSale.Client.Cli.Bench;
+
+/// <summary>One bar chart per scenario: each figure's measured value next to its baseline.</summary>
+public static class Charts
+{
+    public static void DrawScenario(string scenario, IReadOnlyList<BenchFigure> figures, string path)
+    {
+        var plot = new Plot();
+        var measuredColor = Colors.SteelBlue;
+        var baselineColor = Colors.Gray;
+        var ticks = new List<Tick>();
+        for (var i = 0; i < figures.Count; i++)
+        {
+            var f = figures[i];
+            // Two bars per figure, side by side, a gap between figures.
+            var baseline = plot.Add.Bar(position: i * 3, value: f.Baseline);
+            baseline.Color = baselineColor;
+            var measured = plot.Add.Bar(position: i * 3 + 1, value: f.Measured);
+            measured.Color = measuredColor;
+            ticks.Add(new Tick(i * 3 + 0.5, $"{f.Name}\n{f.Ratio:F2}× baseline"));
+        }
+
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual([.. ticks]);
+        plot.Axes.Margins(bottom: 0);
+        plot.Title($"{scenario}: measured (blue) vs baseline (grey)");
+        plot.YLabel(figures.Count > 0 ? figures[0].Unit : "");
+        plot.Legend.IsVisible = false;
+        plot.SavePng(path, Math.Max(640, 320 * figures.Count), 480);
+    }
+}

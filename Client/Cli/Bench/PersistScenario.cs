@@ -1,0 +1,238 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using MySqlConnector;
+using OrleansFlashSale.Grains.Persistence;
+
+namespace OrleansFlashSale.Client.Cli.Bench;
+
+/// <summary>
+/// Orders per second written to MariaDB for one hot SKU: the real <see cref="GroupCommitter"/> against one
+/// transaction per order, same producers, same database. Every run gets a fresh SKU and is checked before its
+/// figure counts: order rows == orders acknowledged and available_stock == stock − orders.
+/// </summary>
+public sealed class PersistScenario
+{
+    public const string Name = "persist";
+    public const int Producers = 64;
+    public const int PipelinedWindow = 16;
+
+    // Far more than any run can take, so no order ever fails for lack of stock.
+    private const long Stock = 100_000_000;
+
+    private const string BaselineHow =
+        "64 producers, each on its own pooled MySqlConnection held for the run; per order: BEGIN; UPDATE inventory SET " +
+        "available_stock = available_stock - 1 WHERE sku=@sku AND available_stock >= 1 (1 row required); INSERT INTO orders " +
+        "(one row); COMMIT — four round trips, prepared once per producer, REPEATABLE READ (server default)";
+
+    private readonly string _connectionString;
+
+    private PersistScenario(string connectionString) => _connectionString = connectionString;
+
+    public static PersistScenario FromEnvironment()
+    {
+        var connection = Environment.GetEnvironmentVariable("FlashSale__MySql__ConnectionString");
+        if (string.IsNullOrWhiteSpace(connection))
+        {
+            throw new UsageException("FlashSale__MySql__ConnectionString is not set: run the benchmark through ./flashsale bench");
+        }
+
+        return new PersistScenario(connection);
+    }
+
+    public async Task<IReadOnlyList<BenchFigure>> RunAsync(BenchSettings settings, IBenchProgress progress)
+    {
+        progress.Status("persist: baseline, one transaction per order");
+        var baseline = await RunBaselineAsync(settings, progress);
+        progress.Status("persist: group commit, each producer waits for its commit");
+        var waiting = await RunGroupCommitAsync(settings, progress, 1);
+        progress.Status($"persist: group commit, {PipelinedWindow} outstanding per producer");
+        var pipelined = await RunGroupCommitAsync(settings, progress, PipelinedWindow);
+
+        return
+        [
+            Figure("group commit, producer waits for each commit", waiting, baseline,
+                "GroupCommitter.SubmitAsync from 64 producers, each awaiting its record's commit before submitting the next (≤ 64 in flight)"),
+            Figure($"group commit, {PipelinedWindow} in flight per producer", pipelined, baseline,
+                $"GroupCommitter.SubmitAsync from 64 producers, each keeping up to {PipelinedWindow} records awaiting commit ({Producers * PipelinedWindow} in flight), as a queue consumer does"),
+        ];
+
+        BenchFigure Figure(string name, BenchRun measured, BenchRun against, string how) =>
+            new(Name, name, "orders/s", measured.PerSecond, how, against.PerSecond, BaselineHow, 50, 100_000,
+                measured.Details.ToDictionary(kv => "measured." + kv.Key, kv => kv.Value)
+                    .Concat(against.Details.ToDictionary(kv => "baseline." + kv.Key, kv => kv.Value))
+                    .ToDictionary());
+    }
+
+    private async Task<BenchRun> RunGroupCommitAsync(BenchSettings settings, IBenchProgress progress, int window)
+    {
+        // The committer comes from the same registration the silo uses, so its options and validation are the real ones.
+        var configuration = new ConfigurationBuilder().AddEnvironmentVariables().Build();
+        await using var services = new ServiceCollection()
+            .AddLogging(b => b.SetMinimumLevel(LogLevel.Warning))
+            .AddFlashSaleOrderStore(configuration)
+            .BuildServiceProvider();
+        var store = services.GetRequiredService<MySqlOrderStore>();
+        var committer = services.GetRequiredService<GroupCommitter>();
+        var sku = NewSku("g");
+        await store.EnsureInventoryAsync(sku, Stock);
+        var transactionsBefore = store.CommittedTransactions;
+
+        var outcome = await LoadRunner.RunAsync(Producers * window, settings, async (_, n) =>
+        {
+            var record = new DeductionRecord($"{sku}-{n}", $"r{n}", sku, $"u{n % 100_000}", 1, (int)(n % 16), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+            var result = await committer.SubmitAsync(record);
+            return result.Inserted > 0;
+        }, progress, $"group commit ×{window}");
+
+        var transactions = store.CommittedTransactions - transactionsBefore;
+        await CheckAsync(sku, outcome.Started, outcome.Succeeded);
+        return new BenchRun(outcome.Measured, outcome.Window, new Dictionary<string, string>
+        {
+            ["sku"] = sku,
+            ["orders"] = outcome.Succeeded.ToString(),
+            ["transactions"] = transactions.ToString(),
+            ["mean group size"] = (outcome.Succeeded / (double)Math.Max(1, transactions)).ToString("F1"),
+            ["retries"] = store.Retries.ToString(),
+        });
+    }
+
+    private async Task<BenchRun> RunBaselineAsync(BenchSettings settings, IBenchProgress progress)
+    {
+        var sku = NewSku("b");
+        await using (var setup = new MySqlConnection(_connectionString))
+        {
+            await setup.OpenAsync();
+            await using var ensure = new MySqlCommand(InventorySql.EnsureInventory, setup);
+            ensure.Parameters.AddWithValue("@sku", sku);
+            ensure.Parameters.AddWithValue("@total", Stock);
+            await ensure.ExecuteNonQueryAsync();
+        }
+
+        var producers = new BaselineProducer[Producers];
+        try
+        {
+            for (var i = 0; i < producers.Length; i++)
+            {
+                producers[i] = await BaselineProducer.OpenAsync(_connectionString, sku);
+            }
+
+            // Worker i owns producer i, so a connection never carries two transactions at once.
+            var outcome = await LoadRunner.RunAsync(Producers, settings, (worker, n) => producers[worker].OrderAsync(n),
+                progress, "one transaction per order");
+            await CheckAsync(sku, outcome.Started, outcome.Succeeded);
+            return new BenchRun(outcome.Measured, outcome.Window, new Dictionary<string, string>
+            {
+                ["sku"] = sku,
+                ["orders"] = outcome.Succeeded.ToString(),
+                ["transactions"] = outcome.Succeeded.ToString(),
+            });
+        }
+        finally
+        {
+            foreach (var producer in producers)
+            {
+                if (producer is not null)
+                {
+                    await producer.DisposeAsync();
+                }
+            }
+        }
+    }
+
+    /// <summary>Refuses the run unless MariaDB holds exactly what was acknowledged.</summary>
+    private async Task CheckAsync(string sku, long offered, long acknowledged)
+    {
+        await using var connection = new MySqlConnection(_connectionString);
+        await connection.OpenAsync();
+        await using var rows = new MySqlCommand("SELECT COUNT(*), COALESCE(SUM(quantity), 0) FROM orders WHERE sku = @sku", connection);
+        rows.Parameters.AddWithValue("@sku", sku);
+        long count, units;
+        await using (var reader = await rows.ExecuteReaderAsync())
+        {
+            await reader.ReadAsync();
+            count = reader.GetInt64(0);
+            units = Convert.ToInt64(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        await using var stock = new MySqlCommand("SELECT available_stock FROM inventory WHERE sku = @sku", connection);
+        stock.Parameters.AddWithValue("@sku", sku);
+        var available = Convert.ToInt64(await stock.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+        if (offered != acknowledged || count != offered || units != offered || available != Stock - offered)
+        {
+            throw new BenchCheckException(
+                $"persist {sku}: {offered} orders offered, {acknowledged} acknowledged, {count} rows ({units} units), " +
+                $"available_stock {available} (expected {Stock - offered}); no figure is reported for this run");
+        }
+    }
+
+    private static string NewSku(string kind) => $"bench-{kind}-{DateTime.UtcNow:MMddHHmmss}-{Random.Shared.Next(10_000):D4}";
+
+    /// <summary>The baseline's producer: one connection, its commands prepared once, one transaction per order.</summary>
+    private sealed class BaselineProducer : IAsyncDisposable
+    {
+        private readonly MySqlConnection _connection;
+        private readonly MySqlCommand _update;
+        private readonly MySqlCommand _insert;
+        private readonly string _sku;
+
+        private BaselineProducer(MySqlConnection connection, string sku)
+        {
+            _connection = connection;
+            _sku = sku;
+            _update = new MySqlCommand(
+                "UPDATE inventory SET available_stock = available_stock - @q WHERE sku = @sku AND available_stock >= @q", connection);
+            _update.Parameters.AddWithValue("@q", 1);
+            _update.Parameters.AddWithValue("@sku", sku);
+            _insert = new MySqlCommand(
+                "INSERT INTO orders (order_id, request_id, sku, user_id, quantity, bucket, status, commit_batch, committed_at_ms) " +
+                "VALUES (@o, @r, @sku, @u, @q, @b, @status, @batch, @t)", connection);
+            foreach (var name in new[] { "@o", "@r", "@u", "@batch" })
+            {
+                _insert.Parameters.AddWithValue(name, "");
+            }
+
+            _insert.Parameters.AddWithValue("@sku", sku);
+            _insert.Parameters.AddWithValue("@q", 1);
+            _insert.Parameters.AddWithValue("@b", 0);
+            _insert.Parameters.AddWithValue("@status", OrderRowStatus.PendingPayment);
+            _insert.Parameters.AddWithValue("@t", 0L);
+        }
+
+        public static async Task<BaselineProducer> OpenAsync(string connectionString, string sku)
+        {
+            var connection = new MySqlConnection(connectionString);
+            await connection.OpenAsync();
+            return new BaselineProducer(connection, sku);
+        }
+
+        public async Task<bool> OrderAsync(long n)
+        {
+            await using var transaction = await _connection.BeginTransactionAsync();
+            _update.Transaction = transaction;
+            _insert.Transaction = transaction;
+            if (await _update.ExecuteNonQueryAsync() != 1)
+            {
+                await transaction.RollbackAsync();
+                return false;
+            }
+
+            _insert.Parameters["@o"].Value = $"{_sku}-{n}";
+            _insert.Parameters["@r"].Value = $"r{n}";
+            _insert.Parameters["@u"].Value = $"u{n % 100_000}";
+            _insert.Parameters["@b"].Value = (int)(n % 16);
+            _insert.Parameters["@batch"].Value = Guid.NewGuid().ToString("N");
+            _insert.Parameters["@t"].Value = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            await _insert.ExecuteNonQueryAsync();
+            await transaction.CommitAsync();
+            return true;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _update.DisposeAsync();
+            await _insert.DisposeAsync();
+            await _connection.DisposeAsync();
+        }
+    }
+}
