@@ -98,4 +98,84 @@ public sealed class SiloFailureTests(SiloFailureFixture fixture)
         Assert.Equal(1000, history.AcknowledgedUnits);
         Assert.Equal(1000, history.DistinctOrderIds);
     }
+
+    /// <summary>
+    /// Expiry has no owner: every silo sweeps MySQL, so orders expire with their units returned even when a silo
+    /// (possibly the one that served them) is gone.
+    /// </summary>
+    [Fact]
+    public async Task Unpaid_orders_expire_and_return_their_units_while_a_silo_is_down()
+    {
+        const int Timeout = SaleRules.MaxPaymentTimeoutSeconds;
+        var sale = new SaleDefinition(ClusterFixture.NewSku("expire-down"), 40, 4, 1, null, null, Timeout, 8, SaleModes.Redis);
+        Assert.Equal(CreateSaleOutcome.Created, (await fixture.Client.Product(sale.Sku).CreateAsync(sale)).Outcome);
+        var orders = new List<OrderInfo>();
+        for (var i = 0; i < 40; i++)
+        {
+            var result = await fixture.BuyAsync(sale, $"x{i}", "r");
+            Assert.Equal(PurchaseOutcome.Created, result.Outcome);
+            orders.Add(result.Order!);
+        }
+
+        var lifecycle = fixture.Client.GetGrain<IOrdersGrain>(0);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        foreach (var order in orders)
+        {
+            while ((await lifecycle.GetAsync(order.OrderId))?.Status != OrderLifecycleStatuses.PendingPayment)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"order {order.OrderId} never reached MySQL");
+                await Task.Delay(50);
+            }
+        }
+
+        // Take a silo away (the collection's other test may have killed one already; keep at least one).
+        var active = fixture.Cluster.GetActiveSilos().ToList();
+        if (active.Count > 1)
+        {
+            await fixture.Cluster.KillSiloAsync(active[^1]);
+        }
+
+        var past = DateTimeOffset.UtcNow.AddSeconds(Timeout + 60);
+        fixture.Time.SetUtcNow(past > fixture.Time.GetUtcNow() ? past : fixture.Time.GetUtcNow().AddSeconds(Timeout + 60));
+        deadline = DateTime.UtcNow.AddSeconds(120);
+        while (true)
+        {
+            try
+            {
+                await lifecycle.ExpireDueAsync(sale.Sku, 500);
+                var statuses = await Task.WhenAll(orders.Select(o => lifecycle.GetAsync(o.OrderId)));
+                if (statuses.All(o => o?.Status == OrderLifecycleStatuses.Expired))
+                {
+                    break;
+                }
+            }
+            catch (Exception) when (DateTime.UtcNow < deadline)
+            {
+                // A call that met the dead silo before membership declared it: the sweep is retried, as the
+                // service would on its next tick.
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, "not every unpaid order expired");
+            await Task.Delay(200);
+        }
+
+        // Units are back in Redis (every bucket) once the returns have gone through.
+        deadline = DateTime.UtcNow.AddSeconds(60);
+        while ((await fixture.RedisStockAsync(sale.Sku, 4)).Sum() != 40)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "returned units did not all reach Redis");
+            try
+            {
+                await lifecycle.ExpireDueAsync(sale.Sku, 500);
+            }
+            catch (Exception) when (DateTime.UtcNow < deadline)
+            {
+                // As above.
+            }
+
+            await Task.Delay(200);
+        }
+
+        Assert.Equal(40, (await fixture.RedisStockAsync(sale.Sku, 4)).Sum());
+    }
 }
