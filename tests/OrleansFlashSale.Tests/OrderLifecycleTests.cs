@@ -140,13 +140,5 @@ public sealed class OrderLifecycleTests(ClusterFixture fixture)
         return true;
     }
 
-    private static async Task<long> ScalarAsync(string sql, string parameter)
-    {
-        await using var connection = new MySqlConnection(TestStack.MySql);
-        await connection.OpenAsync();
-        await using var command = new MySqlCommand(sql, connection);
-        command.Parameters.AddWithValue("@p", parameter);
-        var value = await command.ExecuteScalarAsync();
-        return value is null or DBNull ? 0 : Convert.ToInt64(value);
-    }
+    private static Task<long> ScalarAsync(string sql, string parameter) => TestDb.ScalarAsync(sql, ("@p", parameter));
 }

@@ -152,23 +152,7 @@ public sealed class PipelineTests(ClusterFixture fixture)
         return (reader.GetInt64(0), reader.GetInt64(1));
     }
 
-    private static async Task<long> ScalarAsync(string sql, string sku)
-    {
-        await using var connection = new MySqlConnection(TestStack.MySql);
-        await connection.OpenAsync();
-        await using var command = new MySqlCommand(sql, connection);
-        command.Parameters.AddWithValue("@sku", sku);
-        var value = await command.ExecuteScalarAsync();
-        return value is null or DBNull ? 0 : Convert.ToInt64(value);
-    }
+    private static Task<long> ScalarAsync(string sql, string sku) => TestDb.ScalarAsync(sql, ("@sku", sku));
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan within)
-    {
-        var deadline = DateTime.UtcNow + within;
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"condition not reached within {within}");
-            await Task.Delay(100);
-        }
-    }
+    private static Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan within) => TestDb.WaitUntilAsync(condition, within);
 }

@@ -292,23 +292,7 @@ public sealed class ReconciliationTests(ClusterFixture fixture)
         return committedAt;
     }
 
-    private static async Task<long> ScalarAsync(string sql, string id)
-    {
-        await using var connection = new MySqlConnection(TestStack.MySql);
-        await connection.OpenAsync();
-        await using var command = new MySqlCommand(sql, connection);
-        command.Parameters.AddWithValue("@id", id);
-        var value = await command.ExecuteScalarAsync();
-        return value is null or DBNull ? 0 : Convert.ToInt64(value);
-    }
+    private static Task<long> ScalarAsync(string sql, string id) => TestDb.ScalarAsync(sql, ("@id", id));
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan within)
-    {
-        var deadline = DateTime.UtcNow + within;
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"condition not reached within {within}");
-            await Task.Delay(100);
-        }
-    }
+    private static Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan within) => TestDb.WaitUntilAsync(condition, within);
 }
