@@ -5,6 +5,12 @@ public static class SaleModes
 {
     /// <summary>Bucketed stock in Redis, persisted to MySQL afterwards.</summary>
     public const string Redis = "redis";
+
+    /// <summary>
+    /// Stock only in MySQL's inventory row: every purchase is deducted there by a group transaction before the
+    /// buyer is answered (the Inventory Hint database deduction tier).
+    /// </summary>
+    public const string Database = "database";
 }
 
 /// <summary>One flash sale: a SKU, its stock and the rules buyers meet.</summary>

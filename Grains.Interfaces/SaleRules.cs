@@ -58,9 +58,9 @@ public static partial class SaleRules
             return $"quotaShards must be between 1 and {MaxQuotaShards}";
         }
 
-        if (sale.Mode != SaleModes.Redis)
+        if (sale.Mode is not (SaleModes.Redis or SaleModes.Database))
         {
-            return $"mode must be '{SaleModes.Redis}'";
+            return $"mode must be '{SaleModes.Redis}' or '{SaleModes.Database}'";
         }
 
         return null;

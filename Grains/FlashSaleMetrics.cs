@@ -84,6 +84,9 @@ public static class OrderTransactionOutcome
     /// <summary>Every order of the group was already stored; nothing to commit.</summary>
     public const string Duplicate = "duplicate";
 
+    /// <summary>Database mode: the group found no stock for any of its new orders; nothing was stored.</summary>
+    public const string SoldOut = "sold_out";
+
     /// <summary>Rolled back: MySQL has less stock than the group takes.</summary>
     public const string Drift = "drift";
 

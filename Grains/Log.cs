@@ -31,6 +31,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 1009, Level = LogLevel.Error, Message = "Sale {Sku}: re-bucketing failed; it resumes on the next call or activation")]
     public static partial void RebucketFailed(ILogger logger, Exception exception, string sku);
 
+    [LoggerMessage(EventId = 1011, Level = LogLevel.Error, Message = "Quota shard {Sku}/{Shard}: database deduction of order {OrderId} failed; the reservation is kept for a replay")]
+    public static partial void DatabaseDeductFailed(ILogger logger, Exception exception, string sku, int shard, string orderId);
+
     [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "Quota shard {Sku}/{Shard}: stored request record '{Record}' cannot be read")]
     public static partial void BadRecord(ILogger logger, string sku, int shard, string record);
 }

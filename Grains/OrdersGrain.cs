@@ -137,9 +137,15 @@ public sealed partial class OrdersGrain : Grain, IOrdersGrain
     private async Task<bool> ReleaseAsync(StoredOrder order, string status)
     {
         // The units go back to the order's bucket, or, if re-bucketing removed it, to the bucket that took its stock.
-        var routing = await GrainFactory.Product(order.Sku).GetRoutingAsync([]);
-        var count = Math.Max(1, routing?.BucketCount ?? 1);
-        var target = order.Bucket < count ? order.Bucket : order.Bucket % count;
+        // A database-mode order (bucket -1) has no Redis stock to return to: MySQL's return is the whole return.
+        var target = order.Bucket;
+        if (order.Bucket >= 0)
+        {
+            var routing = await GrainFactory.Product(order.Sku).GetRoutingAsync([]);
+            var count = Math.Max(1, routing?.BucketCount ?? 1);
+            target = order.Bucket < count ? order.Bucket : order.Bucket % count;
+        }
+
         if (!await _store.ReleaseAsync(order, status, target))
         {
             return false;
@@ -153,7 +159,12 @@ public sealed partial class OrdersGrain : Grain, IOrdersGrain
     {
         try
         {
-            await GrainFactory.Bucket(order.Sku, bucket).ReturnAsync(order.OrderId, order.Quantity);
+            // A negative bucket is a database-mode order: MySQL already has the units back, so only mark it done.
+            if (bucket >= 0)
+            {
+                await GrainFactory.Bucket(order.Sku, bucket).ReturnAsync(order.OrderId, order.Quantity);
+            }
+
             await _store.MarkReturnedAsync(order.OrderId);
         }
         catch (Exception ex)

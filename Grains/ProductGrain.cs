@@ -67,16 +67,22 @@ public sealed class ProductGrain : Grain, IProductGrain
         }
 
         // Redis first, definition second: until the definition is stored the sale does not exist for buyers, and
-        // a retry after a crash here simply sets the buckets again.
-        var parts = SaleRules.Split(sale.Stock, sale.Buckets);
-        await Task.WhenAll(parts.Select((stock, i) => GrainFactory.Bucket(Sku, i).InitializeAsync(stock)));
+        // a retry after a crash here simply sets the buckets again. A database sale has no Redis stock at all: the
+        // inventory row is its only stock, and it has no bucket layout (BucketCount 0).
+        var database = sale.Mode == SaleModes.Database;
+        if (!database)
+        {
+            var parts = SaleRules.Split(sale.Stock, sale.Buckets);
+            await Task.WhenAll(parts.Select((stock, i) => GrainFactory.Bucket(Sku, i).InitializeAsync(stock)));
+        }
+
         await _orders.EnsureInventoryAsync(Sku, sale.Stock);
         await _lifecycle.SetPaymentTimeoutAsync(Sku, sale.PaymentTimeoutSeconds);
         _state.State = new ProductState
         {
             Sale = sale,
-            BucketCount = sale.Buckets,
-            HighestBucketCount = sale.Buckets,
+            BucketCount = database ? 0 : sale.Buckets,
+            HighestBucketCount = database ? 0 : sale.Buckets,
             LayoutVersion = 1,
         };
         await _state.WriteStateAsync();
@@ -110,9 +116,15 @@ public sealed class ProductGrain : Grain, IProductGrain
 
     public async Task<BucketRouting?> GetRoutingAsync(int[] seenEmpty)
     {
-        if (_state.State.Sale is null)
+        if (_state.State.Sale is not { } sale)
         {
             return null;
+        }
+
+        if (sale.Mode == SaleModes.Database)
+        {
+            // No buckets to route to; only MySQL knows whether stock is left, so never claim "sold out" here.
+            return new BucketRouting(_state.State.LayoutVersion, 0, [], false, 0);
         }
 
         if (_state.State.PendingRebucket is not null)
@@ -155,6 +167,11 @@ public sealed class ProductGrain : Grain, IProductGrain
         if (_state.State.Sale is not { } sale)
         {
             return new RebucketResult(RebucketOutcome.UnknownSale, null, null);
+        }
+
+        if (sale.Mode == SaleModes.Database)
+        {
+            return new RebucketResult(RebucketOutcome.Invalid, null, "a database-mode sale has no buckets");
         }
 
         if (SaleRules.ValidateBucketCount(buckets, sale.Stock) is { } error)
@@ -282,15 +299,25 @@ public sealed class ProductGrain : Grain, IProductGrain
     private async Task<SaleStatus> BuildStatusAsync(bool refresh)
     {
         var sale = _state.State.Sale!;
+        if (sale.Mode == SaleModes.Database)
+        {
+            var available = await _orders.GetAvailableAsync(Sku) ?? 0;
+            return new SaleStatus(sale, available, sale.Stock - available, State(sale, available), [], _state.State.LayoutVersion, 0);
+        }
+
         var remaining = await Task.WhenAll(Enumerable.Range(0, _state.State.HighestBucketCount)
             .Select(i => GrainFactory.Bucket(Sku, i).GetRemainingAsync(refresh)));
         var total = remaining.Sum();
         var buckets = remaining.Take(_state.State.BucketCount).Select((r, i) => new BucketStatus(i, r)).ToArray();
+        return new SaleStatus(sale, total, sale.Stock - total, State(sale, total), buckets, _state.State.LayoutVersion, 0);
+    }
+
+    private string State(SaleDefinition sale, long remaining)
+    {
         var now = _time.UtcNow;
-        var state = sale.EndsAt is { } end && now >= end ? SaleStates.Ended
+        return sale.EndsAt is { } end && now >= end ? SaleStates.Ended
             : sale.StartsAt is { } start && now < start ? SaleStates.Scheduled
-            : total == 0 ? SaleStates.SoldOut
+            : remaining == 0 ? SaleStates.SoldOut
             : SaleStates.Active;
-        return new SaleStatus(sale, total, sale.Stock - total, state, buckets, _state.State.LayoutVersion, 0);
     }
 }

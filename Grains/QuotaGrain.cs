@@ -3,6 +3,7 @@ using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
+using OrleansFlashSale.Grains.Persistence;
 using OrleansFlashSale.Grains.Redis;
 using StackExchange.Redis;
 
@@ -21,6 +22,8 @@ namespace OrleansFlashSale.Grains;
 /// A crash between steps can only leave units reserved (the user is under-served, never oversold); a replay of
 /// such a request looks for the order in every bucket and finishes the job.
 /// Reentrant: purchases interleave while Redis answers, and one pump batches the shard's script calls.
+/// A database-mode sale keeps steps 1 and 3 and replaces the buckets of step 2 with one deduction in MySQL
+/// (<see cref="DatabaseDeductor"/>), awaited before the buyer is answered; its orders carry bucket -1.
 /// </remarks>
 [Reentrant]
 public sealed class QuotaGrain : Grain, IQuotaGrain
@@ -33,6 +36,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
     private readonly FlashSaleMetrics _metrics;
     private readonly SaleClock _time;
     private readonly ILogger<QuotaGrain> _logger;
+    private readonly DatabaseDeductor _database;
     private readonly Dictionary<(string User, string Request), Task<PurchaseResult>> _inFlight = new();
     private readonly Queue<Reservation> _reservations = new();
     private readonly Queue<Settlement> _settlements = new();
@@ -47,8 +51,9 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
     private Task<HashSet<string>>? _buyersLoad;
 
     public QuotaGrain(RedisConnection redis, RedisScripts scripts, IOptions<DeductionOptions> options,
-        FlashSaleMetrics metrics, SaleClock time, ILogger<QuotaGrain> logger)
+        FlashSaleMetrics metrics, SaleClock time, ILogger<QuotaGrain> logger, DatabaseDeductor database)
     {
+        _database = database;
         _redis = redis;
         _scripts = scripts;
         _options = options.Value;
@@ -148,13 +153,18 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
 
     private async Task<PurchaseResult> PurchaseCoreAsync(SaleDefinition sale, PurchaseRequest request)
     {
-        var routing = await GetRoutingAsync(seenEmpty: null);
-        if (routing is null)
+        var database = sale.Mode == SaleModes.Database;
+        // A database sale has no bucket routing and no in-memory sold-out view: only MySQL knows the stock.
+        var routing = database ? null : await GetRoutingAsync(seenEmpty: null);
+        if (database)
+        {
+            _buyers = null;
+        }
+        else if (routing is null)
         {
             return PurchaseResult.Rejected(PurchaseOutcome.UnknownSale);
         }
-
-        if (routing.SoldOut)
+        else if (routing.SoldOut)
         {
             // Sold out: only a user holding units can be replaying an earlier success. Everyone else is answered
             // from memory, without a Redis round trip.
@@ -170,7 +180,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
         }
 
         var orderId = Guid.CreateVersion7().ToString("N");
-        var reservation = new Reservation(request, orderId, LookupOnly: routing.SoldOut,
+        var reservation = new Reservation(request, orderId, LookupOnly: routing?.SoldOut ?? false,
             _time.UtcNow.ToUnixTimeMilliseconds());
         Enqueue(reservation);
         ReserveAnswer answer;
@@ -191,15 +201,17 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
             case ReserveKind.NoRecord:
                 return PurchaseResult.Rejected(PurchaseOutcome.SoldOut);
             case ReserveKind.Existing:
-                return await ResumeAsync(request, answer.Record!);
+                return await ResumeAsync(sale, request, answer.Record!);
             default:
                 var record = RequestRecord.Reserved(orderId, request.Quantity, reservation.NowMs);
-                return await DeductAsync(request, record, created: true);
+                return database
+                    ? await DeductInDatabaseAsync(request, record, created: true)
+                    : await DeductAsync(request, record, created: true);
         }
     }
 
     /// <summary>A replay: answer from a settled record, or finish the purchase a crash interrupted.</summary>
-    private async Task<PurchaseResult> ResumeAsync(PurchaseRequest request, string stored)
+    private async Task<PurchaseResult> ResumeAsync(SaleDefinition sale, PurchaseRequest request, string stored)
     {
         if (!RequestRecord.TryParse(stored, out var record))
         {
@@ -210,6 +222,12 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
         if (record.Done)
         {
             return Success(request, record.OrderId, record.Quantity, record.Bucket, PurchaseOutcome.Replayed);
+        }
+
+        if (sale.Mode == SaleModes.Database)
+        {
+            // Submitting the same order id again is safe: a stored order answers Deducted and takes nothing.
+            return await DeductInDatabaseAsync(request, record, created: false);
         }
 
         var routing = await GetRoutingAsync(seenEmpty: null);
@@ -291,6 +309,35 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
         return routing is null || routing.SoldOut || routing.WithStock.All(tried.Contains)
             ? PurchaseResult.Rejected(PurchaseOutcome.SoldOut, routing is { SoldOut: false } ? "not enough units left in any one bucket" : null)
             : PurchaseResult.Rejected(PurchaseOutcome.Unavailable, "no bucket could be reached in time; retry");
+    }
+
+    /// <summary>Step 2 of a database sale: one deduction in MySQL, answered once its transaction committed.</summary>
+    private async Task<PurchaseResult> DeductInDatabaseAsync(PurchaseRequest request, RequestRecord record, bool created)
+    {
+        const int NoBucket = -1;
+        DatabaseDeductOutcome outcome;
+        try
+        {
+            outcome = await _database.DeductAsync(new DeductionRecord(record.OrderId, request.RequestId, _sku, request.UserId,
+                record.Quantity, NoBucket, _time.UtcNow.ToUnixTimeMilliseconds()));
+        }
+        catch (Exception ex)
+        {
+            // Unknown outcome: keep the reservation; a replay submits the same order id and learns the answer.
+            Log.DatabaseDeductFailed(_logger, ex, _sku, _shard, record.OrderId);
+            return new PurchaseResult(PurchaseOutcome.Unavailable,
+                new OrderInfo(record.OrderId, _sku, request.UserId, request.RequestId, record.Quantity, OrderStatuses.Reserved, NoBucket),
+                "the stock service did not answer; retry with the same requestId");
+        }
+
+        if (outcome == DatabaseDeductOutcome.Deducted)
+        {
+            Settle(request, record, RequestRecord.Settled(record, NoBucket));
+            return Success(request, record.OrderId, record.Quantity, NoBucket, created ? PurchaseOutcome.Created : PurchaseOutcome.Replayed);
+        }
+
+        Settle(request, record, replacement: null);
+        return PurchaseResult.Rejected(PurchaseOutcome.SoldOut);
     }
 
     private static int? Pick(BucketRouting routing, HashSet<int> tried, uint userHash, int hops)

@@ -60,6 +60,13 @@ public sealed partial class MySqlOrderStore
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    /// <summary>The SKU's <c>inventory.available_stock</c>, or null without an inventory row (database-mode status).</summary>
+    public async Task<long?> GetAvailableAsync(string sku, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        return await ReadAvailableAsync(connection, sku, cancellationToken);
+    }
+
     /// <summary>
     /// Stores <paramref name="group"/> (orders of <paramref name="sku"/>) and takes their units from the SKU's
     /// available stock, all in one transaction. Orders already stored are skipped and take nothing.

@@ -32,6 +32,7 @@ public static class OrderStoreServiceCollectionExtensions
         services.TryAddSingleton<FlashSaleMetrics>();
         services.TryAddSingleton<MySqlOrderStore>();
         services.TryAddSingleton<GroupCommitter>();
+        services.TryAddSingleton<DatabaseDeductor>();
         services.TryAddSingleton<OrderLifecycleStore>();
         return services;
     }
