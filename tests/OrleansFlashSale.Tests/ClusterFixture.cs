@@ -104,6 +104,27 @@ public class ClusterFixture : IAsyncLifetime
         Client.Quota(sale.Sku, GrainKeys.QuotaShard(user, sale.QuotaShards))
             .PurchaseAsync(new PurchaseRequest(sale.Sku, user, requestId, quantity));
 
+    /// <summary>
+    /// Runs the reconciliation until the sale is at rest and balanced; fails with the problems if it never is.
+    /// </summary>
+    public async Task AssertNoDriftAsync(string sku)
+    {
+        var verifier = Client.GetGrain<IReconciliationGrain>(0);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            var report = await verifier.VerifyAsync(sku, repair: false);
+            Assert.NotNull(report);
+            if (!report.Drift)
+            {
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, "verify reports drift: " + string.Join("; ", report.Problems));
+            await Task.Delay(200);
+        }
+    }
+
     /// <summary>Remaining stock per bucket read straight from Redis, not through any grain.</summary>
     public async Task<long[]> RedisStockAsync(string sku, int buckets)
     {

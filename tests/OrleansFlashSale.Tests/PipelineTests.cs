@@ -35,6 +35,7 @@ public sealed class PipelineTests(ClusterFixture fixture)
             var lengths = await Task.WhenAll(Enumerable.Range(0, 16).Select(b => db.StreamLengthAsync(OrleansFlashSale.Grains.Redis.RedisKeys.Log(sale.Sku, b))));
             return lengths.Sum() == 0;
         }, TimeSpan.FromSeconds(10));
+        await fixture.AssertNoDriftAsync(sale.Sku);
     }
 
     [Fact]
@@ -68,6 +69,7 @@ public sealed class PipelineTests(ClusterFixture fixture)
         var stored = await WaitForOrdersAsync(sale.Sku, history.DistinctOrderIds, TimeSpan.FromSeconds(30));
         Assert.Equal(history.Orders.Select(o => o.OrderId).Order(), stored.Keys.Order());
         Assert.Equal((600L, 0L), await InventoryAsync(sale.Sku));
+        await fixture.AssertNoDriftAsync(sale.Sku);
     }
 
     [Fact]
@@ -99,6 +101,41 @@ public sealed class PipelineTests(ClusterFixture fixture)
         Assert.Equal(history.DistinctOrderIds, await ScalarAsync("SELECT COUNT(*) FROM orders WHERE sku = @sku", sale.Sku));
         Assert.Equal((200L, 0L), await InventoryAsync(sale.Sku));
         Assert.Equal(200L, await ScalarAsync("SELECT -SUM(delta) FROM inventory_log WHERE sku = @sku AND reason = 'deduct'", sale.Sku));
+        await fixture.AssertNoDriftAsync(sale.Sku);
+    }
+
+    [Fact]
+    public async Task A_purchase_whose_Redis_calls_timed_out_gets_a_definite_answer_on_replay()
+    {
+        var sale = await fixture.CreateSaleAsync("pipe-timeout", stock: 10, buckets: 1, perUserLimit: 1);
+        Assert.Equal(PurchaseOutcome.Created, (await fixture.BuyAsync(sale, "warm", "r")).Outcome);
+
+        // Redis holds every write for longer than the 2 s command timeout, then runs them: outcomes are unknown to
+        // the grains at the time they answer.
+        var server = fixture.Redis.GetServers().Single();
+        await server.ExecuteAsync("CLIENT", "PAUSE", "6000", "WRITE");
+        var during = await fixture.BuyAsync(sale, "slow", "r");
+        Assert.Equal(PurchaseOutcome.Unavailable, during.Outcome);
+
+        // The buyer retries with the same request id until the answer is definite; it must be the one order.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        PurchaseResult replay;
+        while ((replay = await fixture.BuyAsync(sale, "slow", "r")).Outcome == PurchaseOutcome.Unavailable)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "no definite answer after the pause");
+            await Task.Delay(200);
+        }
+
+        Assert.Contains(replay.Outcome, new[] { PurchaseOutcome.Created, PurchaseOutcome.Replayed });
+        Assert.Equal(PurchaseOutcome.Replayed, (await fixture.BuyAsync(sale, "slow", "r")).Outcome);
+        Assert.Equal(replay.Order!.OrderId, (await fixture.BuyAsync(sale, "slow", "r")).Order!.OrderId);
+        Assert.Equal(8, (await fixture.RedisStockAsync(sale.Sku, 1)).Sum());
+
+        // And the order reaches MySQL once, whichever path committed it.
+        var orders = fixture.Client.GetGrain<IOrdersGrain>(0);
+        await WaitUntilAsync(async () => (await orders.GetAsync(replay.Order.OrderId))?.Status == "pending_payment", TimeSpan.FromSeconds(20));
+        Assert.Equal(2L, await ScalarAsync("SELECT COUNT(*) FROM orders WHERE sku = @sku", sale.Sku));
+        await fixture.AssertNoDriftAsync(sale.Sku);
     }
 
     private async Task<SaleHistory> BuyOutAsync(SaleDefinition sale, int users, int requests)

@@ -192,6 +192,7 @@ public sealed class ServiceFailureTests(ServiceFailureFixture fixture, ITestOutp
         Assert.Equal(history.Orders.Select(o => o.OrderId).Order(), stored.Keys.Order());
         Assert.All(history.Orders, o => Assert.Equal(o.Quantity, stored[o.OrderId]));
         Assert.Equal(Stock - history.AcknowledgedUnits, available);
+        await fixture.AssertNoDriftAsync(sku);
     }
 
     private static async Task<Dictionary<string, int>> MySqlOrdersAsync(string sku)
