@@ -89,7 +89,12 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
         // Markers are written by the same script call that deducts, so every stored order must have one.
         var db = await _redis.GetDatabaseAsync();
         var storedOrders = mysql.Orders.ToArray();
-        var markers = await Task.WhenAll(storedOrders.Select(o => db.KeyExistsAsync(RedisKeys.OrderMarker(sku, o.Value, o.Key))));
+        // A database-mode sale deducts in MySQL itself: there are no buckets, markers or Redis stock to compare,
+        // so its stock store is MySQL's available_stock and only the inventory equation has something to say.
+        var databaseMode = sale.Mode == SaleModes.Database;
+        var markers = databaseMode
+            ? storedOrders.Select(_ => true).ToArray()
+            : await Task.WhenAll(storedOrders.Select(o => db.KeyExistsAsync(RedisKeys.OrderMarker(sku, o.Value, o.Key))));
         var unknown = storedOrders.Where((_, i) => !markers[i]).Select(o => o.Key).Order(StringComparer.Ordinal).ToList();
 
         var pending = new List<LogEntry>();
@@ -115,8 +120,10 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
         }
 
         var liveUnits = mysql.ByStatus.Where(s => LiveStatuses.Contains(s.Status)).Sum(s => s.Units);
-        var redisEquation = new ReconciliationEquation("redis remaining + mysql live units == stock",
-            redis.Remaining + liveUnits, sale.Stock, redis.Remaining + liveUnits == sale.Stock);
+        var stockLeft = databaseMode ? mysql.Available ?? 0 : redis.Remaining;
+        var redisEquation = new ReconciliationEquation(
+            databaseMode ? "mysql available_stock + mysql live units == stock (database mode)" : "redis remaining + mysql live units == stock",
+            stockLeft + liveUnits, sale.Stock, stockLeft + liveUnits == sale.Stock);
         var inventoryEquation = new ReconciliationEquation("mysql available_stock == stock - live units",
             mysql.Available ?? -1, sale.Stock - liveUnits, mysql.Available == sale.Stock - liveUnits);
 

@@ -160,4 +160,20 @@ public sealed class DatabaseModeTests(ClusterFixture fixture)
         var value = await command.ExecuteScalarAsync();
         return value is null or DBNull ? 0 : Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture);
     }
+
+    [Fact]
+    public async Task Verify_of_a_database_sale_balances_on_MySQL_alone()
+    {
+        var sale = new SaleDefinition(ClusterFixture.NewSku("db-verify"), 50, 1, 1, null, null,
+            SaleRules.DefaultPaymentTimeoutSeconds, 4, SaleModes.Database);
+        Assert.Equal(CreateSaleOutcome.Created, (await fixture.Client.Product(sale.Sku).CreateAsync(sale)).Outcome);
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal(PurchaseOutcome.Created, (await fixture.BuyAsync(sale, $"v{i}", "r")).Outcome);
+        }
+
+        await fixture.AssertNoDriftAsync(sale.Sku);
+        var report = (await fixture.Client.GetGrain<IReconciliationGrain>(0).VerifyAsync(sale.Sku, repair: false))!;
+        Assert.Equal(0L, report.UnknownToRedis.Count);
+    }
 }
