@@ -49,8 +49,8 @@ public static class BenchCommand
                     IReadOnlyList<BenchFigure> results = name switch
                     {
                         PersistScenario.Name => await PersistScenario.FromEnvironment().RunAsync(settings, progress),
-                        DeductScenario.Name => await DeductScenario.FromEnvironment().RunAsync(settings, progress),
-                        SoldOutScenario.Name => await SoldOutScenario.FromEnvironment().RunAsync(settings, progress),
+                        DeductScenario.Name => await DeductScenario.RunAsync(settings, progress),
+                        SoldOutScenario.Name => await SoldOutScenario.RunAsync(settings, progress),
                         _ => throw new UsageException($"unknown scenario {name}"),
                     };
                     foreach (var figure in results)

@@ -1,7 +1,6 @@
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using OrleansFlashSale.Grains.Redis;
 using StackExchange.Redis;
+using static OrleansFlashSale.Client.Cli.Bench.GrainsVsRawLua;
 
 namespace OrleansFlashSale.Client.Cli.Bench;
 
@@ -11,96 +10,35 @@ namespace OrleansFlashSale.Client.Cli.Bench;
 /// never runs out and the per-user limit is never reached, so every call should succeed; each run is checked
 /// (units sold == units acknowledged) before its figure counts.
 /// </summary>
-public sealed class DeductScenario
+public static class DeductScenario
 {
     public const string Name = "deduct";
-    public const int Buckets = 16;
-    public const int QuotaShards = SaleRules.DefaultQuotaShards;
-    public const int Users = 100_000;
 
     // The largest stock a sale may have: no run at these rates comes near it.
     private const long Stock = SaleRules.MaxStock;
 
-    private static readonly int[] Concurrencies = [256, 1024];
-
-    private readonly string _redis;
-    private readonly string _clusterId;
-    private readonly string _serviceId;
-
-    private DeductScenario(string redis, string clusterId, string serviceId)
-    {
-        _redis = redis;
-        _clusterId = clusterId;
-        _serviceId = serviceId;
-    }
-
-    public static DeductScenario FromEnvironment()
-    {
-        var (redis, clusterId, serviceId) = ClusterClient.FromEnvironment();
-        return new DeductScenario(redis, clusterId, serviceId);
-    }
-
-    public async Task<IReadOnlyList<BenchFigure>> RunAsync(BenchSettings settings, IBenchProgress progress)
-    {
-        var baselines = new Dictionary<int, BenchRun>();
-        await using (var multiplexer = await ConnectionMultiplexer.ConnectAsync(_redis))
-        {
-            // Baselines first: the grain path feeds the order pipeline (NATS, MariaDB), whose catching up would
-            // otherwise load the machine during a later baseline.
-            foreach (var concurrency in Concurrencies)
-            {
-                progress.Status($"deduct: raw deduct.lua, {concurrency} callers");
-                baselines[concurrency] = await RunRawAsync(multiplexer, concurrency, settings, progress);
-            }
-        }
-
-        using var host = ClusterClient.Build(_redis, _clusterId, _serviceId);
-        progress.Status("deduct: connecting the cluster client");
-        await host.StartAsync();
-        try
-        {
-            var grains = host.Services.GetRequiredService<IClusterClient>();
-            var figures = new List<BenchFigure>();
-            foreach (var concurrency in Concurrencies)
-            {
-                progress.Status($"deduct: cluster client → grains, {concurrency} callers");
-                var measured = await RunGrainsAsync(grains, concurrency, settings, progress);
-                var baseline = baselines[concurrency];
-                figures.Add(new BenchFigure(Name, $"{concurrency} callers", "deductions/s", measured.PerSecond,
-                    $"{concurrency} concurrent callers of IQuotaGrain.PurchaseAsync (quantity 1, {Users:N0} users, limit {SaleRules.MaxPerUserLimit:N0}) " +
-                    $"through the Orleans cluster client to one silo; sale of {Stock:N0} units in {Buckets} buckets, {QuotaShards} quota shards",
-                    baseline.PerSecond,
-                    $"deduct.lua (single purchase per call, EVALSHA) from {concurrency} concurrent callers in the bench process, one shared " +
-                    $"ConnectionMultiplexer, stock spread over the same {Buckets} bucket keys; no quota/idempotency script",
-                    null, null,
-                    measured.Details.ToDictionary(kv => "measured." + kv.Key, kv => kv.Value)
-                        .Concat(baseline.Details.ToDictionary(kv => "baseline." + kv.Key, kv => kv.Value)).ToDictionary()));
-            }
-
-            return figures;
-        }
-        finally
-        {
-            await host.StopAsync();
-        }
-    }
+    public static Task<IReadOnlyList<BenchFigure>> RunAsync(BenchSettings settings, IBenchProgress progress) =>
+        GrainsVsRawLua.RunAsync(Name, "raw deduct.lua", "cluster client → grains",
+            (db, concurrency) => RunRawAsync(db, concurrency, settings, progress),
+            (grains, concurrency) => RunGrainsAsync(grains, concurrency, settings, progress),
+            (concurrency, measured, baseline) => new BenchFigure(Name, $"{concurrency} callers", "deductions/s", measured.PerSecond,
+                $"{concurrency} concurrent callers of IQuotaGrain.PurchaseAsync (quantity 1, {Users:N0} users, limit {SaleRules.MaxPerUserLimit:N0}) " +
+                $"through the Orleans cluster client to one silo; sale of {Stock:N0} units in {Buckets} buckets, {QuotaShards} quota shards",
+                baseline.PerSecond,
+                $"deduct.lua (single purchase per call, EVALSHA) from {concurrency} concurrent callers in the bench process, one shared " +
+                $"ConnectionMultiplexer, stock spread over the same {Buckets} bucket keys; no quota/idempotency script",
+                null, null, Details(measured, baseline)),
+            progress);
 
     private static async Task<BenchRun> RunGrainsAsync(IClusterClient grains, int concurrency, BenchSettings settings, IBenchProgress progress)
     {
         var sku = NewSku("g");
-        var created = await grains.Product(sku).CreateAsync(new SaleDefinition(sku, Stock, Buckets, SaleRules.MaxPerUserLimit,
-            null, null, SaleRules.DefaultPaymentTimeoutSeconds, QuotaShards, SaleModes.Redis));
-        if (created.Outcome != CreateSaleOutcome.Created)
-        {
-            throw new BenchCheckException($"deduct: the sale {sku} was not created: {created.Outcome} {created.Error}");
-        }
+        await CreateSaleAsync(grains, Name, sku, Stock);
 
         var rejected = new System.Collections.Concurrent.ConcurrentDictionary<PurchaseOutcome, long>();
         var outcome = await LoadRunner.RunAsync(concurrency, settings, async (_, n) =>
         {
-            var user = $"u{n % Users}";
-            var result = await grains.Quota(sku, GrainKeys.QuotaShard(user, QuotaShards))
-                .PurchaseAsync(new PurchaseRequest(sku, user, $"r{n}", 1));
+            var result = await PurchaseAsync(grains, sku, n, "r");
             if (result.Outcome == PurchaseOutcome.Created)
             {
                 return true;
@@ -133,9 +71,8 @@ public sealed class DeductScenario
         return new BenchRun(outcome.Measured, outcome.Window, details);
     }
 
-    private static async Task<BenchRun> RunRawAsync(ConnectionMultiplexer multiplexer, int concurrency, BenchSettings settings, IBenchProgress progress)
+    private static async Task<BenchRun> RunRawAsync(IDatabase db, int concurrency, BenchSettings settings, IBenchProgress progress)
     {
-        var db = multiplexer.GetDatabase();
         var scripts = new RedisScripts();
         var sku = NewSku("r");
         var perBucket = SaleRules.Split(Stock, Buckets);
@@ -147,12 +84,7 @@ public sealed class DeductScenario
         long failed = 0;
         var outcome = await LoadRunner.RunAsync(concurrency, settings, async (_, n) =>
         {
-            var user = $"u{n % Users}";
-            var bucket = StableHash.Bucket(user, Buckets);
-            var orderId = $"{sku}-{n}";
-            var result = (RedisResult[])(await RedisScripts.EvaluateAsync(db, scripts.Deduct,
-                [RedisKeys.Stock(sku, bucket), RedisKeys.Log(sku, bucket), RedisKeys.OrderMarker(sku, bucket, orderId)],
-                [bucket, 3600, orderId, user, $"r{n}", 1]))!;
+            var result = await DeductRawAsync(db, scripts, sku, n);
             // A deduction answers with its log entry id ("ms-seq"); anything else is a refusal.
             if (result.Length == 2 && result[1].ToString().Contains('-', StringComparison.Ordinal))
             {
@@ -190,6 +122,4 @@ public sealed class DeductScenario
             ["refused"] = failed.ToString(),
         });
     }
-
-    internal static string NewSku(string kind) => $"bench-d{kind}-{DateTime.UtcNow:MMddHHmmss}-{Random.Shared.Next(10_000):D4}";
 }

@@ -1,93 +1,37 @@
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using OrleansFlashSale.Grains.Redis;
 using StackExchange.Redis;
+using static OrleansFlashSale.Client.Cli.Bench.GrainsVsRawLua;
 
 namespace OrleansFlashSale.Client.Cli.Bench;
 
 /// <summary>
 /// Rejections per second once a sale is sold out: new purchase requests through the cluster client → quota grain
-/// (which knows the sale is sold out and only looks up request records), against deduct.lua called directly on empty
+/// (which knows the sale is sold out and answers new buyers from memory), against deduct.lua called directly on empty
 /// bucket keys, which asks Redis every time. Each run is checked: every call answered "sold out" and nothing more
 /// was sold.
 /// </summary>
-public sealed class SoldOutScenario
+public static class SoldOutScenario
 {
     public const string Name = "soldout";
-    private const int Buckets = DeductScenario.Buckets;
-    private const int QuotaShards = DeductScenario.QuotaShards;
-    private const int Users = DeductScenario.Users;
     private const long Stock = 1_000;
-    private static readonly int[] Concurrencies = [256, 1024];
 
-    private readonly string _redis;
-    private readonly string _clusterId;
-    private readonly string _serviceId;
-
-    private SoldOutScenario(string redis, string clusterId, string serviceId)
-    {
-        _redis = redis;
-        _clusterId = clusterId;
-        _serviceId = serviceId;
-    }
-
-    public static SoldOutScenario FromEnvironment()
-    {
-        var (redis, clusterId, serviceId) = ClusterClient.FromEnvironment();
-        return new SoldOutScenario(redis, clusterId, serviceId);
-    }
-
-    public async Task<IReadOnlyList<BenchFigure>> RunAsync(BenchSettings settings, IBenchProgress progress)
-    {
-        var baselines = new Dictionary<int, BenchRun>();
-        await using (var multiplexer = await ConnectionMultiplexer.ConnectAsync(_redis))
-        {
-            foreach (var concurrency in Concurrencies)
-            {
-                progress.Status($"soldout: raw deduct.lua on empty buckets, {concurrency} callers");
-                baselines[concurrency] = await RunRawAsync(multiplexer, concurrency, settings, progress);
-            }
-        }
-
-        using var host = ClusterClient.Build(_redis, _clusterId, _serviceId);
-        progress.Status("soldout: connecting the cluster client");
-        await host.StartAsync();
-        try
-        {
-            var grains = host.Services.GetRequiredService<IClusterClient>();
-            var figures = new List<BenchFigure>();
-            foreach (var concurrency in Concurrencies)
-            {
-                var measured = await RunGrainsAsync(grains, concurrency, settings, progress);
-                var baseline = baselines[concurrency];
-                figures.Add(new BenchFigure(Name, $"{concurrency} callers", "rejections/s", measured.PerSecond,
-                    $"{concurrency} concurrent callers of IQuotaGrain.PurchaseAsync with new request ids (quantity 1, {Users:N0} users) " +
-                    $"after a sale of {Stock:N0} units in {Buckets} buckets was bought out through the grains; every answer must be SoldOut",
-                    baseline.PerSecond,
-                    $"deduct.lua (single purchase per call, EVALSHA) on {Buckets} bucket stock keys set to 0, from {concurrency} concurrent " +
-                    "callers in the bench process, one shared ConnectionMultiplexer: every call asks Redis and is refused",
-                    null, null,
-                    measured.Details.ToDictionary(kv => "measured." + kv.Key, kv => kv.Value)
-                        .Concat(baseline.Details.ToDictionary(kv => "baseline." + kv.Key, kv => kv.Value)).ToDictionary()));
-            }
-
-            return figures;
-        }
-        finally
-        {
-            await host.StopAsync();
-        }
-    }
+    public static Task<IReadOnlyList<BenchFigure>> RunAsync(BenchSettings settings, IBenchProgress progress) =>
+        GrainsVsRawLua.RunAsync(Name, "raw deduct.lua on empty buckets", "cluster client → grains, sold out",
+            (db, concurrency) => RunRawAsync(db, concurrency, settings, progress),
+            (grains, concurrency) => RunGrainsAsync(grains, concurrency, settings, progress),
+            (concurrency, measured, baseline) => new BenchFigure(Name, $"{concurrency} callers", "rejections/s", measured.PerSecond,
+                $"{concurrency} concurrent callers of IQuotaGrain.PurchaseAsync with new request ids (quantity 1, {Users:N0} users) " +
+                $"after a sale of {Stock:N0} units in {Buckets} buckets was bought out through the grains; every answer must be SoldOut",
+                baseline.PerSecond,
+                $"deduct.lua (single purchase per call, EVALSHA) on {Buckets} bucket stock keys set to 0, from {concurrency} concurrent " +
+                "callers in the bench process, one shared ConnectionMultiplexer: every call asks Redis and is refused",
+                null, null, Details(measured, baseline)),
+            progress);
 
     private static async Task<BenchRun> RunGrainsAsync(IClusterClient grains, int concurrency, BenchSettings settings, IBenchProgress progress)
     {
-        var sku = DeductScenario.NewSku("s");
-        var created = await grains.Product(sku).CreateAsync(new SaleDefinition(sku, Stock, Buckets, SaleRules.MaxPerUserLimit,
-            null, null, SaleRules.DefaultPaymentTimeoutSeconds, QuotaShards, SaleModes.Redis));
-        if (created.Outcome != CreateSaleOutcome.Created)
-        {
-            throw new BenchCheckException($"soldout: the sale {sku} was not created: {created.Outcome} {created.Error}");
-        }
+        var sku = NewSku("s");
+        await CreateSaleAsync(grains, Name, sku, Stock);
 
         // Buy it out through the same path, with more requests than units so the grains learn it is sold out.
         progress.Status($"soldout: buying out {sku}");
@@ -98,10 +42,7 @@ public sealed class SoldOutScenario
             long n;
             while ((n = Interlocked.Increment(ref next)) < Stock * 2)
             {
-                var user = $"u{n % Users}";
-                var result = await grains.Quota(sku, GrainKeys.QuotaShard(user, QuotaShards))
-                    .PurchaseAsync(new PurchaseRequest(sku, user, $"buy{n}", 1));
-                if (result.Outcome == PurchaseOutcome.Created)
+                if ((await PurchaseAsync(grains, sku, n, "buy")).Outcome == PurchaseOutcome.Created)
                 {
                     Interlocked.Increment(ref bought);
                 }
@@ -115,9 +56,7 @@ public sealed class SoldOutScenario
         var other = new System.Collections.Concurrent.ConcurrentDictionary<PurchaseOutcome, long>();
         var outcome = await LoadRunner.RunAsync(concurrency, settings, async (_, n) =>
         {
-            var user = $"u{n % Users}";
-            var result = await grains.Quota(sku, GrainKeys.QuotaShard(user, QuotaShards))
-                .PurchaseAsync(new PurchaseRequest(sku, user, $"r{n}", 1));
+            var result = await PurchaseAsync(grains, sku, n, "r");
             if (result.Outcome == PurchaseOutcome.SoldOut)
             {
                 return true;
@@ -145,11 +84,10 @@ public sealed class SoldOutScenario
         });
     }
 
-    private static async Task<BenchRun> RunRawAsync(ConnectionMultiplexer multiplexer, int concurrency, BenchSettings settings, IBenchProgress progress)
+    private static async Task<BenchRun> RunRawAsync(IDatabase db, int concurrency, BenchSettings settings, IBenchProgress progress)
     {
-        var db = multiplexer.GetDatabase();
         var scripts = new RedisScripts();
-        var sku = DeductScenario.NewSku("t");
+        var sku = NewSku("t");
         for (var b = 0; b < Buckets; b++)
         {
             await db.StringSetAsync(RedisKeys.Stock(sku, b), 0);
@@ -157,12 +95,7 @@ public sealed class SoldOutScenario
 
         var outcome = await LoadRunner.RunAsync(concurrency, settings, async (_, n) =>
         {
-            var user = $"u{n % Users}";
-            var bucket = StableHash.Bucket(user, Buckets);
-            var orderId = $"{sku}-{n}";
-            var result = (RedisResult[])(await RedisScripts.EvaluateAsync(db, scripts.Deduct,
-                [RedisKeys.Stock(sku, bucket), RedisKeys.Log(sku, bucket), RedisKeys.OrderMarker(sku, bucket, orderId)],
-                [bucket, 3600, orderId, user, $"r{n}", 1]))!;
+            var result = await DeductRawAsync(db, scripts, sku, n);
             // 0: not enough stock, the refusal this scenario counts.
             return result.Length == 2 && result[1].Resp2Type == ResultType.Integer && (long)result[1] == 0;
         }, progress, $"raw Lua, sold out, {concurrency} callers");

@@ -1,0 +1,102 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using OrleansFlashSale.Grains.Redis;
+using StackExchange.Redis;
+
+namespace OrleansFlashSale.Client.Cli.Bench;
+
+/// <summary>
+/// What the scenarios comparing the grain path with deduct.lua called directly share: the sale shape, the two
+/// kinds of call, and the order of the runs (all raw baselines first, then the grains through one cluster client).
+/// </summary>
+public static class GrainsVsRawLua
+{
+    public const int Buckets = 16;
+    public const int QuotaShards = SaleRules.DefaultQuotaShards;
+    public const int Users = 100_000;
+
+    private static readonly int[] Concurrencies = [256, 1024];
+
+    public static async Task<IReadOnlyList<BenchFigure>> RunAsync(
+        string scenario,
+        string rawLabel,
+        string grainsLabel,
+        Func<IDatabase, int, Task<BenchRun>> runRaw,
+        Func<IClusterClient, int, Task<BenchRun>> runGrains,
+        Func<int, BenchRun, BenchRun, BenchFigure> figure,
+        IBenchProgress progress)
+    {
+        var (redis, clusterId, serviceId) = ClusterClient.FromEnvironment();
+        var baselines = new Dictionary<int, BenchRun>();
+        await using (var multiplexer = await ConnectionMultiplexer.ConnectAsync(redis))
+        {
+            // Baselines first: the grain path feeds the order pipeline (NATS, MariaDB), whose catching up would
+            // otherwise load the machine during a later baseline.
+            foreach (var concurrency in Concurrencies)
+            {
+                progress.Status($"{scenario}: {rawLabel}, {concurrency} callers");
+                baselines[concurrency] = await runRaw(multiplexer.GetDatabase(), concurrency);
+            }
+        }
+
+        using var host = ClusterClient.Build(redis, clusterId, serviceId);
+        progress.Status($"{scenario}: connecting the cluster client");
+        await host.StartAsync();
+        try
+        {
+            var grains = host.Services.GetRequiredService<IClusterClient>();
+            var figures = new List<BenchFigure>();
+            foreach (var concurrency in Concurrencies)
+            {
+                progress.Status($"{scenario}: {grainsLabel}, {concurrency} callers");
+                figures.Add(figure(concurrency, await runGrains(grains, concurrency), baselines[concurrency]));
+            }
+
+            return figures;
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
+
+    /// <summary>Creates the scenario's sale through the product grain; a refusal ends the run without a figure.</summary>
+    public static async Task CreateSaleAsync(IClusterClient grains, string scenario, string sku, long stock)
+    {
+        var created = await grains.Product(sku).CreateAsync(new SaleDefinition(sku, stock, Buckets, SaleRules.MaxPerUserLimit,
+            null, null, SaleRules.DefaultPaymentTimeoutSeconds, QuotaShards, SaleModes.Redis));
+        if (created.Outcome != CreateSaleOutcome.Created)
+        {
+            throw new BenchCheckException($"{scenario}: the sale {sku} was not created: {created.Outcome} {created.Error}");
+        }
+    }
+
+    /// <summary>Purchase number <paramref name="n"/> of one unit, by one of <see cref="Users"/> users, as the gateway routes it.</summary>
+    public static Task<PurchaseResult> PurchaseAsync(IClusterClient grains, string sku, long n, string requestPrefix)
+    {
+        var user = $"u{n % Users}";
+        return grains.Quota(sku, GrainKeys.QuotaShard(user, QuotaShards))
+            .PurchaseAsync(new PurchaseRequest(sku, user, $"{requestPrefix}{n}", 1));
+    }
+
+    /// <summary>
+    /// deduct.lua for purchase number <paramref name="n"/>, one purchase per call, in the user's bucket: what a
+    /// team without this project would call. Returns the script's whole answer ({ remaining, result }).
+    /// </summary>
+    public static async Task<RedisResult[]> DeductRawAsync(IDatabase db, RedisScripts scripts, string sku, long n)
+    {
+        var user = $"u{n % Users}";
+        var bucket = StableHash.Bucket(user, Buckets);
+        var orderId = $"{sku}-{n}";
+        return (RedisResult[])(await RedisScripts.EvaluateAsync(db, scripts.Deduct,
+            [RedisKeys.Stock(sku, bucket), RedisKeys.Log(sku, bucket), RedisKeys.OrderMarker(sku, bucket, orderId)],
+            [bucket, 3600, orderId, user, $"r{n}", 1]))!;
+    }
+
+    /// <summary>Both runs' details in one dictionary, prefixed by which run they belong to.</summary>
+    public static IReadOnlyDictionary<string, string> Details(BenchRun measured, BenchRun baseline) =>
+        measured.Details.ToDictionary(kv => "measured." + kv.Key, kv => kv.Value)
+            .Concat(baseline.Details.ToDictionary(kv => "baseline." + kv.Key, kv => kv.Value)).ToDictionary();
+
+    internal static string NewSku(string kind) => $"bench-d{kind}-{DateTime.UtcNow:MMddHHmmss}-{Random.Shared.Next(10_000):D4}";
+}
