@@ -39,7 +39,7 @@ public sealed class SecurityTests(ClusterFixture fixture) : IAsyncLifetime
         }
     }
 
-    private async Task<HttpClient> StartGatewayAsync(string mode)
+    private async Task<HttpClient> StartGatewayAsync(string mode, string purchaseKey = PurchaseKey)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Configuration.AddConfiguration(fixture.Configuration);
@@ -47,7 +47,7 @@ public sealed class SecurityTests(ClusterFixture fixture) : IAsyncLifetime
         {
             ["FlashSale:Auth:Mode"] = mode,
             ["FlashSale:Auth:SigningKey"] = SigningKey,
-            ["FlashSale:Auth:PurchaseTokenKey"] = PurchaseKey,
+            ["FlashSale:Auth:PurchaseTokenKey"] = purchaseKey,
         });
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
@@ -257,14 +257,15 @@ public sealed class SecurityTests(ClusterFixture fixture) : IAsyncLifetime
     [Fact]
     public async Task A_gateway_without_a_purchase_token_key_refuses_sales_that_need_one()
     {
+        var http = await StartGatewayAsync("none", purchaseKey: "");
         var sku = ClusterFixture.NewSku("sec");
         var request = Post("/api/sales", $$"""{"sku":"{{sku}}","stock":10,"buckets":2,"perUserLimit":2,"requirePurchaseToken":true}""", bearer: TestStack.AdminToken);
-        var (status, body, _) = await SendAsync(fixture.Http, request);
+        var (status, body, _) = await SendAsync(http, request);
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Equal("invalid_request", body.GetProperty("code").GetString());
         Assert.Contains("FlashSale:Auth:PurchaseTokenKey", body.GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.Null(await fixture.Client.Product(sku).GetDefinitionAsync());
-        await AssertProblemAsync(fixture.Http, Post($"/api/sales/{sku}/purchase-tokens", """{"userId":"alice"}"""),
+        await AssertProblemAsync(http, Post($"/api/sales/{sku}/purchase-tokens", """{"userId":"alice"}"""),
             HttpStatusCode.ServiceUnavailable, "purchase_tokens_not_configured");
     }
 
