@@ -27,8 +27,8 @@ public static class SecurityEndpoints
         services.AddSingleton<PurchaseTokens>();
 
         // Only in jwt mode: a registered scheme makes the host run the authentication middleware on every request.
-        var auth = configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
-        if (auth.IsJwt)
+        // Only Mode is read here; binding the whole section now would throw on a bad number before validation names it.
+        if (new AuthOptions { Mode = configuration[$"{AuthOptions.Section}:Mode"] ?? AuthOptions.ModeNone }.IsJwt)
         {
             services.AddAuthentication().AddJwtBearer();
             services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
