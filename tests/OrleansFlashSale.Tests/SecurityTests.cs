@@ -10,7 +10,9 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
+using Orleans.Storage;
 using OrleansFlashSale.Client.Api;
+using OrleansFlashSale.Grains;
 
 namespace OrleansFlashSale.Tests;
 
@@ -267,6 +269,23 @@ public sealed class SecurityTests(ClusterFixture fixture) : IAsyncLifetime
         Assert.Null(await fixture.Client.Product(sku).GetDefinitionAsync());
         await AssertProblemAsync(http, Post($"/api/sales/{sku}/purchase-tokens", """{"userId":"alice"}"""),
             HttpStatusCode.ServiceUnavailable, "purchase_tokens_not_configured");
+    }
+
+    [Fact]
+    public void Sale_state_stored_before_purchase_tokens_existed_reads_as_not_requiring_one()
+    {
+        // A product row as the silos' grain storage wrote it before RequirePurchaseToken (no such member).
+        const string Stored = """
+            {"$id":"1","$type":"OrleansFlashSale.Grains.ProductState, OrleansFlashSale.Grains","Sale":{"$id":"2",
+            "$type":"OrleansFlashSale.SaleDefinition, OrleansFlashSale.Grains.Interfaces","Sku":"old-1","Stock":100,
+            "Buckets":4,"PerUserLimit":2,"PaymentTimeoutSeconds":900,"QuotaShards":16,"Mode":"redis"},
+            "BucketCount":4,"LayoutVersion":1,"HighestBucketCount":4}
+            """;
+        var serializer = fixture.Cluster.Silos[0].ServiceProvider.GetRequiredService<IGrainStorageSerializer>();
+        var state = serializer.Deserialize<ProductState>(BinaryData.FromString(Stored));
+        Assert.NotNull(state);
+        Assert.Equal(new SaleDefinition("old-1", 100, 4, 2, null, null, 900, 16, SaleModes.Redis), state.Sale);
+        Assert.False(state.Sale!.RequirePurchaseToken);
     }
 
     private static async Task<string> IssueAsync(HttpClient http, string sku, string user)
