@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Security.Claims;
 using System.Text.Json;
 using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OrleansFlashSale.Grains;
@@ -60,7 +61,9 @@ public sealed partial class AdmissionControl : IAsyncDisposable
             return;
         }
 
-        if (_perUser is not null && await BuyerKeyAsync(context) is { } buyer && Refused(_perUser.AttemptAcquire(buyer), out var userRetry))
+        // Per sale as well as per buyer: a buyer's burst on one sale does not spend their allowance on another.
+        if (_perUser is not null && await BuyerKeyAsync(context) is { } buyer
+            && Refused(_perUser.AttemptAcquire($"{context.GetRouteValue("sku")}\n{buyer}"), out var userRetry))
         {
             await RejectAsync(context, "user_rate", ErrorCodes.RateLimited, "too many purchases for this buyer", userRetry);
             return;

@@ -47,7 +47,7 @@ public sealed class RateLimitOptions
     public const string Section = "FlashSale:Gateway:RateLimits";
 
     /// <summary>
-    /// Per buyer (the authenticated subject when there is one, else the body's userId). A person clicking "buy" does
+    /// Per buyer and sale (the authenticated subject when there is one, else the body's userId). A person clicking "buy" does
     /// not need more than a few purchases a second; a script hammering one account does.
     /// </summary>
     public TokenBucketSettings PerUser { get; set; } = new() { TokenLimit = 20, TokensPerPeriod = 10 };
