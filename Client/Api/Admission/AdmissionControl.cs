@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Security.Claims;
 using System.Text.Json;
 using System.Threading.RateLimiting;
-using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OrleansFlashSale.Grains;
@@ -52,7 +51,7 @@ public sealed partial class AdmissionControl : IAsyncDisposable
     public bool Enabled => _admission.Enabled;
 
     /// <summary>Runs <paramref name="next"/> if the purchase is admitted; otherwise writes the 429 answer.</summary>
-    public async Task RunAsync(HttpContext context, RequestDelegate next)
+    public async Task RunAsync(HttpContext context, string sku, RequestDelegate next)
     {
         var ip = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
         if (_perIp is not null && Refused(_perIp.AttemptAcquire(ip), out var ipRetry))
@@ -63,7 +62,7 @@ public sealed partial class AdmissionControl : IAsyncDisposable
 
         // Per sale as well as per buyer: a buyer's burst on one sale does not spend their allowance on another.
         if (_perUser is not null && await BuyerKeyAsync(context) is { } buyer
-            && Refused(_perUser.AttemptAcquire($"{context.GetRouteValue("sku")}\n{buyer}"), out var userRetry))
+            && Refused(_perUser.AttemptAcquire($"{sku}\n{buyer}"), out var userRetry))
         {
             await RejectAsync(context, "user_rate", ErrorCodes.RateLimited, "too many purchases for this buyer", userRetry);
             return;

@@ -1,12 +1,10 @@
-using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Options;
 
 namespace OrleansFlashSale.Client.Api.Admission;
 
 public static class AdmissionExtensions
 {
-    /// <summary>The route of the one endpoint admission control guards: purchases are what can overload the cluster.</summary>
-    public const string PurchaseRoute = "/api/sales/{sku}/purchases";
+    private static readonly PathString SalesPrefix = new("/api/sales");
 
     /// <summary>Admission control and rate limits for purchases, from <c>FlashSale:Gateway:Admission</c> and <c>FlashSale:Gateway:RateLimits</c>.</summary>
     public static IServiceCollection AddFlashSaleAdmission(this IServiceCollection services, IConfiguration configuration)
@@ -31,11 +29,23 @@ public static class AdmissionExtensions
             return app;
         }
 
-        // Matching on the routed endpoint rather than on the path: the route decides what a purchase is, once.
-        app.UseRouting();
+        // Matched on the path, not the routed endpoint: this works wherever it sits relative to UseRouting and
+        // authentication, which other middleware in the host may need to order for themselves.
         return app.Use((context, next) =>
-            HttpMethods.IsPost(context.Request.Method) && context.GetEndpoint() is RouteEndpoint { RoutePattern.RawText: PurchaseRoute }
-                ? admission.RunAsync(context, next)
+            HttpMethods.IsPost(context.Request.Method) && PurchaseSku(context.Request.Path) is { } sku
+                ? admission.RunAsync(context, sku, next)
                 : next(context));
+    }
+
+    /// <summary>The SKU of <c>/api/sales/{sku}/purchases</c>, or null for any other path.</summary>
+    internal static string? PurchaseSku(PathString path)
+    {
+        if (!path.StartsWithSegments(SalesPrefix, StringComparison.OrdinalIgnoreCase, out var rest) || rest.Value is not { Length: > 1 } tail)
+        {
+            return null;
+        }
+
+        var parts = tail[1..].TrimEnd('/').Split('/');
+        return parts.Length == 2 && parts[0].Length > 0 && string.Equals(parts[1], "purchases", StringComparison.OrdinalIgnoreCase) ? parts[0] : null;
     }
 }

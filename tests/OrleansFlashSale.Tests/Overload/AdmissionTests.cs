@@ -63,17 +63,17 @@ public sealed class AdmissionTests(ClusterFixture fixture)
         var admission = services.GetRequiredService<AdmissionControl>();
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var first = Context(services);
-        var running = admission.RunAsync(first, async c =>
+        var running = admission.RunAsync(first, "sku", async c =>
         {
             await release.Task;
             c.Response.StatusCode = 201;
         });
         var second = Context(services);
-        var queued = admission.RunAsync(second, Answer(201));
+        var queued = admission.RunAsync(second, "sku", Answer(201));
         Assert.False(queued.IsCompleted);
 
         var third = Context(services);
-        await admission.RunAsync(third, Answer(201)).WaitAsync(TimeSpan.FromSeconds(30));
+        await admission.RunAsync(third, "sku", Answer(201)).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(429, third.Response.StatusCode);
         Assert.Equal("3", third.Response.Headers.RetryAfter.ToString());
         Assert.Equal("application/problem+json", third.Response.ContentType);
@@ -99,10 +99,10 @@ public sealed class AdmissionTests(ClusterFixture fixture)
         });
         var admission = services.GetRequiredService<AdmissionControl>();
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var running = admission.RunAsync(Context(services), _ => release.Task);
+        var running = admission.RunAsync(Context(services), "sku", _ => release.Task);
         var waiting = Context(services);
         var reached = false;
-        await admission.RunAsync(waiting, c =>
+        await admission.RunAsync(waiting, "sku", c =>
         {
             reached = true;
             return Answer(201)(c);
@@ -200,6 +200,19 @@ public sealed class AdmissionTests(ClusterFixture fixture)
     [InlineData("", null)]
     public void The_buyer_is_read_from_the_body_as_the_endpoint_binds_it_or_not_at_all(string body, string? expected) =>
         Assert.Equal(expected, AdmissionControl.UserIdOf(Encoding.UTF8.GetBytes(body)));
+
+    [Theory]
+    [InlineData("/api/sales/abc/purchases", "abc")]
+    [InlineData("/api/sales/abc/purchases/", "abc")]
+    [InlineData("/API/Sales/abc/Purchases", "abc")]
+    [InlineData("/api/sales/abc", null)]
+    [InlineData("/api/sales//purchases", null)]
+    [InlineData("/api/sales/abc/buckets", null)]
+    [InlineData("/api/sales/a/b/purchases", null)]
+    [InlineData("/api/salesx/abc/purchases", null)]
+    [InlineData("/api/orders/abc/pay", null)]
+    public void Only_the_purchase_path_is_guarded(string path, string? sku) =>
+        Assert.Equal(sku, AdmissionExtensions.PurchaseSku(new PathString(path)));
 
     [Theory]
     [InlineData("FlashSale:Gateway:Admission:MaxConcurrentPurchases", "0", "FlashSale:Gateway:Admission:MaxConcurrentPurchases must be between 1 and 100000")]
