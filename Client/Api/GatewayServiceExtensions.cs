@@ -12,6 +12,8 @@ public static class GatewayServiceExtensions
         services.AddSingleton<JsonBody>();
         services.AddSingleton<AdminAuth>();
         services.AddSingleton<SaleDirectory>();
+        services.AddMetrics();
+        services.AddSingleton<SoldOutCache>();
         services.AddProblemDetails();
         services.ConfigureHttpJsonOptions(o =>
         {

@@ -72,7 +72,8 @@ public static partial class SaleEndpoints
         });
     }
 
-    internal static async Task<IResult> PurchaseAsync(string sku, HttpRequest request, JsonBody json, SaleDirectory sales, IGrainFactory grains, ILoggerFactory logs)
+    internal static async Task<IResult> PurchaseAsync(string sku, HttpRequest request, JsonBody json, SaleDirectory sales, SoldOutCache soldOut,
+        IGrainFactory grains, ILoggerFactory logs)
     {
         if (!SaleRules.IsValidSku(sku))
         {
@@ -108,8 +109,15 @@ public static partial class SaleEndpoints
                 return Problems.Invalid($"quantity must be between 1 and {sale.PerUserLimit}");
             }
 
+            if (soldOut.CanAnswerSoldOut(sale, body.UserId!))
+            {
+                return ToHttp(PurchaseResult.Rejected(PurchaseOutcome.SoldOut));
+            }
+
             var shard = GrainKeys.QuotaShard(body.UserId!, sale.QuotaShards);
-            var result = await grains.Quota(sku, shard).PurchaseAsync(new PurchaseRequest(sku, body.UserId!, body.RequestId!, quantity));
+            var purchase = new PurchaseRequest(sku, body.UserId!, body.RequestId!, quantity);
+            var result = await grains.Quota(sku, shard).PurchaseAsync(purchase);
+            soldOut.Observe(sale, purchase, result);
             return ToHttp(result);
         });
     }
