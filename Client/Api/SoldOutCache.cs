@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -33,6 +32,7 @@ public sealed partial class SoldOutCache
     private readonly ILogger<SoldOutCache> _logger;
     private readonly Counter<long> _answered;
 
+    /// <param name="time">Only tests pass one, to move the cache's clock.</param>
     public SoldOutCache(IGrainFactory grains, IOptions<GatewayOptions> options, IMeterFactory meters, ILogger<SoldOutCache> logger,
         TimeProvider? time = null)
     {
@@ -58,7 +58,7 @@ public sealed partial class SoldOutCache
             return false;
         }
 
-        if (!state.Answers(Stopwatch.GetTimestamp(), userId))
+        if (!state.Answers(_time.GetTimestamp(), userId))
         {
             return false;
         }
@@ -94,7 +94,7 @@ public sealed partial class SoldOutCache
                 break;
             case PurchaseOutcome.SoldOut when request.Quantity == 1:
                 var state = _sales.GetOrAdd(sale.Sku, _ => new SaleState());
-                if (state.TryStartLoading(Stopwatch.GetTimestamp(), out var generation))
+                if (state.TryStartLoading(_time.GetTimestamp(), out var generation))
                 {
                     _ = LoadAsync(sale, state, generation);
                 }
@@ -108,7 +108,7 @@ public sealed partial class SoldOutCache
         try
         {
             var buyers = await _grains.GetGrain<IBuyersGrain>(sale.Sku).GetBuyersAsync(sale.QuotaShards);
-            state.Loaded(generation, buyers, Stopwatch.GetTimestamp() + (long)(_period.TotalSeconds * Stopwatch.Frequency));
+            state.Loaded(generation, buyers, _time.GetTimestamp() + (long)(_period.TotalSeconds * _time.TimestampFrequency));
         }
         catch (Exception ex)
         {

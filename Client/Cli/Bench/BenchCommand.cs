@@ -11,7 +11,10 @@ namespace OrleansFlashSale.Client.Cli.Bench;
 /// </summary>
 public static class BenchCommand
 {
-    public static readonly string[] Scenarios = [PersistScenario.Name, DeductScenario.Name, SoldOutScenario.Name];
+    public static readonly string[] Scenarios =
+    [
+        PersistScenario.Name, DeductScenario.Name, SoldOutScenario.Name, HttpScenario.Name, HttpScenario.SoldOutName,
+    ];
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -51,6 +54,8 @@ public static class BenchCommand
                         PersistScenario.Name => await PersistScenario.FromEnvironment().RunAsync(settings, progress),
                         DeductScenario.Name => await DeductScenario.RunAsync(settings, progress),
                         SoldOutScenario.Name => await SoldOutScenario.RunAsync(settings, progress),
+                        HttpScenario.Name => await HttpScenario.RunAsync(settings, progress, soldOut: false),
+                        HttpScenario.SoldOutName => await HttpScenario.RunAsync(settings, progress, soldOut: true),
                         _ => throw new UsageException($"unknown scenario {name}"),
                     };
                     foreach (var figure in results)
