@@ -19,7 +19,7 @@ public static class Charts
             baseline.Color = baselineColor;
             var measured = plot.Add.Bar(position: i * 3 + 1, value: f.Measured);
             measured.Color = measuredColor;
-            ticks.Add(new Tick(i * 3 + 0.5, $"{f.Name}\n{f.Ratio:F2}× baseline"));
+            ticks.Add(new Tick(i * 3 + 0.5, f.HasBaseline ? $"{f.Name}\n{f.Ratio:F2}× baseline" : $"{f.Name}\n{f.Measured:N0} {f.Unit}"));
         }
 
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual([.. ticks]);

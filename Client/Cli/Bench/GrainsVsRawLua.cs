@@ -61,10 +61,11 @@ public static class GrainsVsRawLua
     }
 
     /// <summary>Creates the scenario's sale through the product grain; a refusal ends the run without a figure.</summary>
-    public static async Task CreateSaleAsync(IClusterClient grains, string scenario, string sku, long stock)
+    public static async Task CreateSaleAsync(IClusterClient grains, string scenario, string sku, long stock,
+        int buckets = Buckets, string mode = SaleModes.Redis)
     {
-        var created = await grains.Product(sku).CreateAsync(new SaleDefinition(sku, stock, Buckets, SaleRules.MaxPerUserLimit,
-            null, null, SaleRules.DefaultPaymentTimeoutSeconds, QuotaShards, SaleModes.Redis));
+        var created = await grains.Product(sku).CreateAsync(new SaleDefinition(sku, stock, buckets, SaleRules.MaxPerUserLimit,
+            null, null, SaleRules.DefaultPaymentTimeoutSeconds, QuotaShards, mode));
         if (created.Outcome != CreateSaleOutcome.Created)
         {
             throw new BenchCheckException($"{scenario}: the sale {sku} was not created: {created.Outcome} {created.Error}");
