@@ -133,6 +133,8 @@ public static class BenchCommand
                 f.TargetRatio,
                 f.TargetAbsolute,
                 f.TargetMax,
+                f.TargetCondition,
+                f.TargetConditionMet,
                 f.TargetsMet,
                 f.Details,
             }),

@@ -12,7 +12,9 @@ public sealed record BenchFigure(
     double? TargetRatio,
     double? TargetAbsolute,
     IReadOnlyDictionary<string, string> Details,
-    double? TargetMax = null)
+    double? TargetMax = null,
+    string? TargetCondition = null,
+    bool? TargetConditionMet = null)
 {
     public double Ratio => Baseline > 0 ? Measured / Baseline : double.NaN;
 
@@ -21,10 +23,10 @@ public sealed record BenchFigure(
 
     /// <summary>Null when the figure has no target; otherwise whether every target it has is met.</summary>
     public bool? TargetsMet =>
-        TargetRatio is null && TargetAbsolute is null && TargetMax is null
+        TargetRatio is null && TargetAbsolute is null && TargetMax is null && TargetCondition is null
             ? null
             : (TargetRatio is not { } r || Ratio >= r) && (TargetAbsolute is not { } a || Measured >= a)
-              && (TargetMax is not { } m || Measured <= m);
+              && (TargetMax is not { } m || Measured <= m) && TargetConditionMet != false;
 
     /// <summary>The targets in words, e.g. "ratio ≥ 2, ≤ 1,000 ms".</summary>
     public string TargetWords =>
@@ -33,6 +35,7 @@ public sealed record BenchFigure(
             TargetRatio is { } r ? $"ratio ≥ {r:N0}" : null,
             TargetAbsolute is { } a ? $"≥ {a:N0} {Unit}" : null,
             TargetMax is { } m ? $"≤ {m:N0} {Unit}" : null,
+            TargetCondition,
         }.Where(t => t is not null));
 }
 

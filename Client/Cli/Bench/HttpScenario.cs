@@ -67,7 +67,9 @@ public static class HttpScenario
                 "the same wrk script against a minimal ASP.NET endpoint in the bench process (Kestrel, loopback) that runs deduct.lua " +
                 $"for the user's bucket ({Buckets} stock keys) over one shared ConnectionMultiplexer, one call per request, request id " +
                 "as order id; no quota/limit, no order pipeline" + (soldOut ? ", stock keys at 0 so every request asks Redis and is refused" : ""),
-                soldOut ? 2 : 1, null, details),
+                soldOut ? 2 : 1, null, details,
+                TargetCondition: soldOut ? null : "p99 ≤ baseline's",
+                TargetConditionMet: soldOut ? null : measured.Wrk.P99Ms <= baseline.Wrk.P99Ms),
         ];
     }
 

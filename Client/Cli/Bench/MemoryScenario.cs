@@ -19,7 +19,7 @@ public static class MemoryScenario
     public static async Task<IReadOnlyList<BenchFigure>> RunAsync(BenchSettings settings, IBenchProgress progress)
     {
         var pid = SiloPid();
-        var orders = settings.Quick ? 20_000L : 200_000L;
+        var orders = settings.Quick ? 20_000L : 100_000L;
         var sales = settings.Quick ? 4 : 16;
         var (redis, clusterId, serviceId) = ClusterClient.FromEnvironment();
         using var host = ClusterClient.Build(redis, clusterId, serviceId);

@@ -10,7 +10,7 @@ namespace OrleansFlashSale.Client.Cli.Bench;
 public static class SellOut
 {
     private static readonly TimeSpan Limit = TimeSpan.FromMinutes(5);
-    private static readonly TimeSpan SettleLimit = TimeSpan.FromSeconds(90);
+    private static readonly TimeSpan SettleLimit = TimeSpan.FromSeconds(180);
 
     public sealed record Result(long Sold, TimeSpan Elapsed, double P50Ms, double P99Ms, TimeSpan Settled, IReadOnlyDictionary<string, string> Details)
     {
