@@ -13,6 +13,8 @@ public static class GatewayServiceExtensions
         services.AddSingleton<AdminAuth>();
         services.AddSingleton<SaleDirectory>();
         services.AddFlashSaleSecurity(configuration);
+        services.AddMetrics();
+        services.AddSingleton<SoldOutCache>();
         services.AddProblemDetails();
         services.ConfigureHttpJsonOptions(o =>
         {

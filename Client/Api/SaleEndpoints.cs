@@ -79,7 +79,7 @@ public static partial class SaleEndpoints
     }
 
     internal static async Task<IResult> PurchaseAsync(string sku, HttpRequest request, JsonBody json, BuyerAuth buyers, PurchaseTokens tokens,
-        SaleDirectory sales, IGrainFactory grains, ILoggerFactory logs)
+        SaleDirectory sales, SoldOutCache soldOut, IGrainFactory grains, ILoggerFactory logs)
     {
         if (!SaleRules.IsValidSku(sku))
         {
@@ -126,8 +126,15 @@ public static partial class SaleEndpoints
                 return refused;
             }
 
+            if (soldOut.CanAnswerSoldOut(sale, userId!))
+            {
+                return ToHttp(PurchaseResult.Rejected(PurchaseOutcome.SoldOut));
+            }
+
             var shard = GrainKeys.QuotaShard(userId!, sale.QuotaShards);
-            var result = await grains.Quota(sku, shard).PurchaseAsync(new PurchaseRequest(sku, userId!, body.RequestId!, quantity));
+            var purchase = new PurchaseRequest(sku, userId!, body.RequestId!, quantity);
+            var result = await grains.Quota(sku, shard).PurchaseAsync(purchase);
+            soldOut.Observe(sale, purchase, result);
             return ToHttp(result);
         });
     }

@@ -39,6 +39,9 @@ public class ClusterFixture : IAsyncLifetime
 
     public HttpClient Http { get; private set; } = null!;
 
+    /// <summary>The gateway's services, for tests that look at its caches.</summary>
+    public IServiceProvider GatewayServices => _gateway!.Services;
+
     /// <summary>The silo's configuration, for tests that talk to the same services directly.</summary>
     public IConfiguration Configuration { get; private set; } = null!;
 
