@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Orleans.Configuration;
+using OrleansFlashSale.Client.Api.Dashboard;
 using StackExchange.Redis;
 
 namespace OrleansFlashSale.Client.Api;
@@ -32,6 +33,7 @@ public static class GatewayHost
                 o.ConfigurationOptions = ConfigurationOptions.Parse(redis);
                 o.ConfigurationOptions.AbortOnConnectFail = false;
             });
+            client.AddFlashSaleOrleansDashboard();
         });
         builder.Services.AddFlashSaleGateway(builder.Configuration);
         builder.Services.AddHealthChecks().AddCheck<ClusterHealthCheck>("cluster", tags: ["ready"]);
@@ -41,6 +43,7 @@ public static class GatewayHost
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
         app.MapFlashSaleApi();
+        app.MapFlashSaleDashboard(orleansDashboard: true);
         try
         {
             await app.RunAsync();

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using OrleansFlashSale.Client.Api.Dashboard;
 
 namespace OrleansFlashSale.Client.Api;
 
@@ -12,6 +13,7 @@ public static class GatewayServiceExtensions
         services.AddSingleton<JsonBody>();
         services.AddSingleton<AdminAuth>();
         services.AddSingleton<SaleDirectory>();
+        services.AddFlashSaleDashboard();
         services.AddProblemDetails();
         services.ConfigureHttpJsonOptions(o =>
         {

@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 using Orleans.TestingHost;
 using OrleansFlashSale.Client.Api;
+using OrleansFlashSale.Client.Api.Dashboard;
 using OrleansFlashSale.Silo;
 using StackExchange.Redis;
 
@@ -156,6 +157,7 @@ public class ClusterFixture : IAsyncLifetime
         builder.Services.AddFlashSaleGateway(builder.Configuration);
         _gateway = builder.Build();
         _gateway.MapFlashSaleApi();
+        _gateway.MapFlashSaleDashboard(orleansDashboard: false);
         await _gateway.StartAsync();
         var address = _gateway.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         Http = new HttpClient { BaseAddress = new Uri(address) };
