@@ -36,6 +36,12 @@ public sealed partial class DashboardService(IGrainFactory grains, PurchaseRates
             return null;
         }
 
+        // The list is a few seconds old: a sale created since is shown all the same.
+        if (!sales.Contains(sku, StringComparer.Ordinal))
+        {
+            sales = [.. sales, sku];
+        }
+
         var (books, booksError) = await booksTask;
         var (members, membersError) = await silosTask;
         var sale = new DashboardSale(status.Sale.Sku, status.Sale.Mode, status.Sale.Stock, status.Remaining, status.Sold,
