@@ -1,7 +1,10 @@
 using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 using Orleans.Dashboard;
 
 namespace OrleansFlashSale.Client.Api.Dashboard;
@@ -86,6 +89,20 @@ public static class DashboardExtensions
         app.MapGet("/api/admin/dashboard", GetDashboardAsync);
         if (orleansDashboard)
         {
+            // Its pages show grain state and logs; its scripts send no token, so the browser's own Basic
+            // login carries it (any user name, the admin token as password) on every request under the prefix.
+            var options = app.Services.GetRequiredService<IOptions<GatewayOptions>>();
+            app.Use(async (context, next) =>
+            {
+                if (context.Request.Path.StartsWithSegments(OrleansDashboardPath) && !IsAdmin(context.Request, options.Value.AdminToken))
+                {
+                    context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+                    context.Response.Headers.WWWAuthenticate = "Basic realm=\"orleans-dashboard\", charset=\"UTF-8\"";
+                    return;
+                }
+
+                await next(context);
+            });
             app.MapOrleansDashboard(routePrefix: OrleansDashboardPath);
         }
 
@@ -109,6 +126,32 @@ public static class DashboardExtensions
             await dashboard.BuildAsync(sku.Length > 0 ? sku : null) is { } view
                 ? TypedResults.Ok(view)
                 : Problems.Create(StatusCodes.Status404NotFound, ErrorCodes.UnknownSale));
+    }
+
+    /// <summary>Bearer token, or Basic with the token as password; compared in constant time.</summary>
+    private static bool IsAdmin(HttpRequest request, string adminToken)
+    {
+        var header = request.Headers.Authorization.ToString();
+        string? given = null;
+        if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            given = header["Bearer ".Length..].Trim();
+        }
+        else if (header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+        {
+            try
+            {
+                var pair = Encoding.UTF8.GetString(Convert.FromBase64String(header["Basic ".Length..].Trim()));
+                given = pair[(pair.IndexOf(':', StringComparison.Ordinal) + 1)..];
+            }
+            catch (FormatException)
+            {
+                return false;
+            }
+        }
+
+        return given is not null && CryptographicOperations.FixedTimeEquals(
+            SHA256.HashData(Encoding.UTF8.GetBytes(given)), SHA256.HashData(Encoding.UTF8.GetBytes(adminToken)));
     }
 
     private static IResult ServeAsset(HttpContext context, string file)
