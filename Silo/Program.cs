@@ -29,7 +29,10 @@ builder.UseOrleans(silo =>
     silo.UseFlashSaleRedisClustering(builder.Configuration);
     silo.AddFlashSale(builder.Configuration);
     // The gateway hosts the Orleans dashboard's pages; its grains and the call profiler run here.
-    silo.AddDashboard();
+    if (siloOptions.OrleansDashboard)
+    {
+        silo.AddDashboard();
+    }
 });
 
 builder.Services.AddHealthChecks()
