@@ -20,7 +20,18 @@ public sealed partial class DashboardService(IGrainFactory grains, PurchaseRates
     public async Task<DashboardView?> BuildAsync(string? sku)
     {
         var silosTask = ReadSilosAsync();
-        var sales = await GetSalesAsync();
+        string[] sales;
+        try
+        {
+            sales = await GetSalesAsync();
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The list comes from MySQL; the sale asked for can still be shown from Redis and the grains.
+            LogSalesFailed(logger, ex);
+            sales = [];
+        }
+
         sku ??= sales.Length > 0 ? sales[^1] : null;
         if (sku is null)
         {
@@ -152,6 +163,9 @@ public sealed partial class DashboardService(IGrainFactory grains, PurchaseRates
 
     [LoggerMessage(EventId = 3101, Level = LogLevel.Warning, Message = "Dashboard: the books of {Sku} could not be read")]
     private static partial void LogBooksFailed(ILogger logger, Exception exception, string sku);
+
+    [LoggerMessage(EventId = 3103, Level = LogLevel.Warning, Message = "Dashboard: the list of sales could not be read")]
+    private static partial void LogSalesFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "Dashboard: cluster members could not be read")]
     private static partial void LogMembersFailed(ILogger logger, Exception exception);
