@@ -32,6 +32,7 @@ public sealed partial class DashboardService(IGrainFactory grains, PurchaseRates
             sales = [];
         }
 
+        var pickedHere = sku is null;
         sku ??= sales.Length > 0 ? sales[^1] : null;
         if (sku is null)
         {
@@ -44,6 +45,14 @@ public sealed partial class DashboardService(IGrainFactory grains, PurchaseRates
         var status = await statusTask;
         if (status is null)
         {
+            // The list is read from MySQL's inventory, which a database shared by several clusters (tests) fills
+            // with sales this cluster does not own: a SKU picked from it is no error of the caller's.
+            if (pickedHere)
+            {
+                var (silos, silosError) = await silosTask;
+                return new DashboardView(time.GetUtcNow(), sales, null, null, null, null, null, silos, silosError);
+            }
+
             return null;
         }
 
