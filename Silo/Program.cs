@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
+using Orleans.Dashboard;
 using OrleansFlashSale.Silo;
 
 // Content root is the program's folder, so appsettings.json is found whatever the working directory.
@@ -27,6 +28,11 @@ builder.UseOrleans(silo =>
     silo.ConfigureEndpoints(System.Net.IPAddress.Parse(siloOptions.AdvertisedAddress), siloOptions.SiloPort, siloOptions.GatewayPort, listenOnAnyHostAddress: false);
     silo.UseFlashSaleRedisClustering(builder.Configuration);
     silo.AddFlashSale(builder.Configuration);
+    // The gateway hosts the Orleans dashboard's pages; its grains and the call profiler run here.
+    if (siloOptions.OrleansDashboard)
+    {
+        silo.AddDashboard();
+    }
 });
 
 builder.Services.AddHealthChecks()

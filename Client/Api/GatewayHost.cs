@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Orleans.Configuration;
 using OrleansFlashSale.Client.Api.Admission;
+using OrleansFlashSale.Client.Api.Dashboard;
 using StackExchange.Redis;
 
 namespace OrleansFlashSale.Client.Api;
@@ -33,6 +34,7 @@ public static class GatewayHost
                 o.ConfigurationOptions = ConfigurationOptions.Parse(redis);
                 o.ConfigurationOptions.AbortOnConnectFail = false;
             });
+            client.AddFlashSaleOrleansDashboard();
         });
         builder.Services.AddFlashSaleGateway(builder.Configuration);
         builder.Services.AddFlashSaleAdmission(builder.Configuration);
@@ -44,6 +46,7 @@ public static class GatewayHost
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
         app.UseFlashSaleAdmission();
         app.MapFlashSaleApi();
+        app.MapFlashSaleDashboard(orleansDashboard: true);
         try
         {
             await app.RunAsync();

@@ -41,7 +41,7 @@ die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
 usage() {
     cat >&2 <<'EOF'
 usage: deploy/local/stack.sh <command>
-  install                      apt-get install whatever is missing (redis, mariadb, nats, wrk, curl)
+  install                      apt-get install whatever is missing (redis, mariadb, nats, wrk, curl, chromium)
   up                           install, then start redis, mysql (MariaDB) and nats if not running
   down [--purge]               stop all services (--purge also deletes their data and secrets)
   status                       one line per service; exit 0 if all running, 3 otherwise
@@ -300,6 +300,7 @@ install_packages() {
         "nats-server:nats-server"
         "wrk:wrk"
         "curl:curl"
+        "chromium:chromium"
         "setsid:util-linux"
         "timeout:coreutils"
     )
