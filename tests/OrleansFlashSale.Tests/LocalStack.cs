@@ -14,8 +14,10 @@ public static class LocalStack
 
     public static Task StartAsync(string service) => RunAsync("start-one", service);
 
-    private static async Task RunAsync(string command, string service)
+    /// <summary>Any stack.sh command, e.g. <c>("kill9", "redis-node", "2")</c>.</summary>
+    public static async Task RunAsync(string command, params string[] arguments)
     {
+        var service = string.Join(' ', arguments);
         var start = new ProcessStartInfo("bash")
         {
             RedirectStandardOutput = true,
@@ -24,7 +26,11 @@ public static class LocalStack
         };
         start.ArgumentList.Add(Script.Value);
         start.ArgumentList.Add(command);
-        start.ArgumentList.Add(service);
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {Script.Value}");
         // Both pipes are drained concurrently, or a chatty script could block on a full one.
         var stdout = process.StandardOutput.ReadToEndAsync();
