@@ -34,10 +34,10 @@ public sealed class ClusterEngineCollection : ICollectionFixture<ClusterEngineFi
 [Trait("Category", "Cluster")]
 public sealed class ClusterEngineTests(ClusterEngineFixture fixture, ITestOutputHelper output)
 {
-    private const long Stock = 2400;
+    private const long Stock = 1200;
     private const int Buckets = 12;
     private const int Limit = 2;
-    private const int Users = 2000;
+    private const int Users = 1000;
 
     [Fact]
     public async Task Buckets_of_one_SKU_spread_over_every_master_and_a_bought_out_sale_balances()
