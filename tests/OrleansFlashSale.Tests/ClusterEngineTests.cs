@@ -121,6 +121,9 @@ public sealed class ClusterEngineTests(ClusterEngineFixture fixture, ITestOutput
         // The streams were created with FlashSale:Nats:Replicas = 3: a leader and two current replicas.
         Assert.Equal(3, deductions.Info.Config.NumReplicas);
         Assert.Equal(2, deductions.Info.Cluster?.Replicas?.Count);
+        // The order writer's durable consumer inherits the stream's replicas, so its position survives a node too.
+        var writer = await nats.JetStream.GetConsumerAsync(nats.Topology.DeductionsStream, "orders-writer");
+        Assert.Equal(2, writer.Info.Cluster?.Replicas?.Count);
 
         var sale = await fixture.CreateSaleAsync("c-nats", Stock, Buckets, Limit);
         var run = await RunSaleAsync(sale, async () =>
