@@ -114,6 +114,51 @@ public sealed class ClusterEngineTests(ClusterEngineFixture fixture, ITestOutput
     }
 
     [Fact]
+    public async Task A_bucket_slot_resharded_to_another_master_mid_sale_balances()
+    {
+        var sale = await fixture.CreateSaleAsync("c-reshard", Stock, Buckets, Limit);
+        var slot = fixture.Redis.HashSlot(RedisKeys.Stock(sale.Sku, 0));
+        var run = await RunSaleAsync(sale, async () =>
+        {
+            var topology = await TopologyAsync();
+            var source = topology.GetBySlot(slot)!;
+            var target = topology.Nodes.First(n => !n.IsReplica && n.NodeId != source.NodeId);
+            var from = fixture.Redis.GetServer(source.EndPoint!);
+            var to = fixture.Redis.GetServer(target.EndPoint!);
+            var targetEndPoint = (IPEndPoint)target.EndPoint!;
+            var password = Environment.GetEnvironmentVariable("FLASHSALE_REDIS_PASSWORD")!;
+
+            // The steps of redis-cli --cluster reshard for one slot, while buyers keep buying: clients are sent ASK
+            // for keys already moved and MOVED once the slot belongs to the target.
+            await to.ExecuteAsync("CLUSTER", "SETSLOT", slot, "IMPORTING", source.NodeId);
+            await from.ExecuteAsync("CLUSTER", "SETSLOT", slot, "MIGRATING", target.NodeId);
+            var moved = 0;
+            while (true)
+            {
+                var keys = (RedisResult[])(await from.ExecuteAsync("CLUSTER", "GETKEYSINSLOT", slot, 50))!;
+                if (keys.Length == 0)
+                {
+                    break;
+                }
+
+                var args = new List<object> { targetEndPoint.Address.ToString(), targetEndPoint.Port, "", 0, 5000, "AUTH", password, "KEYS" };
+                args.AddRange(keys.Select(k => (object)(string)k!));
+                await from.ExecuteAsync("MIGRATE", args);
+                moved += keys.Length;
+            }
+
+            foreach (var master in topology.Nodes.Where(n => !n.IsReplica))
+            {
+                await fixture.Redis.GetServer(master.EndPoint!).ExecuteAsync("CLUSTER", "SETSLOT", slot, "NODE", target.NodeId);
+            }
+
+            await WaitUntilSlotServedByAsync(slot, target.EndPoint!);
+            output.WriteLine($"slot {slot}: {moved} keys moved from {source.EndPoint} to {target.EndPoint}");
+        });
+        await AssertBooksAsync(run);
+    }
+
+    [Fact]
     public async Task A_NATS_node_stopped_mid_sale_loses_and_doubles_no_order()
     {
         var nats = fixture.Cluster.Silos[0].ServiceProvider.GetRequiredService<JetStreamConnection>();
