@@ -12,6 +12,7 @@ public static class GatewayServiceExtensions
         services.AddSingleton<JsonBody>();
         services.AddSingleton<AdminAuth>();
         services.AddSingleton<SaleDirectory>();
+        services.AddFlashSaleSecurity(configuration);
         services.AddProblemDetails();
         services.ConfigureHttpJsonOptions(o =>
         {

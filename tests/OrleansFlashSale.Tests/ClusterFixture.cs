@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 using Orleans.TestingHost;
 using OrleansFlashSale.Client.Api;
+using OrleansFlashSale.Client.Api.Admission;
 using OrleansFlashSale.Silo;
 using StackExchange.Redis;
 
@@ -154,7 +155,10 @@ public class ClusterFixture : IAsyncLifetime
         builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
         builder.Services.AddSingleton<IGrainFactory>(Cluster.Client);
         builder.Services.AddFlashSaleGateway(builder.Configuration);
+        // With its default limits, so every HTTP test also shows the defaults do not throttle ordinary use.
+        builder.Services.AddFlashSaleAdmission(builder.Configuration);
         _gateway = builder.Build();
+        _gateway.UseFlashSaleAdmission();
         _gateway.MapFlashSaleApi();
         await _gateway.StartAsync();
         var address = _gateway.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

@@ -33,6 +33,9 @@ public static class TestStack
         ["FlashSale:Redis:ConnectionString"] = Redis,
         ["FlashSale:MySql:ConnectionString"] = MySql,
         ["FlashSale:Gateway:AdminToken"] = AdminToken,
+        // Pinned: the gateway's builder also reads the environment, where ./flashsale exports the local stack's auth settings.
+        ["FlashSale:Auth:Mode"] = "none",
+        ["FlashSale:Auth:PurchaseTokenKey"] = "",
         ["FlashSale:Nats:Url"] = Nats,
         // 3 when the stack runs a NATS cluster (FLASHSALE_NATS_MODE=cluster).
         ["FlashSale:Nats:Replicas"] = Environment.GetEnvironmentVariable("FLASHSALE_NATS_REPLICAS") is { Length: > 0 } r ? r : "1",
