@@ -195,6 +195,9 @@ public sealed class BucketGrain : Grain, IBucketGrain
     {
         try
         {
+            // The pump starts inside the turn that queued the first purchase: yielding once (to this activation's
+            // scheduler) lets the rest of that turn, e.g. the other purchases of a DeductMany call, join the batch.
+            await Task.Yield();
             Batch? next = null;
             while (next is not null || _queue.Count > 0)
             {

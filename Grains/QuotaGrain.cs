@@ -381,6 +381,9 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
     {
         try
         {
+            // Started by the first purchase whose reservation came back; yielding once (to this activation's
+            // scheduler) lets the other purchases of the same reserve batch queue up behind it first.
+            await Task.Yield();
             while (calls.Queue.Count > 0)
             {
                 var batch = Take(calls.Queue);
@@ -510,6 +513,8 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
     {
         try
         {
+            // Lets the other calls already waiting for this activation queue up before the first batch is taken.
+            await Task.Yield();
             while (_reservations.Count > 0 || _settlements.Count > 0)
             {
                 // Settlements are sent first and reservations right behind them on the same connection, so Redis
