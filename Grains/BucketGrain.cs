@@ -60,7 +60,9 @@ public sealed class BucketGrain : Grain, IBucketGrain
         return Task.CompletedTask;
     }
 
-    public Task<DeductResult> DeductAsync(DeductRequest request)
+    public Task<DeductResult> DeductAsync(DeductRequest request) => Deduct(request, startPump: true);
+
+    private Task<DeductResult> Deduct(DeductRequest request, bool startPump)
     {
         if (_remaining is { } known && known < request.Quantity && _queue.Count == 0 && !_pumping)
         {
@@ -69,7 +71,12 @@ public sealed class BucketGrain : Grain, IBucketGrain
         }
 
         var work = new Work(request);
-        Enqueue(work);
+        _queue.Enqueue(work);
+        if (startPump)
+        {
+            EnsurePump();
+        }
+
         return work.Deduction!.Task;
     }
 
@@ -78,8 +85,11 @@ public sealed class BucketGrain : Grain, IBucketGrain
         var answers = new Task<DeductResult>[requests.Length];
         for (var i = 0; i < requests.Length; i++)
         {
-            answers[i] = DeductAsync(requests[i]);
+            answers[i] = Deduct(requests[i], startPump: false);
         }
+
+        // Started once all of them are queued, so the whole call goes out in one batch.
+        EnsurePump();
 
         var results = new DeductResult[requests.Length];
         for (var i = 0; i < requests.Length; i++)
@@ -183,6 +193,11 @@ public sealed class BucketGrain : Grain, IBucketGrain
     private void Enqueue(Work work)
     {
         _queue.Enqueue(work);
+        EnsurePump();
+    }
+
+    private void EnsurePump()
+    {
         if (!_pumping)
         {
             _pumping = true;
@@ -195,9 +210,6 @@ public sealed class BucketGrain : Grain, IBucketGrain
     {
         try
         {
-            // The pump starts inside the turn that queued the first purchase: yielding once (to this activation's
-            // scheduler) lets the rest of that turn, e.g. the other purchases of a DeductMany call, join the batch.
-            await Task.Yield();
             Batch? next = null;
             while (next is not null || _queue.Count > 0)
             {
