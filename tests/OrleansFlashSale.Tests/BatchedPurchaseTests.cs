@@ -7,7 +7,7 @@ public sealed class BatchedPurchaseTests(ClusterFixture fixture)
     [Fact]
     public async Task A_bucket_answers_a_batched_call_in_order_and_deducts_each_order_at_most_once()
     {
-        var sale = await fixture.CreateSaleAsync("deduct-many", stock: 3, buckets: 1, perUserLimit: 3);
+        var sale = await fixture.CreateSaleAsync("deduct-many", stock: 4, buckets: 1, perUserLimit: 3);
         var ids = Enumerable.Range(0, 4).Select(_ => Guid.NewGuid().ToString("N")).ToArray();
         DeductRequest Order(int i, int quantity) => new(ids[i], $"u{i}", $"r{i}", quantity);
 
@@ -16,21 +16,21 @@ public sealed class BatchedPurchaseTests(ClusterFixture fixture)
             Order(0, 1),
             Order(1, 1),
             Order(0, 1), // the same order again in the same call
-            Order(2, 2), // one unit left: refused whole
+            Order(2, 3), // two units left: refused whole
             Order(3, 1),
         ]);
 
         Assert.Equal(
             [DeductOutcome.Deducted, DeductOutcome.Deducted, DeductOutcome.AlreadyDeducted, DeductOutcome.Insufficient, DeductOutcome.Deducted],
             results.Select(r => r.Outcome).ToArray());
-        Assert.Equal(new long[1], await fixture.RedisStockAsync(sale.Sku, 1));
+        Assert.Equal(new long[] { 1 }, await fixture.RedisStockAsync(sale.Sku, 1));
         Assert.True(await fixture.Client.Bucket(sale.Sku, 0).HasOrderAsync(ids[3]));
         Assert.False(await fixture.Client.Bucket(sale.Sku, 0).HasOrderAsync(ids[2]));
 
-        // Sent again (a retried call), nothing is deducted twice.
+        // Sent again (a retried call) while the bucket still has a unit, nothing is deducted twice.
         var again = await fixture.Client.Bucket(sale.Sku, 0).DeductManyAsync([Order(0, 1), Order(1, 1), Order(3, 1)]);
         Assert.All(again, r => Assert.Equal(DeductOutcome.AlreadyDeducted, r.Outcome));
-        Assert.Equal(new long[1], await fixture.RedisStockAsync(sale.Sku, 1));
+        Assert.Equal(new long[] { 1 }, await fixture.RedisStockAsync(sale.Sku, 1));
     }
 
     [Fact]
