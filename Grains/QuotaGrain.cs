@@ -29,6 +29,7 @@ namespace OrleansFlashSale.Grains;
 public sealed class QuotaGrain : Grain, IQuotaGrain
 {
     private static readonly TimeSpan RoutingMaxAge = TimeSpan.FromSeconds(1);
+    private const int BucketCallsInFlight = 2;
 
     private readonly RedisConnection _redis;
     private readonly RedisScripts _scripts;
@@ -354,9 +355,10 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
     }
 
     /// <summary>
-    /// Hands a purchase to a bucket. Purchases of this shard for the same bucket share one grain call: while a call
-    /// to the bucket is out, the next ones queue here and go together in the following call (one call in flight per
-    /// bucket, as the bucket itself runs one script at a time).
+    /// Hands a purchase to a bucket. Purchases of this shard for the same bucket share one grain call: while the
+    /// calls to the bucket are out, the next ones queue here and go together in the following call. Two calls in
+    /// flight per bucket, because the bucket pipelines two batches (one storing its half message while the other
+    /// runs its script); with one, its pipeline would never fill.
     /// </summary>
     private Task<DeductResult> DeductInBucketAsync(int bucket, DeductRequest request)
     {
@@ -367,11 +369,12 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
 
         var pending = new PendingDeduction(request);
         calls.Queue.Enqueue(pending);
-        if (!calls.Sending)
+        if (calls.Senders < BucketCallsInFlight)
         {
-            calls.Sending = true;
+            calls.Senders++;
             // Started inside a grain turn: runs on this activation's scheduler, interleaved with purchases.
-            calls.Sender = SendToBucketAsync(bucket, calls);
+            var sender = SendToBucketAsync(bucket, calls);
+            calls.Sender = calls.Sender is { IsCompleted: false } other ? Task.WhenAll(other, sender) : sender;
         }
 
         return pending.Answer.Task;
@@ -413,7 +416,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
         }
         finally
         {
-            calls.Sending = false;
+            calls.Senders--;
         }
     }
 
@@ -675,7 +678,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
     {
         public Queue<PendingDeduction> Queue { get; } = new();
 
-        public bool Sending { get; set; }
+        public int Senders { get; set; }
 
         public Task? Sender { get; set; }
     }
