@@ -41,6 +41,7 @@ public static class GatewayHost
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
         app.MapFlashSaleApi();
+        app.MapFlashSaleCluster();
         try
         {
             await app.RunAsync();

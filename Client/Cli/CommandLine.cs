@@ -8,7 +8,7 @@ namespace OrleansFlashSale.Client.Cli;
 /// <summary>The command-line tools behind <c>./flashsale</c>: they talk to a running gateway over HTTP.</summary>
 public static class CommandLine
 {
-    private static readonly string[] Commands = ["demo", "sale", "verify", "bench", "help", "--help", "-h"];
+    private static readonly string[] Commands = ["demo", "sale", "verify", "bench", "cluster", "help", "--help", "-h"];
 
     public static bool IsCommand(string name) => Commands.Contains(name);
 
@@ -22,6 +22,7 @@ public static class CommandLine
                 "sale" => await SaleAsync(args[1..]),
                 "verify" => await VerifyCommand.RunAsync(args[1..]),
                 "bench" => await Bench.BenchCommand.RunAsync(args[1..]),
+                "cluster" => await ClusterCommand.RunAsync(args[1..]),
                 _ => Help(),
             };
         }
@@ -51,7 +52,9 @@ public static class CommandLine
               verify [[SKU...]] [[--repair]]
                   compare Redis, JetStream and MySQL per sale (all sales without SKU); exit 1 on drift;
                   --repair re-publishes deductions missing in MySQL and trims forwarded log entries
-              bench [[persist]] [[deduct]] [[soldout]] [[--quick]]
+              cluster
+                  the Orleans membership (silos, status, last I-am-alive) through the gateway's admin endpoint
+              bench [[persist]] [[deduct]] [[soldout]] [[--quick]] [[--silos 1,2,3]]
                   measure each scenario against its baseline (same run); table, JSON, Markdown and PNG charts in results/
             """);
         return 0;

@@ -1,0 +1,47 @@
+using System.Text.Json;
+using Spectre.Console;
+
+namespace OrleansFlashSale.Client.Cli;
+
+/// <summary><c>cluster</c>: the Orleans membership from the gateway's admin endpoint, as a table.</summary>
+public static class ClusterCommand
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        if (args.Length > 0)
+        {
+            throw new UsageException($"cluster takes no arguments, got '{string.Join(' ', args)}'");
+        }
+
+        using var client = GatewayClient.FromEnvironment();
+        var (status, body) = await client.SendAsync(HttpMethod.Get, "/api/admin/cluster", null);
+        if (status != 200)
+        {
+            return CommandLine.Print((status, body), 200);
+        }
+
+        var table = new Table().Border(TableBorder.Rounded)
+            .Title($"cluster membership ({body.GetProperty("active").GetInt32()} active) via {Markup.Escape(client.BaseAddress.ToString())}")
+            .AddColumn("silo endpoint").AddColumn("generation").AddColumn("status").AddColumn("gateway port")
+            .AddColumn("started (UTC)").AddColumn("last I-am-alive (UTC)").AddColumn("suspect votes");
+        foreach (var m in body.GetProperty("members").EnumerateArray())
+        {
+            var state = m.GetProperty("status").GetString() ?? "";
+            var colour = state switch { "Active" => "green", "Dead" => "grey", _ => "yellow" };
+            table.AddRow(
+                Markup.Escape(m.GetProperty("endpoint").GetString() ?? ""),
+                m.GetProperty("generation").GetInt32().ToString(System.Globalization.CultureInfo.InvariantCulture),
+                $"[{colour}]{Markup.Escape(state)}[/]",
+                m.GetProperty("gatewayPort").GetInt32().ToString(System.Globalization.CultureInfo.InvariantCulture),
+                Time(m, "startTime"),
+                Time(m, "iAmAliveTime"),
+                m.GetProperty("suspectVotes").GetInt32().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        AnsiConsole.Write(table);
+        return 0;
+    }
+
+    private static string Time(JsonElement member, string name) =>
+        member.GetProperty(name).TryGetDateTime(out var t) ? t.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture) : "";
+}
