@@ -22,8 +22,9 @@ public static class ClusterCommand
 
         var table = new Table().Border(TableBorder.Rounded)
             .Title($"cluster membership ({body.GetProperty("active").GetInt32()} active) via {Markup.Escape(client.BaseAddress.ToString())}")
-            .AddColumn("silo endpoint").AddColumn("generation").AddColumn("status").AddColumn("gateway port")
-            .AddColumn("started (UTC)").AddColumn("last I-am-alive (UTC)").AddColumn("suspect votes");
+            .AddColumn("silo endpoint").AddColumn("generation").AddColumn("status").AddColumn("gateway")
+            .AddColumn("started").AddColumn("alive at").AddColumn("votes")
+            .Caption("times UTC; alive at = last I-am-alive written; votes = suspicions by other silos");
         foreach (var m in body.GetProperty("members").EnumerateArray())
         {
             var state = m.GetProperty("status").GetString() ?? "";
@@ -43,5 +44,5 @@ public static class ClusterCommand
     }
 
     private static string Time(JsonElement member, string name) =>
-        member.GetProperty(name).TryGetDateTime(out var t) ? t.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture) : "";
+        member.GetProperty(name).TryGetDateTime(out var t) ? t.ToUniversalTime().ToString("HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture) : "";
 }
