@@ -156,6 +156,7 @@ public class ClusterFixture : IAsyncLifetime
         builder.Services.AddFlashSaleGateway(builder.Configuration);
         _gateway = builder.Build();
         _gateway.MapFlashSaleApi();
+        _gateway.MapFlashSaleCluster();
         await _gateway.StartAsync();
         var address = _gateway.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         Http = new HttpClient { BaseAddress = new Uri(address) };
