@@ -168,9 +168,8 @@ cmd_down() {
 }
 
 cmd_status() {
-  local rc=0 kind i pidfile
+  local rc=0 kind i pidfile url
   "$STACK" status || rc=$?
-  load_env
   migrate_pidfiles
   for kind in silo gateway; do
     pid_alive "$RUN/$kind-1.pid" || { [[ -f "$RUN/$kind-1.pid" ]] || echo "$kind-1: stopped"; rc=3; }
@@ -191,6 +190,7 @@ cmd_status() {
     done
   done
   if url=$(live_gateway_url); then
+    load_env
     FLASHSALE_GATEWAY_URL="$url" dotnet "$CLIENT_DLL" cluster || rc=3
   fi
   return $rc
