@@ -22,10 +22,21 @@ public static class ClusterCommand
 
         var table = new Table().Border(TableBorder.Rounded)
             .Title($"cluster membership ({body.GetProperty("active").GetInt32()} active) via {Markup.Escape(client.BaseAddress.ToString())}")
-            .AddColumn("silo endpoint").AddColumn("generation").AddColumn("status").AddColumn("gateway")
+            .AddColumn(new TableColumn("silo endpoint").NoWrap()).AddColumn("generation").AddColumn("status").AddColumn("gateway")
             .AddColumn("started").AddColumn("alive at").AddColumn("votes")
             .Caption("times UTC; alive at = last I-am-alive written; votes = suspicions by other silos");
-        foreach (var m in body.GetProperty("members").EnumerateArray())
+        // Each restart of a silo leaves its old incarnation in the table as Dead (Orleans removes them after days):
+        // the newest generation per endpoint is what an operator asks about; the older ones are only counted.
+        var all = body.GetProperty("members").EnumerateArray().ToList();
+        var newest = all.GroupBy(m => m.GetProperty("endpoint").GetString())
+            .Select(g => g.OrderByDescending(m => m.GetProperty("generation").GetInt32()).First())
+            .ToList();
+        if (all.Count > newest.Count)
+        {
+            table.Caption($"times UTC; alive at = last I-am-alive written; votes = suspicions by other silos; {all.Count - newest.Count} older dead incarnation(s) not shown");
+        }
+
+        foreach (var m in newest)
         {
             var state = m.GetProperty("status").GetString() ?? "";
             var colour = state switch { "Active" => "green", "Dead" => "grey", _ => "yellow" };
