@@ -57,32 +57,90 @@ public sealed class MultiProcessClusterCollection : ICollectionFixture<MultiProc
 [Collection(MultiProcessClusterCollection.Name)]
 public sealed class MultiProcessClusterTests(MultiProcessClusterFixture cluster, ITestOutputHelper output)
 {
-    private const int Stock = 1500;
     private const int Buckets = 8;
     private const int Buyers = 48;
 
     /// <summary>
-    /// A sale runs through both gateways; silo 2 is SIGKILLed when a third of the stock is acknowledged. Buyers whose
-    /// call failed retry the same request id until they get a definite answer, as the API tells them to. The sale
-    /// must sell out exactly, every acknowledged order must reach MySQL, and verify must find no drift. How long
-    /// the cluster took to notice and to sell again is printed, not asserted.
+    /// Silo 2 is SIGKILLed when a third of the stock is acknowledged. How long the membership took to declare it
+    /// dead and how long purchases paused are printed, not asserted.
     /// </summary>
     [Fact]
     public async Task Killing_a_silo_process_mid_sale_loses_no_acknowledged_order_and_does_not_oversell()
     {
+        var killedEndpoint = $"127.0.0.1:{FlashSaleScript.SiloPort(2)}";
+        double declaredDeadAt = -1;
+        var sale = await RunSaleAsync(stock: 1500, async probe =>
+        {
+            await probe.Acknowledged(1500 / 3);
+            await FlashSaleScript.RunAsync(TimeSpan.FromMinutes(1), "kill", "silo", "2");
+            probe.Mark("silo-2 SIGKILLed");
+            // Until the membership marks the killed silo Dead, its grains cannot be activated elsewhere.
+            while (await MemberStatusAsync(cluster.GatewayClients[0], killedEndpoint) != "Dead")
+            {
+                Assert.True(probe.Elapsed < TimeSpan.FromMinutes(5), "the killed silo was never declared dead");
+                await Task.Delay(250);
+            }
+
+            declaredDeadAt = probe.Mark("silo-2 declared Dead in the membership");
+        });
+
+        var killedAt = sale.Events[0].At;
+        var after = sale.SuccessTimes.Where(t => t > killedAt).Order().ToArray();
+        var gap = after.Prepend(killedAt).Zip(after, (a, b) => b - a).DefaultIfEmpty(0).Max();
+        output.WriteLine($"  membership declared silo-2 Dead {declaredDeadAt - killedAt:F1} s after the kill");
+        output.WriteLine($"  first acknowledged purchase after the kill: {(after.Length > 0 ? $"{after[0] - killedAt:F1} s" : "none")}; " +
+            $"longest gap between acknowledgements after the kill: {gap:F1} s; last unit sold {sale.SuccessTimes.Max() - killedAt:F1} s after the kill");
+    }
+
+    /// <summary>
+    /// Silo 3 is stopped gracefully (SIGTERM through <c>./flashsale scale silos 2</c>, which returns once it has left
+    /// the membership) when a sixth of the stock is acknowledged, then started again with <c>scale silos 3</c>:
+    /// its grains move to the other silos and back without losing or doubling a unit.
+    /// </summary>
+    [Fact]
+    public async Task Scaling_silos_down_and_up_mid_sale_loses_no_acknowledged_order_and_does_not_oversell()
+    {
+        // Enough stock that the sale is still running when silo 3 is back (each step takes seconds on a loaded machine).
+        var sale = await RunSaleAsync(stock: 6000, async probe =>
+        {
+            await probe.Acknowledged(6000 / 6);
+            probe.Mark("scale silos 2 started");
+            await FlashSaleScript.RunAsync(TimeSpan.FromMinutes(3), "scale", "silos", "2");
+            probe.Mark("silo-3 has left the membership");
+            await FlashSaleScript.RunAsync(TimeSpan.FromMinutes(3), "scale", "silos", "3");
+            probe.Mark("silo-3 is back and ready");
+        });
+
+        var stopping = sale.Events[0].At;
+        var left = sale.Events[1].At;
+        var during = sale.SuccessTimes.Count(t => t >= stopping && t <= left);
+        var back = sale.Events[2].At;
+        output.WriteLine($"  graceful stop took {left - stopping:F1} s, with {during} purchases acknowledged meanwhile; " +
+            $"{sale.SuccessTimes.Count(t => t > back)} purchases acknowledged after silo-3 was back");
+    }
+
+    /// <summary>
+    /// A sale of <paramref name="stock"/> units (one per buyer) runs through both gateways while
+    /// <paramref name="disrupt"/> acts on the cluster. Buyers whose call failed retry the same request id until they
+    /// get a definite answer, as the API tells them to. Exactly the stock must be acknowledged, every acknowledged
+    /// order must reach MySQL, and <c>./flashsale verify</c> must find no drift.
+    /// </summary>
+    private async Task<SaleRun> RunSaleAsync(int stock, Func<SaleProbe, Task> disrupt)
+    {
+        // Every test starts from 3 silos and 2 gateways: the previous one may have killed or stopped one.
+        await FlashSaleScript.RunAsync(TimeSpan.FromMinutes(10), "up", "--silos", MultiProcessClusterFixture.Silos.ToString(),
+            "--gateways", MultiProcessClusterFixture.Gateways.ToString());
         var gateways = cluster.GatewayClients;
         var sku = "mp-" + Guid.NewGuid().ToString("N")[..12];
-        var created = await gateways[0].PostAsJsonAsync("/api/sales", new { sku, stock = Stock, buckets = Buckets, perUserLimit = 1 });
-        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        using (var created = await gateways[0].PostAsJsonAsync("/api/sales", new { sku, stock, buckets = Buckets, perUserLimit = 1 }))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
 
-        var clock = Stopwatch.StartNew();
+        var probe = new SaleProbe();
         var acknowledged = new ConcurrentDictionary<string, string>(); // request id -> order id
-        var successTimes = new ConcurrentBag<double>();
         var answers = new ConcurrentDictionary<string, int>();
         long next = -1, soldOutAnswers = 0, retries = 0;
-        double killedAt = -1;
-        var killed = new TaskCompletionSource();
-        var killedEndpoint = $"127.0.0.1:{FlashSaleScript.SiloPort(2)}";
 
         async Task BuyAsync(long n)
         {
@@ -93,7 +151,6 @@ public sealed class MultiProcessClusterTests(MultiProcessClusterFixture cluster,
             {
                 // Alternating gateways per request and per retry: both must serve the whole sale.
                 var gateway = gateways[(int)((n + attempt) % gateways.Length)];
-                string? code = null;
                 try
                 {
                     using var response = await gateway.PostAsJsonAsync($"/api/sales/{sku}/purchases", request);
@@ -102,17 +159,12 @@ public sealed class MultiProcessClusterTests(MultiProcessClusterFixture cluster,
                     {
                         var orderId = body.GetProperty("orderId").GetString()!;
                         Assert.Equal(orderId, acknowledged.GetOrAdd(request.requestId, orderId));
-                        successTimes.Add(clock.Elapsed.TotalSeconds);
                         answers.AddOrUpdate("acknowledged", 1, (_, c) => c + 1);
-                        if (acknowledged.Count >= Stock / 3)
-                        {
-                            killed.TrySetResult();
-                        }
-
+                        probe.Acknowledge();
                         return;
                     }
 
-                    code = body.TryGetProperty("code", out var c) ? c.GetString() : null;
+                    var code = body.TryGetProperty("code", out var c) ? c.GetString() : null;
                     if (response.StatusCode == HttpStatusCode.Conflict)
                     {
                         answers.AddOrUpdate(code ?? "conflict", 1, (_, x) => x + 1);
@@ -144,62 +196,92 @@ public sealed class MultiProcessClusterTests(MultiProcessClusterFixture cluster,
             while (Interlocked.Read(ref soldOutAnswers) < 20)
             {
                 var n = Interlocked.Increment(ref next);
-                Assert.True(n < Stock * 10, "the sale never sold out");
+                Assert.True(n < stock * 10, "the sale never sold out");
                 await BuyAsync(n);
             }
         }
 
-        async Task KillAsync()
-        {
-            await killed.Task;
-            await FlashSaleScript.RunAsync(TimeSpan.FromMinutes(1), "kill", "silo", "2");
-            killedAt = clock.Elapsed.TotalSeconds;
-        }
-
-        var detection = Task.Run(async () =>
-        {
-            await killed.Task;
-            // Until the membership marks the killed silo Dead, its grains cannot be placed elsewhere.
-            while (await MemberStatusAsync(gateways[0], killedEndpoint) != "Dead")
-            {
-                Assert.True(clock.Elapsed < TimeSpan.FromMinutes(5), "the killed silo was never declared dead");
-                await Task.Delay(250);
-            }
-
-            return clock.Elapsed.TotalSeconds;
-        });
-
-        await Task.WhenAll(Enumerable.Range(0, Buyers).Select(_ => BuyerAsync()).Append(KillAsync()));
-        var declaredDeadAt = await detection;
+        await Task.WhenAll(Enumerable.Range(0, Buyers).Select(_ => BuyerAsync()).Append(disrupt(probe)));
 
         // Exactly the stock was acknowledged, each unit once (one unit per buyer, distinct buyers).
-        Assert.Equal(Stock, acknowledged.Count);
-        Assert.Equal(Stock, acknowledged.Values.Distinct().Count());
+        Assert.Equal(stock, acknowledged.Count);
+        Assert.Equal(stock, acknowledged.Values.Distinct().Count());
 
         using (var status = await gateways[1].GetAsync($"/api/sales/{sku}"))
         {
             var sale = await status.Content.ReadFromJsonAsync<JsonElement>();
             Assert.Equal(0, sale.GetProperty("remaining").GetInt64());
-            Assert.Equal(Stock, sale.GetProperty("sold").GetInt64());
+            Assert.Equal(stock, sale.GetProperty("sold").GetInt64());
         }
 
-        // Every acknowledged order reaches MySQL (the check-back finds those whose commit message died with the silo).
+        // Every acknowledged order reaches MySQL (the check-back finds those whose commit message died with a silo).
         await TestDb.WaitUntilAsync(
-            async () => await TestDb.ScalarAsync("SELECT COUNT(*) FROM orders WHERE sku = @sku", ("@sku", sku)) == Stock,
+            async () => await TestDb.ScalarAsync("SELECT COUNT(*) FROM orders WHERE sku = @sku", ("@sku", sku)) == stock,
             TimeSpan.FromMinutes(3));
-        var ids = await OrderIdsAsync(sku);
-        Assert.True(acknowledged.Values.ToHashSet().SetEquals(ids), "MySQL holds other orders than those acknowledged");
+        Assert.True(acknowledged.Values.ToHashSet().SetEquals(await OrderIdsAsync(sku)), "MySQL holds other orders than those acknowledged");
 
         // `./flashsale verify` exits 0 only when Redis, JetStream and MySQL agree.
         await TestDb.WaitUntilAsync(async () => await FlashSaleScript.TryRunAsync(TimeSpan.FromMinutes(2), "verify", sku) == 0, TimeSpan.FromMinutes(2));
 
-        var after = successTimes.Where(t => t > killedAt).Order().ToArray();
-        var gaps = after.Prepend(killedAt).Zip(after, (a, b) => b - a).DefaultIfEmpty(0).Max();
-        output.WriteLine($"multi-process failover: {MultiProcessClusterFixture.Silos} silos, {cluster.GatewayClients.Length} gateways, stock {Stock}, {Buyers} concurrent buyers");
-        output.WriteLine($"  silo-2 SIGKILLed at {killedAt:F1} s with {Stock / 3}+ units acknowledged");
-        output.WriteLine($"  membership declared it Dead {declaredDeadAt - killedAt:F1} s after the kill");
-        output.WriteLine($"  first acknowledged purchase after the kill: {(after.Length > 0 ? $"{after[0] - killedAt:F1} s" : "none")}; longest gap between acknowledgements after the kill: {gaps:F1} s");
-        output.WriteLine($"  sold out {successTimes.Max() - killedAt:F1} s after the kill; retries {retries}; answers {string.Join(", ", answers.Select(kv => $"{kv.Key} {kv.Value}"))}");
+        output.WriteLine($"{sku}: {MultiProcessClusterFixture.Silos} silos, {gateways.Length} gateways, stock {stock}, {Buyers} concurrent buyers, " +
+            $"sold out at {probe.SuccessTimes.Max():F1} s; retries {retries}; answers {string.Join(", ", answers.Select(kv => $"{kv.Key} {kv.Value}"))}");
+        foreach (var (what, at, units) in probe.Events)
+        {
+            output.WriteLine($"  {at,6:F1} s  {what} ({units} units acknowledged)");
+        }
+
+        return new SaleRun([.. probe.Events], [.. probe.SuccessTimes]);
+    }
+
+    private sealed record SaleRun(IReadOnlyList<(string What, double At, int Units)> Events, IReadOnlyList<double> SuccessTimes);
+
+    /// <summary>What a disruption sees of the running sale: the clock, the acknowledged count, a log of its steps.</summary>
+    private sealed class SaleProbe
+    {
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private readonly ConcurrentQueue<(string, double, int)> _events = new();
+        private readonly ConcurrentBag<double> _successTimes = [];
+        private readonly ConcurrentDictionary<int, TaskCompletionSource> _thresholds = new();
+        private int _acknowledged;
+
+        public TimeSpan Elapsed => _clock.Elapsed;
+
+        public IEnumerable<(string What, double At, int Units)> Events => _events;
+
+        public IEnumerable<double> SuccessTimes => _successTimes;
+
+        /// <summary>Called once per request whose purchase was acknowledged.</summary>
+        public void Acknowledge()
+        {
+            _successTimes.Add(_clock.Elapsed.TotalSeconds);
+            var total = Interlocked.Increment(ref _acknowledged);
+            foreach (var (threshold, reached) in _thresholds)
+            {
+                if (total >= threshold)
+                {
+                    reached.TrySetResult();
+                }
+            }
+        }
+
+        /// <summary>Completes once at least <paramref name="units"/> purchases are acknowledged.</summary>
+        public Task Acknowledged(int units)
+        {
+            var reached = _thresholds.GetOrAdd(units, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+            if (Volatile.Read(ref _acknowledged) >= units)
+            {
+                reached.TrySetResult();
+            }
+
+            return reached.Task;
+        }
+
+        public double Mark(string what)
+        {
+            var at = _clock.Elapsed.TotalSeconds;
+            _events.Enqueue((what, at, Volatile.Read(ref _acknowledged)));
+            return at;
+        }
     }
 
     private static async Task<string?> MemberStatusAsync(HttpClient gateway, string endpoint)
@@ -207,7 +289,7 @@ public sealed class MultiProcessClusterTests(MultiProcessClusterFixture cluster,
         try
         {
             var body = await gateway.GetFromJsonAsync<JsonElement>("/api/admin/cluster");
-            // The newest generation at that endpoint is this incarnation of silo 2.
+            // The newest generation at that endpoint is the incarnation the test killed.
             return body.GetProperty("members").EnumerateArray()
                 .Where(m => m.GetProperty("endpoint").GetString() == endpoint)
                 .OrderByDescending(m => m.GetProperty("generation").GetInt32())
