@@ -69,7 +69,7 @@ public sealed class MultiProcessClusterTests(MultiProcessClusterFixture cluster,
     {
         var killedEndpoint = $"127.0.0.1:{FlashSaleScript.SiloPort(2)}";
         double declaredDeadAt = -1;
-        var sale = await RunSaleAsync(stock: 1500, async probe =>
+        var sale = await RunSaleAsync(stock: 1500, pause: TimeSpan.Zero, async probe =>
         {
             await probe.Acknowledged(1500 / 3);
             await FlashSaleScript.RunAsync(TimeSpan.FromMinutes(1), "kill", "silo", "2");
@@ -100,8 +100,9 @@ public sealed class MultiProcessClusterTests(MultiProcessClusterFixture cluster,
     [Fact]
     public async Task Scaling_silos_down_and_up_mid_sale_loses_no_acknowledged_order_and_does_not_oversell()
     {
-        // Enough stock that the sale is still running when silo 3 is back (each step takes seconds on a loaded machine).
-        var sale = await RunSaleAsync(stock: 6000, async probe =>
+        // Buyers paced (at most 80 purchases/s) so that the sale is still running when silo 3 is back: each step takes
+        // tens of seconds on a loaded machine.
+        var sale = await RunSaleAsync(stock: 6000, pause: TimeSpan.FromMilliseconds(600), async probe =>
         {
             await probe.Acknowledged(6000 / 6);
             probe.Mark("scale silos 2 started");
@@ -120,12 +121,13 @@ public sealed class MultiProcessClusterTests(MultiProcessClusterFixture cluster,
     }
 
     /// <summary>
-    /// A sale of <paramref name="stock"/> units (one per buyer) runs through both gateways while
+    /// A sale of <paramref name="stock"/> units (one per buyer, each buyer task waiting <paramref name="pause"/> between
+    /// purchases) runs through both gateways while
     /// <paramref name="disrupt"/> acts on the cluster. Buyers whose call failed retry the same request id until they
     /// get a definite answer, as the API tells them to. Exactly the stock must be acknowledged, every acknowledged
     /// order must reach MySQL, and <c>./flashsale verify</c> must find no drift.
     /// </summary>
-    private async Task<SaleRun> RunSaleAsync(int stock, Func<SaleProbe, Task> disrupt)
+    private async Task<SaleRun> RunSaleAsync(int stock, TimeSpan pause, Func<SaleProbe, Task> disrupt)
     {
         // Every test starts from 3 silos and 2 gateways: the previous one may have killed or stopped one.
         await FlashSaleScript.RunAsync(TimeSpan.FromMinutes(10), "up", "--silos", MultiProcessClusterFixture.Silos.ToString(),
@@ -198,6 +200,10 @@ public sealed class MultiProcessClusterTests(MultiProcessClusterFixture cluster,
                 var n = Interlocked.Increment(ref next);
                 Assert.True(n < stock * 10, "the sale never sold out");
                 await BuyAsync(n);
+                if (pause > TimeSpan.Zero)
+                {
+                    await Task.Delay(pause);
+                }
             }
         }
 
