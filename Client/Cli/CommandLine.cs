@@ -8,7 +8,7 @@ namespace OrleansFlashSale.Client.Cli;
 /// <summary>The command-line tools behind <c>./flashsale</c>: they talk to a running gateway over HTTP.</summary>
 public static class CommandLine
 {
-    private static readonly string[] Commands = ["demo", "sale", "verify", "bench", "cluster", "help", "--help", "-h"];
+    private static readonly string[] Commands = ["demo", "sale", "verify", "bench", "token", "cluster", "help", "--help", "-h"];
 
     public static bool IsCommand(string name) => Commands.Contains(name);
 
@@ -22,6 +22,7 @@ public static class CommandLine
                 "sale" => await SaleAsync(args[1..]),
                 "verify" => await VerifyCommand.RunAsync(args[1..]),
                 "bench" => await Bench.BenchCommand.RunAsync(args[1..]),
+                "token" => TokenCommand.Run(args[1..]),
                 "cluster" => await ClusterCommand.RunAsync(args[1..]),
                 _ => Help(),
             };
@@ -44,7 +45,7 @@ public static class CommandLine
         AnsiConsole.MarkupLine("""
             [bold]flashsale tools[/] (they use FLASHSALE_GATEWAY_URL and FLASHSALE_ADMIN_TOKEN; see ./flashsale env)
 
-              demo [[--stock N]] [[--buckets N]] [[--limit N]] [[--users N]] [[--requests N]] [[--concurrency N]]
+              demo [[--stock N]] [[--buckets N]] [[--limit N]] [[--users N]] [[--requests N]] [[--concurrency N]] [[--purchase-tokens true]]
                   create a sale and buy it out with simulated users, then print a summary
               sale create --sku SKU --stock N --buckets N [[--limit N]] [[--quota-shards N]]
               sale show SKU
@@ -52,6 +53,8 @@ public static class CommandLine
               verify [[SKU...]] [[--repair]]
                   compare Redis, JetStream and MySQL per sale (all sales without SKU); exit 1 on drift;
                   --repair re-publishes deductions missing in MySQL and trims forwarded log entries
+              token USER [[--lifetime SECONDS]]
+                  print a buyer JWT for USER signed with FlashSale__Auth__SigningKey (for FlashSale:Auth:Mode jwt)
               cluster
                   the Orleans membership (silos, status, last I-am-alive) through the gateway's admin endpoint
               bench [[persist]] [[deduct]] [[soldout]] [[--quick]] [[--silos 1,2,3]]
@@ -146,6 +149,16 @@ public sealed class Options
         _values.TryGetValue(name, out var value) ? value : throw new UsageException($"--{name} is required");
 
     public int Int(string name, int fallback) => (int)Long(name, fallback);
+
+    public bool Bool(string name, bool fallback)
+    {
+        if (!_values.TryGetValue(name, out var text))
+        {
+            return fallback;
+        }
+
+        return bool.TryParse(text, out var value) ? value : throw new UsageException($"--{name} must be true or false, got '{text}'");
+    }
 
     public long Long(string name, long fallback)
     {
