@@ -47,6 +47,7 @@ public static class GatewayHost
         app.UseFlashSaleAdmission();
         app.MapFlashSaleApi();
         app.MapFlashSaleDashboard(orleansDashboard: true);
+        app.MapFlashSaleCluster();
         try
         {
             await app.RunAsync();

@@ -8,7 +8,7 @@ namespace OrleansFlashSale.Client.Cli;
 /// <summary>The command-line tools behind <c>./flashsale</c>: they talk to a running gateway over HTTP.</summary>
 public static class CommandLine
 {
-    private static readonly string[] Commands = ["demo", "sale", "verify", "bench", "token", "help", "--help", "-h"];
+    private static readonly string[] Commands = ["demo", "sale", "verify", "bench", "token", "cluster", "help", "--help", "-h"];
 
     public static bool IsCommand(string name) => Commands.Contains(name);
 
@@ -23,6 +23,7 @@ public static class CommandLine
                 "verify" => await VerifyCommand.RunAsync(args[1..]),
                 "bench" => await Bench.BenchCommand.RunAsync(args[1..]),
                 "token" => TokenCommand.Run(args[1..]),
+                "cluster" => await ClusterCommand.RunAsync(args[1..]),
                 _ => Help(),
             };
         }
@@ -54,7 +55,9 @@ public static class CommandLine
                   --repair re-publishes deductions missing in MySQL and trims forwarded log entries
               token USER [[--lifetime SECONDS]]
                   print a buyer JWT for USER signed with FlashSale__Auth__SigningKey (for FlashSale:Auth:Mode jwt)
-              bench [[persist]] [[deduct]] [[soldout]] [[--quick]]
+              cluster
+                  the Orleans membership (silos, status, last I-am-alive) through the gateway's admin endpoint
+              bench [[persist]] [[deduct]] [[soldout]] [[--quick]] [[--silos 1,2,3]]
                   measure each scenario against its baseline (same run); table, JSON, Markdown and PNG charts in results/
             """);
         return 0;
