@@ -43,23 +43,20 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
         // serialise every bucket of the SKU on one JetStream round trip, and under load the backlog would outlive
         // the transaction timeout so that the check-back, not the bridge, committed most orders (seen in the
         // pipeline bench). So commits run side by side, bounded: at the bound the stream waits for one to finish.
+        // Completed commits are dropped here rather than by a continuation of their own: such a continuation queues
+        // behind this turn, so a loop waiting for it would spin without ever letting it run.
+        _inFlight.RemoveWhere(t => t.IsCompleted);
         while (_inFlight.Count >= MaxCommitsInFlight)
         {
             await Task.WhenAny(_inFlight);
+            _inFlight.RemoveWhere(t => t.IsCompleted);
         }
 
         var commit = CommitAsync(item);
         if (!commit.IsCompleted)
         {
             _inFlight.Add(commit);
-            _ = ForgetWhenDoneAsync(commit);
         }
-    }
-
-    private async Task ForgetWhenDoneAsync(Task commit)
-    {
-        await commit;
-        _inFlight.Remove(commit);
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
