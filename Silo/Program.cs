@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using OrleansFlashSale.Silo;
+using OrleansFlashSale.Telemetry;
 
 // Content root is the program's folder, so appsettings.json is found whatever the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
@@ -27,7 +28,9 @@ builder.UseOrleans(silo =>
     silo.ConfigureEndpoints(System.Net.IPAddress.Parse(siloOptions.AdvertisedAddress), siloOptions.SiloPort, siloOptions.GatewayPort, listenOnAnyHostAddress: false);
     silo.UseFlashSaleRedisClustering(builder.Configuration);
     silo.AddFlashSale(builder.Configuration);
+    silo.AddActivityPropagation();
 });
+builder.AddFlashSaleTelemetry("flashsale-silo");
 
 builder.Services.AddHealthChecks()
     .AddCheck<RedisHealthCheck>("redis", tags: ["ready"])

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Orleans.Configuration;
+using OrleansFlashSale.Telemetry;
 using StackExchange.Redis;
 
 namespace OrleansFlashSale.Client.Api;
@@ -32,8 +33,10 @@ public static class GatewayHost
                 o.ConfigurationOptions = ConfigurationOptions.Parse(redis);
                 o.ConfigurationOptions.AbortOnConnectFail = false;
             });
+            client.AddActivityPropagation();
         });
         builder.Services.AddFlashSaleGateway(builder.Configuration);
+        builder.AddFlashSaleTelemetry("flashsale-gateway");
         builder.Services.AddHealthChecks().AddCheck<ClusterHealthCheck>("cluster", tags: ["ready"]);
 
         var app = builder.Build();

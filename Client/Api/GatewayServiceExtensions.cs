@@ -13,6 +13,7 @@ public static class GatewayServiceExtensions
         services.AddSingleton<AdminAuth>();
         services.AddSingleton<SaleDirectory>();
         services.AddProblemDetails();
+        services.AddFlashSaleOpenApi();
         services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
