@@ -61,10 +61,11 @@ public class ClusterFixture : IAsyncLifetime
             silo.Services.AddSingleton(new OrleansFlashSale.Grains.SaleClock(Time));
             ConfigureSilo(silo);
         });
-        builder.ConfigureClient(client => client.UseRedisClustering(o =>
+        builder.ConfigureClient(client =>
         {
-            o.ConfigurationOptions = ConfigurationOptions.Parse(TestStack.Redis);
-        }));
+            client.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(TestStack.Redis));
+            ConfigureClient(client);
+        });
         Configuration = configuration;
         Cluster = builder.Build();
         await Cluster.DeployAsync();
@@ -74,6 +75,18 @@ public class ClusterFixture : IAsyncLifetime
     protected virtual void ConfigureSilo(ISiloBuilder silo)
     {
     }
+
+    protected virtual void ConfigureClient(IClientBuilder client)
+    {
+    }
+
+    /// <summary>Called after the gateway's own services are added, before it is built.</summary>
+    protected virtual void ConfigureGateway(WebApplicationBuilder gateway)
+    {
+    }
+
+    /// <summary>The gateway's services (its endpoints, its meter provider).</summary>
+    public IServiceProvider GatewayServices => _gateway?.Services ?? throw new InvalidOperationException("The gateway is not started.");
 
     public async Task DisposeAsync()
     {
@@ -154,6 +167,7 @@ public class ClusterFixture : IAsyncLifetime
         builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
         builder.Services.AddSingleton<IGrainFactory>(Cluster.Client);
         builder.Services.AddFlashSaleGateway(builder.Configuration);
+        ConfigureGateway(builder);
         _gateway = builder.Build();
         _gateway.MapFlashSaleApi();
         await _gateway.StartAsync();
