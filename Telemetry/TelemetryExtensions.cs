@@ -31,7 +31,7 @@ public static class TelemetryExtensions
 
     /// <summary>
     /// Metrics (the project's meter, Orleans', ASP.NET Core's) on <c>/metrics</c> and traces (ASP.NET Core, Orleans
-    /// grain calls, Redis, MySQL), both also sent by OTLP when <c>FlashSale:Telemetry:OtlpEndpoint</c> or
+    /// grain calls, Redis, MySQL), both (and the logs) also sent by OTLP when <c>FlashSale:Telemetry:OtlpEndpoint</c> or
     /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set. The host must also call <c>AddActivityPropagation()</c> on its Orleans
     /// builder for a trace to follow grain calls.
     /// </summary>

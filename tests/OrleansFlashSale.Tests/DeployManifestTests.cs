@@ -261,3 +261,27 @@ public sealed class DeployManifestTests
         throw new InvalidOperationException("OrleansFlashSale.sln not found above " + AppContext.BaseDirectory);
     }
 }
+
+public sealed class TelemetryOptionsTests
+{
+    [Theory]
+    [InlineData(null, "grpc", null)]
+    [InlineData("http://collector:4317", "grpc", null)]
+    [InlineData("https://collector:4318", "http/protobuf", null)]
+    [InlineData("collector:4317", "grpc", "FlashSale:Telemetry:OtlpEndpoint must be an absolute http or https URL")]
+    [InlineData("ftp://collector", "grpc", "FlashSale:Telemetry:OtlpEndpoint must be an absolute http or https URL")]
+    [InlineData("http://collector:4317", "udp", "FlashSale:Telemetry:OtlpProtocol must be grpc or http/protobuf")]
+    public void A_bad_telemetry_setting_is_named(string? endpoint, string protocol, string? error)
+    {
+        var result = new TelemetryOptionsValidator().Validate(null, new TelemetryOptions { OtlpEndpoint = endpoint, OtlpProtocol = protocol });
+        if (error is null)
+        {
+            Assert.True(result.Succeeded, result.FailureMessage);
+        }
+        else
+        {
+            Assert.True(result.Failed);
+            Assert.Contains(error, result.FailureMessage, StringComparison.Ordinal);
+        }
+    }
+}
