@@ -17,6 +17,7 @@ public static class SaleModes
 /// <remarks>
 /// <see cref="QuotaShards"/> is fixed when the sale is created. Per-user counters live in quota shards chosen by a
 /// hash of the user id, so changing the bucket count never moves a user's counter.
+/// <see cref="RequirePurchaseToken"/> came later under a new id: state stored before it reads as false.
 /// </remarks>
 [GenerateSerializer, Immutable, Alias("flashsale.SaleDefinition")]
 public sealed record SaleDefinition(
@@ -28,7 +29,8 @@ public sealed record SaleDefinition(
     [property: Id(5)] DateTimeOffset? EndsAt,
     [property: Id(6)] int PaymentTimeoutSeconds,
     [property: Id(7)] int QuotaShards,
-    [property: Id(8)] string Mode);
+    [property: Id(8)] string Mode,
+    [property: Id(9)] bool RequirePurchaseToken = false);
 
 public enum CreateSaleOutcome
 {

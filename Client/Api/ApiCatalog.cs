@@ -5,7 +5,7 @@ public sealed record ApiSuccess(int Status, Type? Type, string Description);
 
 /// <summary>What an endpoint takes and answers, for the OpenAPI document (<see cref="OpenApiDescription"/>).</summary>
 public sealed record ApiOperation(string Method, string Route, string Summary, Type? Body, ApiSuccess[] Success,
-    (int Status, string[] Codes)[] Specific, bool Admin = false, bool CallsCluster = true)
+    (int Status, string[] Codes)[] Specific, bool Admin = false, bool CallsCluster = true, bool Buyer = false)
 {
     /// <summary>Errors by status: the operation's own, plus those its body, admin check and cluster call can give.</summary>
     public IEnumerable<(int Status, string[] Codes)> Errors()
@@ -34,6 +34,13 @@ public sealed record ApiOperation(string Method, string Route, string Summary, T
             Add(StatusCodes.Status403Forbidden, ErrorCodes.Forbidden);
         }
 
+        if (Buyer)
+        {
+            // Only with FlashSale:Auth:Mode jwt: the bearer token names the buyer.
+            Add(StatusCodes.Status401Unauthorized, SecurityErrorCodes.BuyerTokenMissing, SecurityErrorCodes.BuyerTokenInvalid, SecurityErrorCodes.BuyerTokenExpired);
+            Add(StatusCodes.Status403Forbidden, SecurityErrorCodes.UserMismatch);
+        }
+
         if (CallsCluster)
         {
             Add(StatusCodes.Status503ServiceUnavailable, ErrorCodes.Unavailable);
@@ -60,7 +67,15 @@ public static class ApiCatalog
             [(404, [ErrorCodes.UnknownSale])]),
         new("POST", "/api/sales/{sku}/purchases", "Buy; replaying a requestId returns the original order", typeof(PurchaseBody),
             [new(201, typeof(OrderView), "Order created"), new(200, typeof(OrderView), "Replay: the original order")],
-            [(404, [ErrorCodes.UnknownSale]), (409, [ErrorCodes.SoldOut, ErrorCodes.LimitExceeded, ErrorCodes.NotStarted, ErrorCodes.Ended])]),
+            [(403, [SecurityErrorCodes.PurchaseTokenMissing, SecurityErrorCodes.PurchaseTokenInvalid, SecurityErrorCodes.PurchaseTokenExpired,
+                    SecurityErrorCodes.PurchaseTokenWrongUser, SecurityErrorCodes.PurchaseTokenWrongSale]),
+             (404, [ErrorCodes.UnknownSale]), (409, [ErrorCodes.SoldOut, ErrorCodes.LimitExceeded, ErrorCodes.NotStarted, ErrorCodes.Ended]),
+             (429, [ErrorCodes.RateLimited, ErrorCodes.Overloaded]), (503, [SecurityErrorCodes.PurchaseTokensNotConfigured])],
+            Buyer: true),
+        new("POST", "/api/sales/{sku}/purchase-tokens", "A short-lived purchase token for one buyer and sale", typeof(PurchaseTokenBody),
+            [new(200, typeof(PurchaseTokenView), "The token")],
+            [(404, [ErrorCodes.UnknownSale]), (409, [ErrorCodes.NotStarted, ErrorCodes.Ended]), (503, [SecurityErrorCodes.PurchaseTokensNotConfigured])],
+            Buyer: true),
         new("PUT", "/api/sales/{sku}/buckets", "Re-bucket a sale while it sells", typeof(RebucketBody),
             [new(200, typeof(SaleStatusView), "The new layout")],
             [(404, [ErrorCodes.UnknownSale])], Admin: true),
@@ -71,15 +86,15 @@ public static class ApiCatalog
             [(404, [ErrorCodes.UnknownSale])], Admin: true),
         new("GET", "/api/orders/{orderId}", "Order status", null,
             [new(200, typeof(OrderView), "The order")],
-            [(404, [ErrorCodes.UnknownOrder])]),
+            [(403, [ErrorCodes.NotYourOrder]), (404, [ErrorCodes.UnknownOrder])], Buyer: true),
         new("POST", "/api/orders/{orderId}/pay", "Pay an order (repeat-safe)", typeof(OrderActionBody),
             [new(200, typeof(OrderView), "Paid")],
             [(403, [ErrorCodes.NotYourOrder]), (404, [ErrorCodes.UnknownOrder]),
-             (409, [ErrorCodes.OrderCancelled, ErrorCodes.OrderExpired, ErrorCodes.OrderNotReady])]),
+             (409, [ErrorCodes.OrderCancelled, ErrorCodes.OrderExpired, ErrorCodes.OrderNotReady])], Buyer: true),
         new("POST", "/api/orders/{orderId}/cancel", "Cancel an order and return its units (repeat-safe)", typeof(OrderActionBody),
             [new(200, typeof(OrderView), "Cancelled")],
             [(403, [ErrorCodes.NotYourOrder]), (404, [ErrorCodes.UnknownOrder]),
-             (409, [ErrorCodes.OrderPaid, ErrorCodes.OrderExpired, ErrorCodes.OrderNotReady])]),
+             (409, [ErrorCodes.OrderPaid, ErrorCodes.OrderExpired, ErrorCodes.OrderNotReady])], Buyer: true),
     ];
 
     public static ApiOperation? Find(string method, string route) =>

@@ -10,10 +10,11 @@ public sealed record CreateSaleBody(
     DateTimeOffset? EndsAt,
     int? PaymentTimeoutSeconds,
     int? QuotaShards,
-    string? Mode);
+    string? Mode,
+    bool? RequirePurchaseToken = null);
 
 /// <summary>Body of <c>POST /api/sales/{sku}/purchases</c>.</summary>
-public sealed record PurchaseBody(string? UserId, int? Quantity, string? RequestId);
+public sealed record PurchaseBody(string? UserId, int? Quantity, string? RequestId, string? PurchaseToken = null);
 
 /// <summary>Body of <c>PUT /api/sales/{sku}/buckets</c>.</summary>
 public sealed record RebucketBody(int? Buckets);
@@ -27,10 +28,11 @@ public sealed record SaleView(
     DateTimeOffset? EndsAt,
     int PaymentTimeoutSeconds,
     int QuotaShards,
-    string Mode)
+    string Mode,
+    bool RequirePurchaseToken)
 {
     public static SaleView From(SaleDefinition s) =>
-        new(s.Sku, s.Stock, s.Buckets, s.PerUserLimit, s.StartsAt, s.EndsAt, s.PaymentTimeoutSeconds, s.QuotaShards, s.Mode);
+        new(s.Sku, s.Stock, s.Buckets, s.PerUserLimit, s.StartsAt, s.EndsAt, s.PaymentTimeoutSeconds, s.QuotaShards, s.Mode, s.RequirePurchaseToken);
 }
 
 public sealed record BucketView(int Index, long Remaining);

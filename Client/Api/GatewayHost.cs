@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Orleans.Configuration;
+using OrleansFlashSale.Client.Api.Admission;
 using OrleansFlashSale.Telemetry;
 using StackExchange.Redis;
 
@@ -37,12 +38,14 @@ public static class GatewayHost
         });
         builder.Services.AddFlashSaleGateway(builder.Configuration);
         builder.AddFlashSaleTelemetry("flashsale-gateway");
+        builder.Services.AddFlashSaleAdmission(builder.Configuration);
         builder.Services.AddHealthChecks().AddCheck<ClusterHealthCheck>("cluster", tags: ["ready"]);
 
         var app = builder.Build();
         app.UseStatusCodePages();
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
+        app.UseFlashSaleAdmission();
         app.MapFlashSaleApi();
         try
         {

@@ -17,6 +17,9 @@ public sealed class GatewayOptions
     /// <summary>Largest request body accepted, in bytes.</summary>
     public int MaxBodyBytes { get; set; } = 16 * 1024;
 
+    /// <summary>How long a sold-out answer is reused for new buyers (0 = every purchase asks the cluster).</summary>
+    public int SoldOutCacheMs { get; set; } = 1000;
+
     public override string ToString() => $"Gateway cluster {ClusterId}/{ServiceId}, admin token {(AdminToken.Length > 0 ? "set" : "missing")}";
 }
 
@@ -38,6 +41,11 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (options.MaxBodyBytes is < 256 or > 1024 * 1024)
         {
             errors.Add($"{GatewayOptions.Section}:MaxBodyBytes must be between 256 and 1048576.");
+        }
+
+        if (options.SoldOutCacheMs is < 0 or > 60_000)
+        {
+            errors.Add($"{GatewayOptions.Section}:SoldOutCacheMs must be between 0 and 60000.");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

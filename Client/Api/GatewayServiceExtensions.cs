@@ -12,6 +12,9 @@ public static class GatewayServiceExtensions
         services.AddSingleton<JsonBody>();
         services.AddSingleton<AdminAuth>();
         services.AddSingleton<SaleDirectory>();
+        services.AddFlashSaleSecurity(configuration);
+        services.AddMetrics();
+        services.AddSingleton<SoldOutCache>();
         services.AddProblemDetails();
         services.AddFlashSaleOpenApi();
         services.ConfigureHttpJsonOptions(o =>

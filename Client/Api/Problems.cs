@@ -18,6 +18,8 @@ public static class ErrorCodes
     public const string Unauthorized = "unauthorized";
     public const string Forbidden = "forbidden";
     public const string Unavailable = "unavailable";
+    public const string RateLimited = "rate_limited";
+    public const string Overloaded = "overloaded";
     public const string UnknownOrder = "unknown_order";
     public const string NotYourOrder = "not_your_order";
     public const string OrderNotReady = "order_not_ready";
@@ -42,6 +44,8 @@ public static class Problems
         [ErrorCodes.Unauthorized] = "An admin bearer token is required.",
         [ErrorCodes.Forbidden] = "The token is not allowed to do this.",
         [ErrorCodes.Unavailable] = "The service cannot answer right now; retry with the same requestId.",
+        [ErrorCodes.RateLimited] = "Too many requests; retry after the Retry-After delay.",
+        [ErrorCodes.Overloaded] = "The gateway is at capacity; retry after the Retry-After delay with the same requestId.",
         [ErrorCodes.UnknownOrder] = "No order has this id.",
         [ErrorCodes.NotYourOrder] = "The order belongs to another buyer.",
         [ErrorCodes.OrderNotReady] = "The order is reserved but not yet recorded; retry in a moment.",

@@ -16,10 +16,11 @@ public static partial class SaleEndpoints
         api.MapGet("/admin/verify/{sku}", VerifyAsync);
         app.MapFlashSaleOrders();
         app.MapFlashSaleOpenApi();
+        app.MapFlashSaleSecurity();
         return app;
     }
 
-    internal static async Task<IResult> CreateSaleAsync(HttpRequest request, AdminAuth auth, JsonBody json, IGrainFactory grains, ILoggerFactory logs)
+    internal static async Task<IResult> CreateSaleAsync(HttpRequest request, AdminAuth auth, JsonBody json, PurchaseTokens tokens, IGrainFactory grains, ILoggerFactory logs)
     {
         if (auth.Check(request) is { } denied)
         {
@@ -39,10 +40,15 @@ public static partial class SaleEndpoints
 
         var sale = new SaleDefinition(body.Sku, body.Stock.Value, body.Buckets.Value, body.PerUserLimit.Value,
             body.StartsAt, body.EndsAt, body.PaymentTimeoutSeconds ?? SaleRules.DefaultPaymentTimeoutSeconds,
-            body.QuotaShards ?? SaleRules.DefaultQuotaShards, body.Mode ?? SaleModes.Redis);
+            body.QuotaShards ?? SaleRules.DefaultQuotaShards, body.Mode ?? SaleModes.Redis, body.RequirePurchaseToken ?? false);
         if (SaleRules.Validate(sale) is { } error)
         {
             return Problems.Invalid(error);
+        }
+
+        if (sale.RequirePurchaseToken && !tokens.Enabled)
+        {
+            return Problems.Invalid($"requirePurchaseToken needs {AuthOptions.Section}:PurchaseTokenKey on the gateway");
         }
 
         return await GuardAsync(logs, async () =>
@@ -73,7 +79,8 @@ public static partial class SaleEndpoints
         });
     }
 
-    internal static async Task<IResult> PurchaseAsync(string sku, HttpRequest request, JsonBody json, SaleDirectory sales, IGrainFactory grains, ILoggerFactory logs)
+    internal static async Task<IResult> PurchaseAsync(string sku, HttpRequest request, JsonBody json, BuyerAuth buyers, PurchaseTokens tokens,
+        SaleDirectory sales, SoldOutCache soldOut, IGrainFactory grains, ILoggerFactory logs)
     {
         if (!SaleRules.IsValidSku(sku))
         {
@@ -86,7 +93,13 @@ public static partial class SaleEndpoints
             return problem;
         }
 
-        if ((SaleRules.ValidateId(body!.UserId, "userId") ?? SaleRules.ValidateId(body.RequestId, "requestId")) is { } idError)
+        var (userId, denied) = await buyers.ResolveAsync(request.HttpContext, body!.UserId);
+        if (denied is not null)
+        {
+            return denied;
+        }
+
+        if ((SaleRules.ValidateId(userId, "userId") ?? SaleRules.ValidateId(body.RequestId, "requestId")) is { } idError)
         {
             return Problems.Invalid(idError);
         }
@@ -109,8 +122,20 @@ public static partial class SaleEndpoints
                 return Problems.Invalid($"quantity must be between 1 and {sale.PerUserLimit}");
             }
 
-            var shard = GrainKeys.QuotaShard(body.UserId!, sale.QuotaShards);
-            var result = await grains.Quota(sku, shard).PurchaseAsync(new PurchaseRequest(sku, body.UserId!, body.RequestId!, quantity));
+            if (SecurityEndpoints.CheckPurchaseToken(request, tokens, sale, userId!, body.PurchaseToken) is { } refused)
+            {
+                return refused;
+            }
+
+            if (soldOut.CanAnswerSoldOut(sale, userId!))
+            {
+                return ToHttp(PurchaseResult.Rejected(PurchaseOutcome.SoldOut));
+            }
+
+            var shard = GrainKeys.QuotaShard(userId!, sale.QuotaShards);
+            var purchase = new PurchaseRequest(sku, userId!, body.RequestId!, quantity);
+            var result = await grains.Quota(sku, shard).PurchaseAsync(purchase);
+            soldOut.Observe(sale, purchase, result);
             return ToHttp(result);
         });
     }

@@ -13,7 +13,7 @@ public static class CommandLine
     private static readonly Dictionary<string, string> Usage = new(StringComparer.Ordinal)
     {
         ["demo"] = """
-            demo [[--stock N]] [[--buckets N]] [[--limit N]] [[--users N]] [[--requests N]] [[--concurrency N]]
+            demo [[--stock N]] [[--buckets N]] [[--limit N]] [[--users N]] [[--requests N]] [[--concurrency N]] [[--purchase-tokens true]]
                 create a sale and buy it out with simulated users, then print a summary
             """,
         ["sale"] = """
@@ -33,9 +33,14 @@ public static class CommandLine
                 compare Redis, JetStream and MySQL per sale (all sales without SKU); exit 1 on drift;
                 --repair re-publishes deductions missing in MySQL and trims forwarded log entries
             """,
+        ["token"] = """
+            token USER [[--lifetime SECONDS]]
+                print a buyer JWT for USER signed with FlashSale__Auth__SigningKey (for FlashSale:Auth:Mode jwt)
+            """,
         ["bench"] = """
-            bench [[persist]] [[deduct]] [[soldout]] [[--quick]]
-                measure each scenario against its baseline (same run); table, JSON, Markdown and PNG charts in results/
+            bench [[SCENARIO...]] [[--quick]]
+                measure each scenario against its baseline (same run): persist, deduct, soldout, http, http-soldout,
+                pipeline, modes, memory (all without a name); table, JSON, Markdown and PNG charts in results/
             """,
     };
 
@@ -60,11 +65,12 @@ public static class CommandLine
 
             return command switch
             {
-                "demo" => await DemoCommand.RunAsync(Options.Parse(args[1..], "stock", "buckets", "limit", "users", "requests", "concurrency")),
+                "demo" => await DemoCommand.RunAsync(Options.Parse(args[1..], "stock", "buckets", "limit", "users", "requests", "concurrency", "purchase-tokens")),
                 "sale" => await SaleAsync(args[1..]),
                 "order" => await OrderAsync(args[1..]),
                 "verify" => await VerifyCommand.RunAsync(args[1..]),
                 "bench" => await Bench.BenchCommand.RunAsync(args[1..]),
+                "token" => TokenCommand.Run(args[1..]),
                 _ => throw new UsageException($"unknown command '{command}'"),
             };
         }
@@ -309,6 +315,16 @@ public sealed class Options
     {
         var value = Long(name, fallback);
         return value <= int.MaxValue ? (int)value : throw new UsageException($"--{name} must be at most {int.MaxValue}, got {value}");
+    }
+
+    public bool Bool(string name, bool fallback)
+    {
+        if (!_values.TryGetValue(name, out var text))
+        {
+            return fallback;
+        }
+
+        return bool.TryParse(text, out var value) ? value : throw new UsageException($"--{name} must be true or false, got '{text}'");
     }
 
     /// <param name="fallback">The value when the flag is absent; null makes the flag required.</param>

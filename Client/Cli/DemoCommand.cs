@@ -18,6 +18,7 @@ public static class DemoCommand
         var users = options.Int("users", 2000);
         var requests = options.Int("requests", 6000);
         var concurrency = options.Int("concurrency", 128);
+        var requirePurchaseToken = options.Bool("purchase-tokens", false);
         if (stock < 1 || buckets < 1 || limit < 1 || users < 1 || requests < 1 || concurrency < 1)
         {
             throw new UsageException("stock, buckets, limit, users, requests and concurrency must be at least 1");
@@ -25,8 +26,9 @@ public static class DemoCommand
 
         using var client = GatewayClient.FromEnvironment();
         var sku = $"demo-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Random.Shared.Next(1000):D3}";
-        AnsiConsole.MarkupLine($"Gateway [bold]{client.BaseAddress}[/]; creating sale [bold]{sku}[/]: stock {stock}, {buckets} buckets, limit {limit} per user");
-        var created = await client.SendAsync(HttpMethod.Post, "/api/sales", new { sku, stock, buckets, perUserLimit = limit });
+        var buyers = new DemoBuyers(client, TokenCommand.Configured(), sku, requirePurchaseToken);
+        AnsiConsole.MarkupLine($"Gateway [bold]{client.BaseAddress}[/]; creating sale [bold]{sku}[/]: stock {stock}, {buckets} buckets, limit {limit} per user; {buyers.Describe()}");
+        var created = await client.SendAsync(HttpMethod.Post, "/api/sales", new { sku, stock, buckets, perUserLimit = limit, requirePurchaseToken });
         if (created.Status != 201)
         {
             return CommandLine.Print(created, 201);
@@ -63,8 +65,9 @@ public static class DemoCommand
                         System.Text.Json.JsonElement body;
                         try
                         {
-                            (status, body) = await client.SendAsync(HttpMethod.Post, $"/api/sales/{sku}/purchases",
-                                new { userId = user, quantity, requestId });
+                            var (headers, refused) = await buyers.HeadersAsync(user);
+                            (status, body) = refused ?? await client.SendAsync(HttpMethod.Post, $"/api/sales/{sku}/purchases",
+                                new { userId = user, quantity, requestId }, headers: headers);
                         }
                         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
                         {
@@ -123,7 +126,7 @@ public static class DemoCommand
         }
 
         table.AddRow("throughput", $"{requests / stopwatch.Elapsed.TotalSeconds:F0} requests/s");
-        table.AddRow("latency p50 / p95 / p99", $"{Percentile(sorted, 0.50):F1} / {Percentile(sorted, 0.95):F1} / {Percentile(sorted, 0.99):F1} ms");
+        table.AddRow(requirePurchaseToken ? "latency p50 / p95 / p99 (token + purchase)" : "latency p50 / p95 / p99", $"{Percentile(sorted, 0.50):F1} / {Percentile(sorted, 0.95):F1} / {Percentile(sorted, 0.99):F1} ms");
         table.AddRow("users over the limit", overLimit.ToString());
         table.AddRow("replays with another order id", replayMismatches.ToString());
         AnsiConsole.Write(table);

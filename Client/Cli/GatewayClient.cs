@@ -27,12 +27,19 @@ public sealed class GatewayClient : IDisposable
 
     public Uri BaseAddress => _http.BaseAddress!;
 
-    public async Task<(int Status, JsonElement Body)> SendAsync(HttpMethod method, string path, object? body, CancellationToken cancellationToken = default)
+    /// <param name="headers">Per-request headers; an <c>Authorization</c> here replaces the admin token (buyer JWTs).</param>
+    public async Task<(int Status, JsonElement Body)> SendAsync(HttpMethod method, string path, object? body, CancellationToken cancellationToken = default,
+        IReadOnlyDictionary<string, string>? headers = null)
     {
         using var request = new HttpRequestMessage(method, path);
         if (body is not null)
         {
             request.Content = JsonContent.Create(body);
+        }
+
+        foreach (var (name, value) in headers ?? new Dictionary<string, string>())
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
         }
 
         using var response = await _http.SendAsync(request, cancellationToken);

@@ -30,6 +30,8 @@ SERVICES=(redis mysql nats)
 MYSQL_PASSWORD=""
 REDIS_PASSWORD=""
 ADMIN_TOKEN=""
+JWT_SIGNING_KEY=""
+PURCHASE_TOKEN_KEY=""
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -90,11 +92,12 @@ load_secrets() {
     local -a missing=()
     (umask 077 && touch "$file")
     chmod 600 "$file"
-    for name in FLASHSALE_MYSQL_PASSWORD FLASHSALE_REDIS_PASSWORD FLASHSALE_ADMIN_TOKEN; do
+    for name in FLASHSALE_MYSQL_PASSWORD FLASHSALE_REDIS_PASSWORD FLASHSALE_ADMIN_TOKEN FLASHSALE_JWT_SIGNING_KEY FLASHSALE_PURCHASE_TOKEN_KEY; do
         value="$(sed -n "s/^$name=\([0-9a-fA-F]\{1,\}\)\$/\1/p" "$file" | tail -n 1)"
         if [[ -z "$value" ]]; then
             case "$name" in
                 FLASHSALE_ADMIN_TOKEN) value="$(random_hex 32)" ;;
+                FLASHSALE_JWT_SIGNING_KEY | FLASHSALE_PURCHASE_TOKEN_KEY) value="$(random_hex 64)" ;;
                 *) value="$(random_hex 24)" ;;
             esac
             printf '%s=%s\n' "$name" "$value" >>"$file"
@@ -104,6 +107,8 @@ load_secrets() {
             FLASHSALE_MYSQL_PASSWORD) MYSQL_PASSWORD="$value" ;;
             FLASHSALE_REDIS_PASSWORD) REDIS_PASSWORD="$value" ;;
             FLASHSALE_ADMIN_TOKEN) ADMIN_TOKEN="$value" ;;
+            FLASHSALE_JWT_SIGNING_KEY) JWT_SIGNING_KEY="$value" ;;
+            FLASHSALE_PURCHASE_TOKEN_KEY) PURCHASE_TOKEN_KEY="$value" ;;
         esac
     done
     if ((${#missing[@]})); then
@@ -579,6 +584,8 @@ cmd_env() {
         "FLASHSALE_GATEWAY_URL=http://$HOST:$GATEWAY_PORT"
         "FLASHSALE_SILO_HEALTH_URL=http://$HOST:$SILO_HEALTH_PORT"
         "FLASHSALE_ADMIN_TOKEN=$ADMIN_TOKEN"
+        "FLASHSALE_JWT_SIGNING_KEY=$JWT_SIGNING_KEY"
+        "FLASHSALE_PURCHASE_TOKEN_KEY=$PURCHASE_TOKEN_KEY"
         "FLASHSALE_REDIS=$HOST:$REDIS_PORT"
         "FLASHSALE_REDIS_PASSWORD=$REDIS_PASSWORD"
         "FLASHSALE_NATS_URL=nats://$HOST:$NATS_PORT"

@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 using Orleans.TestingHost;
 using OrleansFlashSale.Client.Api;
+using OrleansFlashSale.Client.Api.Admission;
 using OrleansFlashSale.Silo;
 using StackExchange.Redis;
 
@@ -37,6 +38,9 @@ public class ClusterFixture : IAsyncLifetime
     public IConnectionMultiplexer Redis { get; private set; } = null!;
 
     public HttpClient Http { get; private set; } = null!;
+
+    /// <summary>The gateway's services, for tests that look at its caches.</summary>
+    public IServiceProvider GatewayServices => _gateway!.Services;
 
     /// <summary>The silo's configuration, for tests that talk to the same services directly.</summary>
     public IConfiguration Configuration { get; private set; } = null!;
@@ -167,8 +171,11 @@ public class ClusterFixture : IAsyncLifetime
         builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
         builder.Services.AddSingleton<IGrainFactory>(Cluster.Client);
         builder.Services.AddFlashSaleGateway(builder.Configuration);
+        // With its default limits, so every HTTP test also shows the defaults do not throttle ordinary use.
+        builder.Services.AddFlashSaleAdmission(builder.Configuration);
         ConfigureGateway(builder);
         _gateway = builder.Build();
+        _gateway.UseFlashSaleAdmission();
         _gateway.MapFlashSaleApi();
         await _gateway.StartAsync();
         var address = _gateway.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

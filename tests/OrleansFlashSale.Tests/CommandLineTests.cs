@@ -38,7 +38,8 @@ public sealed class CommandLineTests
     [InlineData("sale create --help", "sale create --sku SKU --stock N")]
     [InlineData("order show -h", "order show ORDER_ID")]
     [InlineData("verify --help", "verify [SKU...] [--repair]")]
-    [InlineData("bench --help", "bench [persist] [deduct] [soldout] [--quick]")]
+    [InlineData("bench --help", "bench [SCENARIO...] [--quick]")]
+    [InlineData("token --help", "token USER [--lifetime SECONDS]")]
     [InlineData("demo --help", "demo [--stock N]")]
     [InlineData("help", "order show ORDER_ID")]
     public async Task Help_is_printed_and_exits_0_without_calling_the_gateway(string line, string expected)

@@ -14,6 +14,9 @@ public static class LocalStack
 
     public static Task StartAsync(string service) => RunAsync("start-one", service);
 
+    /// <summary>SIGKILL, as a crash or the OOM killer would: no shutdown, nothing flushed that was not already.</summary>
+    public static Task Kill9Async(string service) => RunAsync("kill9", service);
+
     private static async Task RunAsync(string command, string service)
     {
         var start = new ProcessStartInfo("bash")

@@ -33,6 +33,9 @@ public static class TestStack
         ["FlashSale:Redis:ConnectionString"] = Redis,
         ["FlashSale:MySql:ConnectionString"] = MySql,
         ["FlashSale:Gateway:AdminToken"] = AdminToken,
+        // Pinned: the gateway's builder also reads the environment, where ./flashsale exports the local stack's auth settings.
+        ["FlashSale:Auth:Mode"] = "none",
+        ["FlashSale:Auth:PurchaseTokenKey"] = "",
         ["FlashSale:Nats:Url"] = Nats,
         // Short check-back so recovery tests finish in seconds (production keeps RocketMQ's 6 s / 30 s).
         ["FlashSale:Nats:TransactionTimeout"] = "00:00:01",

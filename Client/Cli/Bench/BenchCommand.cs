@@ -11,7 +11,11 @@ namespace OrleansFlashSale.Client.Cli.Bench;
 /// </summary>
 public static class BenchCommand
 {
-    public static readonly string[] Scenarios = [PersistScenario.Name, DeductScenario.Name, SoldOutScenario.Name];
+    public static readonly string[] Scenarios =
+    [
+        PersistScenario.Name, DeductScenario.Name, SoldOutScenario.Name, HttpScenario.Name, HttpScenario.SoldOutName,
+        PipelineScenario.Name, ModesScenario.Name, MemoryScenario.Name,
+    ];
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -51,13 +55,18 @@ public static class BenchCommand
                         PersistScenario.Name => await PersistScenario.FromEnvironment().RunAsync(settings, progress),
                         DeductScenario.Name => await DeductScenario.RunAsync(settings, progress),
                         SoldOutScenario.Name => await SoldOutScenario.RunAsync(settings, progress),
+                        HttpScenario.Name => await HttpScenario.RunAsync(settings, progress, soldOut: false),
+                        HttpScenario.SoldOutName => await HttpScenario.RunAsync(settings, progress, soldOut: true),
+                        PipelineScenario.Name => await PipelineScenario.RunAsync(settings, progress),
+                        ModesScenario.Name => await ModesScenario.RunAsync(settings, progress),
+                        MemoryScenario.Name => await MemoryScenario.RunAsync(settings, progress),
                         _ => throw new UsageException($"unknown scenario {name}"),
                     };
                     foreach (var figure in results)
                     {
                         figures.Add(figure);
                         table.AddRow(figure.Scenario, Markup.Escape(figure.Name), $"{figure.Measured:N0} {figure.Unit}",
-                            $"{figure.Baseline:N0}", $"{figure.Ratio:F2}×", TargetText(figure));
+                            figure.HasBaseline ? $"{figure.Baseline:N0}" : "–", figure.HasBaseline ? $"{figure.Ratio:F2}×" : "–", TargetText(figure));
                     }
                 }
                 catch (Exception ex) when (ex is not UsageException)
@@ -83,26 +92,8 @@ public static class BenchCommand
         return failures.Count == 0 ? 0 : 1;
     }
 
-    private static string TargetText(BenchFigure figure)
-    {
-        if (figure.TargetsMet is not { } met)
-        {
-            return "";
-        }
-
-        var parts = new List<string>();
-        if (figure.TargetRatio is { } r)
-        {
-            parts.Add($"≥ {r:N0}×");
-        }
-
-        if (figure.TargetAbsolute is { } a)
-        {
-            parts.Add($"≥ {a:N0}/s");
-        }
-
-        return (met ? "[green]met[/] " : "[red]not met[/] ") + string.Join(", ", parts);
-    }
+    private static string TargetText(BenchFigure figure) =>
+        figure.TargetsMet is not { } met ? "" : (met ? "[green]met[/] " : "[red]not met[/] ") + Markup.Escape(figure.TargetWords);
 
     private static string WriteResults(DateTimeOffset started, TimeSpan elapsed, string[] args, bool quick,
         List<BenchFigure> figures, List<string> failures)
@@ -138,9 +129,12 @@ public static class BenchCommand
                 f.MeasuredHow,
                 baseline = Math.Round(f.Baseline),
                 f.BaselineHow,
-                ratio = Math.Round(f.Ratio, 2),
+                ratio = f.HasBaseline ? Math.Round(f.Ratio, 2) : (double?)null,
                 f.TargetRatio,
                 f.TargetAbsolute,
+                f.TargetMax,
+                f.TargetCondition,
+                f.TargetConditionMet,
                 f.TargetsMet,
                 f.Details,
             }),
@@ -158,10 +152,9 @@ public static class BenchCommand
         md.AppendLine("|---|---|---:|---:|---:|---|");
         foreach (var f in figures)
         {
-            var target = f.TargetsMet is { } met
-                ? $"{(met ? "met" : "**not met**")} ({string.Join(", ", new[] { f.TargetRatio is { } r ? $"ratio ≥ {r:N0}" : null, f.TargetAbsolute is { } a ? $"≥ {a:N0} {f.Unit}" : null }.Where(t => t is not null))})"
-                : "";
-            md.AppendLine($"| {f.Scenario} | {f.Name} | {f.Measured:N0} {f.Unit} | {f.Baseline:N0} | {f.Ratio:F2}× | {target} |");
+            var target = f.TargetsMet is { } met ? $"{(met ? "met" : "**not met**")} ({f.TargetWords})" : "";
+            md.AppendLine($"| {f.Scenario} | {f.Name} | {f.Measured:N0} {f.Unit} | {(f.HasBaseline ? $"{f.Baseline:N0}" : "–")} | " +
+                $"{(f.HasBaseline ? $"{f.Ratio:F2}×" : "–")} | {target} |");
         }
 
         md.AppendLine();

@@ -11,15 +11,32 @@ public sealed record BenchFigure(
     string BaselineHow,
     double? TargetRatio,
     double? TargetAbsolute,
-    IReadOnlyDictionary<string, string> Details)
+    IReadOnlyDictionary<string, string> Details,
+    double? TargetMax = null,
+    string? TargetCondition = null,
+    bool? TargetConditionMet = null)
 {
     public double Ratio => Baseline > 0 ? Measured / Baseline : double.NaN;
 
+    /// <summary>A figure measured on its own (a lag, a memory size): nothing in the run to compare it with.</summary>
+    public bool HasBaseline => Baseline > 0;
+
     /// <summary>Null when the figure has no target; otherwise whether every target it has is met.</summary>
     public bool? TargetsMet =>
-        TargetRatio is null && TargetAbsolute is null
+        TargetRatio is null && TargetAbsolute is null && TargetMax is null && TargetCondition is null
             ? null
-            : (TargetRatio is not { } r || Ratio >= r) && (TargetAbsolute is not { } a || Measured >= a);
+            : (TargetRatio is not { } r || Ratio >= r) && (TargetAbsolute is not { } a || Measured >= a)
+              && (TargetMax is not { } m || Measured <= m) && TargetConditionMet != false;
+
+    /// <summary>The targets in words, e.g. "ratio ≥ 2, ≤ 1,000 ms".</summary>
+    public string TargetWords =>
+        string.Join(", ", new[]
+        {
+            TargetRatio is { } r ? $"ratio ≥ {r:N0}" : null,
+            TargetAbsolute is { } a ? $"≥ {a:N0} {Unit}" : null,
+            TargetMax is { } m ? $"≤ {m:N0} {Unit}" : null,
+            TargetCondition,
+        }.Where(t => t is not null));
 }
 
 /// <summary>A run that was counted and checked; a failed check throws instead, so no figure of a wrong run exists.</summary>

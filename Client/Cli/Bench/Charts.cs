@@ -15,17 +15,23 @@ public static class Charts
         {
             var f = figures[i];
             // Two bars per figure, side by side, a gap between figures.
-            var baseline = plot.Add.Bar(position: i * 3, value: f.Baseline);
-            baseline.Color = baselineColor;
+            if (f.HasBaseline)
+            {
+                var baseline = plot.Add.Bar(position: i * 3, value: f.Baseline);
+                baseline.Color = baselineColor;
+            }
+
             var measured = plot.Add.Bar(position: i * 3 + 1, value: f.Measured);
             measured.Color = measuredColor;
-            ticks.Add(new Tick(i * 3 + 0.5, $"{f.Name}\n{f.Ratio:F2}× baseline"));
+            ticks.Add(new Tick(i * 3 + 0.5, f.HasBaseline ? $"{f.Name}\n{f.Ratio:F2}× baseline" : $"{f.Name}\n{f.Measured:N0} {f.Unit}"));
         }
 
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual([.. ticks]);
         plot.Axes.Margins(bottom: 0);
-        plot.Title($"{scenario}: measured (blue) vs baseline (grey)");
-        plot.YLabel(figures.Count > 0 ? figures[0].Unit : "");
+        plot.Title(figures.Any(f => f.HasBaseline) ? $"{scenario}: measured (blue) vs baseline (grey)" : $"{scenario}: measured (no baseline)");
+        // Figures of different units (a rate next to a lag) share the axis: each bar's label then carries its unit.
+        var units = figures.Select(f => f.Unit).Distinct().ToList();
+        plot.YLabel(units.Count == 1 ? units[0] : "value (unit under each bar)");
         plot.Legend.IsVisible = false;
         plot.SavePng(path, Math.Max(640, 320 * figures.Count), 480);
     }

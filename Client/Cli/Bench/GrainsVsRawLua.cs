@@ -61,10 +61,11 @@ public static class GrainsVsRawLua
     }
 
     /// <summary>Creates the scenario's sale through the product grain; a refusal ends the run without a figure.</summary>
-    public static async Task CreateSaleAsync(IClusterClient grains, string scenario, string sku, long stock)
+    public static async Task CreateSaleAsync(IClusterClient grains, string scenario, string sku, long stock,
+        int buckets = Buckets, string mode = SaleModes.Redis)
     {
-        var created = await grains.Product(sku).CreateAsync(new SaleDefinition(sku, stock, Buckets, SaleRules.MaxPerUserLimit,
-            null, null, SaleRules.DefaultPaymentTimeoutSeconds, QuotaShards, SaleModes.Redis));
+        var created = await grains.Product(sku).CreateAsync(new SaleDefinition(sku, stock, buckets, SaleRules.MaxPerUserLimit,
+            null, null, SaleRules.DefaultPaymentTimeoutSeconds, QuotaShards, mode));
         if (created.Outcome != CreateSaleOutcome.Created)
         {
             throw new BenchCheckException($"{scenario}: the sale {sku} was not created: {created.Outcome} {created.Error}");
@@ -83,14 +84,42 @@ public static class GrainsVsRawLua
     /// deduct.lua for purchase number <paramref name="n"/>, one purchase per call, in the user's bucket: what a
     /// team without this project would call. Returns the script's whole answer ({ remaining, result }).
     /// </summary>
-    public static async Task<RedisResult[]> DeductRawAsync(IDatabase db, RedisScripts scripts, string sku, long n)
+    public static Task<RedisResult[]> DeductRawAsync(IDatabase db, RedisScripts scripts, string sku, long n) =>
+        DeductRawAsync(db, scripts, sku, $"u{n % Users}", $"{sku}-{n}", $"r{n}", 1);
+
+    /// <summary>deduct.lua for one purchase in the user's bucket (of <see cref="Buckets"/>), one call per purchase.</summary>
+    public static async Task<RedisResult[]> DeductRawAsync(IDatabase db, RedisScripts scripts, string sku, string user,
+        string orderId, string requestId, int quantity)
     {
-        var user = $"u{n % Users}";
         var bucket = StableHash.Bucket(user, Buckets);
-        var orderId = $"{sku}-{n}";
         return (RedisResult[])(await RedisScripts.EvaluateAsync(db, scripts.Deduct,
             [RedisKeys.Stock(sku, bucket), RedisKeys.Log(sku, bucket), RedisKeys.OrderMarker(sku, bucket, orderId)],
-            [bucket, 3600, orderId, user, $"r{n}", 1]))!;
+            [bucket, 3600, orderId, user, requestId, quantity]))!;
+    }
+
+    /// <summary>
+    /// Buys a sale of <paramref name="stock"/> units out through the grains (twice as many requests as units, so
+    /// the grains learn it is sold out); a buy-out that did not acknowledge exactly the stock ends the run.
+    /// </summary>
+    public static async Task BuyOutAsync(IClusterClient grains, string scenario, string sku, long stock)
+    {
+        long bought = 0;
+        var next = -1L;
+        await Task.WhenAll(Enumerable.Range(0, 64).Select(_ => Task.Run(async () =>
+        {
+            long n;
+            while ((n = Interlocked.Increment(ref next)) < stock * 2)
+            {
+                if ((await PurchaseAsync(grains, sku, n, "buy")).Outcome == PurchaseOutcome.Created)
+                {
+                    Interlocked.Increment(ref bought);
+                }
+            }
+        })));
+        if (bought != stock)
+        {
+            throw new BenchCheckException($"{scenario} {sku}: the buy-out acknowledged {bought} units of {stock}");
+        }
     }
 
     /// <summary>Both runs' details in one dictionary, prefixed by which run they belong to.</summary>

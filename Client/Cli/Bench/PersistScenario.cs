@@ -29,7 +29,10 @@ public sealed class PersistScenario
 
     private PersistScenario(string connectionString) => _connectionString = connectionString;
 
-    public static PersistScenario FromEnvironment()
+    public static PersistScenario FromEnvironment() => new(MySqlFromEnvironment());
+
+    /// <summary>The MySQL connection string ./flashsale gives the silo.</summary>
+    public static string MySqlFromEnvironment()
     {
         var connection = Environment.GetEnvironmentVariable("FlashSale__MySql__ConnectionString");
         if (string.IsNullOrWhiteSpace(connection))
@@ -37,7 +40,7 @@ public sealed class PersistScenario
             throw new UsageException("FlashSale__MySql__ConnectionString is not set: run the benchmark through ./flashsale bench");
         }
 
-        return new PersistScenario(connection);
+        return connection;
     }
 
     public async Task<IReadOnlyList<BenchFigure>> RunAsync(BenchSettings settings, IBenchProgress progress)

@@ -1,0 +1,52 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace OrleansFlashSale.Client.Cli.Bench;
+
+/// <summary>
+/// The seed article's tiers on one hot SKU, each selling a fresh sale out through the cluster client with the same
+/// callers: <c>database</c> mode (group deduction in MySQL), <c>redis</c> with one bucket, <c>redis</c> with 16. Each
+/// must sell exactly its stock and leave verify clean; the database run is the others' baseline.
+/// </summary>
+public static class ModesScenario
+{
+    public const string Name = "modes";
+    private const int Callers = 256;
+
+    public static async Task<IReadOnlyList<BenchFigure>> RunAsync(BenchSettings settings, IBenchProgress progress)
+    {
+        var stock = settings.Quick ? 5_000L : 50_000L;
+        var (redis, clusterId, serviceId) = ClusterClient.FromEnvironment();
+        using var host = ClusterClient.Build(redis, clusterId, serviceId);
+        await host.StartAsync();
+        try
+        {
+            var grains = host.Services.GetRequiredService<IClusterClient>();
+            var tiers = new (string Label, string Mode, int Buckets)[]
+            {
+                ("database mode", SaleModes.Database, 1),
+                ("redis, 1 bucket", SaleModes.Redis, 1),
+                ("redis, 16 buckets", SaleModes.Redis, 16),
+            };
+            var runs = new List<(string Label, SellOut.Result Run)>();
+            foreach (var (label, mode, buckets) in tiers)
+            {
+                runs.Add((label, await SellOut.RunAsync(grains, Name, label, stock, buckets, mode, Callers, progress)));
+            }
+
+            var database = runs[0].Run;
+            return runs.Select(r => new BenchFigure(Name, $"{r.Label}, p99 {r.Run.P99Ms:F0} ms", "purchases/s", r.Run.PerSecond,
+                    $"{stock:N0} units bought out by {Callers} concurrent callers of IQuotaGrain.PurchaseAsync (quantity 1, " +
+                    $"{GrainsVsRawLua.Users:N0} users) through the cluster client: {r.Run.Sold:N0} sold in {r.Run.Elapsed.TotalSeconds:F1} s, " +
+                    $"p50 {r.Run.P50Ms:F1} ms, p99 {r.Run.P99Ms:F1} ms of the successful calls; verify clean after {r.Run.Settled.TotalSeconds:F1} s",
+                    database.PerSecond,
+                    $"the database-mode run of the same stock and callers (synchronous group deduction in MySQL; p99 {database.P99Ms:F1} ms)",
+                    null, null, r.Run.Details))
+                .ToList();
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
+}
