@@ -89,9 +89,6 @@ public class ClusterFixture : IAsyncLifetime
     {
     }
 
-    /// <summary>The gateway's services (its endpoints, its meter provider).</summary>
-    public IServiceProvider GatewayServices => _gateway?.Services ?? throw new InvalidOperationException("The gateway is not started.");
-
     public async Task DisposeAsync()
     {
         Http?.Dispose();

@@ -57,7 +57,7 @@ public sealed class OpenApiTests(TelemetryFixture fixture)
         var purchase = document.Paths["/api/sales/{sku}/purchases"].Operations![HttpMethod.Post];
         Assert.Equal(["ended", "limit_exceeded", "not_started", "sold_out"],
             purchase.Responses!["409"].Content!["application/problem+json"].Schema!.Properties!["code"].Enum!.Select(c => c!.GetValue<string>()));
-        Assert.Equal(["userId", "quantity", "requestId"], purchase.RequestBody!.Content!["application/json"].Schema!.Properties!.Keys);
+        Assert.Equal(["userId", "quantity", "requestId", "purchaseToken"], purchase.RequestBody!.Content!["application/json"].Schema!.Properties!.Keys);
         Assert.True(document.Paths.ContainsKey("/health/ready"));
         Assert.True(document.Paths.ContainsKey("/health/live"));
     }
