@@ -65,6 +65,8 @@ public sealed record ReconciliationRepair(
 /// <summary>
 /// The books of one sale as found (before any repair). At rest (nothing in flight) both equations must hold;
 /// <see cref="Drift"/> says something needs an operator or a repair, <see cref="Problems"/> says what.
+/// <see cref="OldestUnpersistedAgeMs"/> is the age of the oldest order still in a bucket's Redis log and not yet in
+/// MySQL (pending or missing); null when there is none. It is the pipeline's lag as an operator feels it.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("flashsale.ReconciliationReport")]
 public sealed record ReconciliationReport(
@@ -87,4 +89,5 @@ public sealed record ReconciliationReport(
     [property: Id(16)] bool AtRest,
     [property: Id(17)] bool Drift,
     [property: Id(18)] string[] Problems,
-    [property: Id(19)] ReconciliationRepair? Repair);
+    [property: Id(19)] ReconciliationRepair? Repair,
+    [property: Id(20)] long? OldestUnpersistedAgeMs = null);

@@ -189,7 +189,10 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
             atRest,
             problems.Count > 0,
             [.. problems],
-            repaired);
+            repaired,
+            pending.Count + missing.Count == 0
+                ? null
+                : redis.NowMs - pending.Concat(missing).Min(e => e.Record.CommittedAtMs));
         ReconciliationLog.Verified(_logger, sku, report.Drift, missing.Count, unknown.Count, pending.Count, repaired?.Republished ?? 0, repaired?.Trimmed ?? 0);
         return report;
     }

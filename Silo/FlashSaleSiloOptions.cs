@@ -19,6 +19,12 @@ public sealed class FlashSaleSiloOptions
 
     /// <summary>The address other silos and clients use to reach this one.</summary>
     public string AdvertisedAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>
+    /// Registers the Orleans dashboard's grains and call profiler (the gateway shows the pages). The profiler sees
+    /// every grain call, so a benchmark may want it off.
+    /// </summary>
+    public bool OrleansDashboard { get; set; } = true;
 }
 
 public sealed class FlashSaleSiloOptionsValidator : IValidateOptions<FlashSaleSiloOptions>

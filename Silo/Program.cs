@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
+using Orleans.Dashboard;
 using OrleansFlashSale.Silo;
 using OrleansFlashSale.Telemetry;
 
@@ -29,6 +30,11 @@ builder.UseOrleans(silo =>
     silo.UseFlashSaleRedisClustering(builder.Configuration);
     silo.AddFlashSale(builder.Configuration);
     silo.AddActivityPropagation();
+    // The gateway hosts the Orleans dashboard's pages; its grains and the call profiler run here.
+    if (siloOptions.OrleansDashboard)
+    {
+        silo.AddDashboard();
+    }
 });
 builder.AddFlashSaleTelemetry("flashsale-silo");
 

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Orleans.Configuration;
 using OrleansFlashSale.Client.Api.Admission;
+using OrleansFlashSale.Client.Api.Dashboard;
 using OrleansFlashSale.Telemetry;
 using StackExchange.Redis;
 
@@ -35,6 +36,7 @@ public static class GatewayHost
                 o.ConfigurationOptions.AbortOnConnectFail = false;
             });
             client.AddActivityPropagation();
+            client.AddFlashSaleOrleansDashboard();
         });
         builder.Services.AddFlashSaleGateway(builder.Configuration);
         builder.AddFlashSaleTelemetry("flashsale-gateway");
@@ -47,6 +49,7 @@ public static class GatewayHost
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
         app.UseFlashSaleAdmission();
         app.MapFlashSaleApi();
+        app.MapFlashSaleDashboard(orleansDashboard: true);
         try
         {
             await app.RunAsync();

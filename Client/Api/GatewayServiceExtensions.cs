@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using OrleansFlashSale.Client.Api.Dashboard;
 
 namespace OrleansFlashSale.Client.Api;
 
@@ -15,6 +16,7 @@ public static class GatewayServiceExtensions
         services.AddFlashSaleSecurity(configuration);
         services.AddMetrics();
         services.AddSingleton<SoldOutCache>();
+        services.AddFlashSaleDashboard();
         services.AddProblemDetails();
         services.AddFlashSaleOpenApi();
         services.ConfigureHttpJsonOptions(o =>

@@ -38,6 +38,7 @@ public static class DemoCommand
         var outcomes = new ConcurrentDictionary<string, int>();
         var orders = new ConcurrentDictionary<string, (string OrderId, int Quantity, string User)>();
         var replayMismatches = 0;
+        var report = new DemoReport();
         var next = -1;
         var stopwatch = Stopwatch.StartNew();
         await AnsiConsole.Progress()
@@ -73,6 +74,7 @@ public static class DemoCommand
                         {
                             // A transport failure is an answer too: counted, never hidden.
                             outcomes.AddOrUpdate("transport_error", 1, (_, n) => n + 1);
+                            report.Record(stopwatch.Elapsed, "transport_error");
                             task.Increment(1);
                             continue;
                         }
@@ -85,6 +87,7 @@ public static class DemoCommand
                             _ => body.ValueKind == System.Text.Json.JsonValueKind.Object && body.TryGetProperty("code", out var c) ? c.GetString()! : $"http_{status}",
                         };
                         outcomes.AddOrUpdate(outcome, 1, (_, n) => n + 1);
+                        report.Record(stopwatch.Elapsed, outcome);
                         if (status is 200 or 201)
                         {
                             var orderId = body.GetProperty("orderId").GetString()!;
@@ -110,34 +113,19 @@ public static class DemoCommand
         }
 
         var sold = sale.GetProperty("sold").GetInt64();
-        var remaining = sale.GetProperty("remaining").GetInt64();
         var orderUnits = orders.Values.Sum(o => (long)o.Quantity);
         var overLimit = orders.Values.GroupBy(o => o.User).Count(g => g.Sum(o => o.Quantity) > limit);
         var sorted = latencies.Order().ToArray();
 
-        var table = new Table().Border(TableBorder.Rounded).AddColumn("measure").AddColumn(new TableColumn("value").RightAligned());
-        table.AddRow("stock", stock.ToString());
-        table.AddRow("sold (Redis)", sold.ToString());
-        table.AddRow("remaining", remaining.ToString());
-        table.AddRow("units in acknowledged orders", orderUnits.ToString());
-        foreach (var (outcome, count) in outcomes.OrderBy(o => o.Key))
-        {
-            table.AddRow($"answers: {outcome}", count.ToString());
-        }
-
-        table.AddRow("throughput", $"{requests / stopwatch.Elapsed.TotalSeconds:F0} requests/s");
-        table.AddRow(requirePurchaseToken ? "latency p50 / p95 / p99 (token + purchase)" : "latency p50 / p95 / p99", $"{Percentile(sorted, 0.50):F1} / {Percentile(sorted, 0.95):F1} / {Percentile(sorted, 0.99):F1} ms");
-        table.AddRow("users over the limit", overLimit.ToString());
-        table.AddRow("replays with another order id", replayMismatches.ToString());
-        AnsiConsole.Write(table);
-
-        var ok = sold <= stock && orderUnits == sold && overLimit == 0 && replayMismatches == 0;
-        AnsiConsole.MarkupLine(ok
-            ? "[green]Books balance:[/] every acknowledged unit is deducted, nothing oversold, limits held, replays consistent."
-            : "[red]Books do not balance[/] (see the table).");
+        var booksBalance = sold <= stock && orderUnits == sold && overLimit == 0 && replayMismatches == 0;
+        AnsiConsole.MarkupLine(booksBalance
+            ? $"[green]Books balance:[/] {orderUnits} units in acknowledged orders == sold, nothing oversold, no user over the limit, every replay got its order."
+            : $"[red]Books do not balance:[/] units in acknowledged orders {orderUnits}, sold {sold}, users over the limit {overLimit}, replays with another order id {replayMismatches}.");
+        AnsiConsole.MarkupLine("Waiting for the pipeline to settle, then verify …");
+        var (verify, settled, verifyError) = await DemoReport.VerifyAsync(client, sku);
+        var resultsDir = Environment.GetEnvironmentVariable("FLASHSALE_RESULTS_DIR") is { Length: > 0 } dir ? dir : Path.Combine(Environment.CurrentDirectory, "results");
+        var chart = report.DrawChart(sku, Path.Combine(resultsDir, "demo"));
+        var ok = DemoReport.Print(sku, client.BaseAddress, stock, sold, outcomes, requests, stopwatch.Elapsed, sorted, verify, settled, verifyError, chart, booksBalance);
         return ok ? 0 : 1;
     }
-
-    private static double Percentile(double[] sorted, double p) =>
-        sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
 }

@@ -21,6 +21,10 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
     private readonly JetStreamConnection _nats;
     private readonly RedisConnection _redis;
     private readonly ILogger<DeductionBridgeGrain> _logger;
+    private readonly HashSet<Task> _inFlight = [];
+
+    /// <summary>Commits of one SKU that may run at once (each is one JetStream round trip for a whole bucket batch).</summary>
+    private const int MaxCommitsInFlight = 16;
 
     public DeductionBridgeGrain(ITransactionalProducer producer, JetStreamConnection nats, RedisConnection redis, ILogger<DeductionBridgeGrain> logger)
     {
@@ -35,11 +39,51 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
 
     public async Task OnNextAsync(DeductionsCommitted item, StreamSequenceToken? token = null)
     {
+        // The stream hands this grain its next event only when this call returns. Awaiting each commit here would
+        // serialise every bucket of the SKU on one JetStream round trip, and under load the backlog would outlive
+        // the transaction timeout so that the check-back, not the bridge, committed most orders (seen in the
+        // pipeline bench). So commits run side by side, bounded: at the bound the stream waits for one to finish.
+        while (_inFlight.Count >= MaxCommitsInFlight)
+        {
+            await Task.WhenAny(_inFlight);
+        }
+
+        var commit = CommitAsync(item);
+        if (!commit.IsCompleted)
+        {
+            _inFlight.Add(commit);
+            _ = ForgetWhenDoneAsync(commit);
+        }
+    }
+
+    private async Task ForgetWhenDoneAsync(Task commit)
+    {
+        await commit;
+        _inFlight.Remove(commit);
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        // Let started commits finish so their Redis log entries get trimmed; anything cut short stays with the
+        // check-back, which commits from the half message.
+        try
+        {
+            await Task.WhenAll(_inFlight.ToArray()).WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Deactivation ran out of time: the unfinished commits are still half messages, which the check-back resolves.
+        }
+    }
+
+    /// <summary>Never throws: every failure is logged with the SKU and bucket and left to the check-back or repair.</summary>
+    private async Task CommitAsync(DeductionsCommitted item)
+    {
         var subject = _nats.Topology.Deductions(item.Sku);
         try
         {
-            // Bounded: while NATS is down the client waits for the reconnect, which would hold this SKU's stream
-            // delivery for the whole outage; the check-back commits whatever is left.
+            // Bounded: while NATS is down the client waits for the reconnect, which would hold a commit slot for
+            // the whole outage; the check-back commits whatever is left.
             using var timeout = new CancellationTokenSource(_nats.Options.OperationTimeout);
             await _producer.CommitAsync(item.Half, item.Records.Select(r => PipelineJson.ToMessage(r, subject)).ToArray(), timeout.Token);
         }

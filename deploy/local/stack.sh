@@ -4,6 +4,7 @@
 #
 #   deploy/local/stack.sh up|down [--purge]|status|env|install
 #   deploy/local/stack.sh start-one|stop-one|kill9 redis|mysql|nats
+#   deploy/local/stack.sh start-one|stop-one|kill9 redis-node N|nats-node N, failover redis-node N (cluster modes)
 #
 # See deploy/local/README.md for details.
 set -euo pipefail
@@ -25,6 +26,8 @@ WAIT_SECONDS="${FLASHSALE_WAIT_SECONDS:-30}"
 STOP_SECONDS=20
 HOST=127.0.0.1
 SERVICES=(redis mysql nats)
+# shellcheck source=deploy/local/cluster.sh
+source "$SCRIPT_DIR/cluster.sh"
 
 # Secrets (filled by load_secrets).
 MYSQL_PASSWORD=""
@@ -41,7 +44,7 @@ die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
 usage() {
     cat >&2 <<'EOF'
 usage: deploy/local/stack.sh <command>
-  install                      apt-get install whatever is missing (redis, mariadb, nats, wrk, curl)
+  install                      apt-get install whatever is missing (redis, mariadb, nats, wrk, curl, chromium)
   up                           install, then start redis, mysql (MariaDB) and nats if not running
   down [--purge]               stop all services (--purge also deletes their data and secrets)
   status                       one line per service; exit 0 if all running, 3 otherwise
@@ -49,6 +52,9 @@ usage: deploy/local/stack.sh <command>
   start-one redis|mysql|nats   start (and wait for) one service
   stop-one  redis|mysql|nats   stop one service gracefully (SIGTERM, then SIGKILL after 20 s)
   kill9     redis|mysql|nats   SIGKILL one service (simulated crash; pidfile left behind)
+  start-one|stop-one|kill9 redis-node N|nats-node N   one node of a cluster (FLASHSALE_REDIS_MODE/NATS_MODE=cluster)
+  failover redis-node N        CLUSTER FAILOVER on replica node N (it becomes a master, its master a replica)
+Modes: FLASHSALE_REDIS_MODE=single|cluster, FLASHSALE_NATS_MODE=single|cluster (see deploy/local/README.md).
 EOF
 }
 
@@ -74,6 +80,7 @@ validate_config() {
     [[ "$MYSQL_DATABASE" =~ ^[A-Za-z0-9_]{1,64}$ ]] || die "FLASHSALE_MYSQL_DATABASE must match [A-Za-z0-9_]+, got '$MYSQL_DATABASE'"
     [[ "$MYSQL_USER" =~ ^[A-Za-z0-9_]{1,32}$ ]] || die "FLASHSALE_MYSQL_USER must match [A-Za-z0-9_]+, got '$MYSQL_USER'"
     [[ -n "$STATE" ]] || die "state directory is empty"
+    cluster_validate_config
 }
 
 ensure_state_dir() {
@@ -300,6 +307,7 @@ install_packages() {
         "nats-server:nats-server"
         "wrk:wrk"
         "curl:curl"
+        "chromium:chromium"
         "setsid:util-linux"
         "timeout:coreutils"
     )
@@ -518,6 +526,7 @@ purge_data() {
     for svc in "${SERVICES[@]}"; do
         rm -rf "${STATE:?}/$svc"
     done
+    cluster_purge
     rm -f "$STATE/secrets.env"
     rmdir "$STATE" 2>/dev/null || true
 }
@@ -530,7 +539,11 @@ cmd_up() {
     load_secrets
     local svc
     for svc in "${SERVICES[@]}"; do
-        start_one "$svc"
+        case "$svc:$REDIS_MODE:$NATS_MODE" in
+            redis:cluster:*) redis_cluster_up ;;
+            nats:*:cluster) nats_cluster_up ;;
+            *) start_one "$svc" ;;
+        esac
     done
     log "all services up; state in $STATE (use: eval \"\$(deploy/local/stack.sh env)\")"
 }
@@ -547,6 +560,7 @@ cmd_down() {
         for svc in nats mysql redis; do
             stop_one "$svc"
         done
+        cluster_down
     else
         log "no state directory at $STATE; nothing to stop"
     fi
@@ -563,6 +577,7 @@ cmd_status() {
         REDIS_PASSWORD="$(sed -n 's/^FLASHSALE_REDIS_PASSWORD=\([0-9a-fA-F]\{1,\}\)$/\1/p' "$STATE/secrets.env" | tail -n 1)"
     fi
     for svc in "${SERVICES[@]}"; do
+        [[ "$svc:$REDIS_MODE" == redis:cluster || "$svc:$NATS_MODE" == nats:cluster ]] && continue
         if pid="$(svc_pid "$svc")"; then
             if svc_answers "$svc"; then
                 printf '%-6s running (pid %s, %s)\n' "$svc" "$pid" "$(svc_ports_desc "$svc")"
@@ -575,20 +590,27 @@ cmd_status() {
             all=3
         fi
     done
+    cluster_status || all=3
     return "$all"
 }
 
 cmd_env() {
     load_secrets
+    local redis="$HOST:$REDIS_PORT" nats="nats://$HOST:$NATS_PORT" replicas=1
+    [[ "$REDIS_MODE" == cluster ]] && redis="$(redis_seeds)"
+    [[ "$NATS_MODE" == cluster ]] && { nats="$(nats_seeds)"; replicas=3; }
     local -a vars=(
         "FLASHSALE_GATEWAY_URL=http://$HOST:$GATEWAY_PORT"
         "FLASHSALE_SILO_HEALTH_URL=http://$HOST:$SILO_HEALTH_PORT"
         "FLASHSALE_ADMIN_TOKEN=$ADMIN_TOKEN"
         "FLASHSALE_JWT_SIGNING_KEY=$JWT_SIGNING_KEY"
         "FLASHSALE_PURCHASE_TOKEN_KEY=$PURCHASE_TOKEN_KEY"
-        "FLASHSALE_REDIS=$HOST:$REDIS_PORT"
+        "FLASHSALE_REDIS=$redis"
+        "FLASHSALE_REDIS_MODE=$REDIS_MODE"
         "FLASHSALE_REDIS_PASSWORD=$REDIS_PASSWORD"
-        "FLASHSALE_NATS_URL=nats://$HOST:$NATS_PORT"
+        "FLASHSALE_NATS_URL=$nats"
+        "FLASHSALE_NATS_MODE=$NATS_MODE"
+        "FLASHSALE_NATS_REPLICAS=$replicas"
         "FLASHSALE_MYSQL_HOST=$HOST"
         "FLASHSALE_MYSQL_PORT=$MYSQL_PORT"
         "FLASHSALE_MYSQL_DATABASE=$MYSQL_DATABASE"
@@ -604,7 +626,20 @@ cmd_env() {
 
 one_service_cmd() {
     local cmd="$1" svc="${2-}"
-    [[ -n "$svc" ]] || die "usage: stack.sh $cmd redis|mysql|nats"
+    [[ -n "$svc" ]] || die "usage: stack.sh $cmd redis|mysql|nats|redis-node N|nats-node N"
+    [[ -d "$STATE" ]] && STATE="$(cd "$STATE" && pwd)"
+    case "$svc:$REDIS_MODE:$NATS_MODE" in
+        redis-node:* | nats-node:*)
+            node_cmd "$cmd" "$svc" "${3-}"
+            return
+            ;;
+        redis:cluster:* | nats:*:cluster)
+            # The whole clustered engine at once, so fault tests written for one process work on a cluster too.
+            cluster_engine_cmd "$cmd" "$svc"
+            return
+            ;;
+    esac
+    [[ "$cmd" == failover ]] && die "failover applies to redis-node N"
     svc_check "$svc"
     case "$cmd" in
         start-one)
@@ -629,7 +664,7 @@ main() {
         status) cmd_status ;;
         env) cmd_env ;;
         install) install_packages && require_tools ;;
-        start-one | stop-one | kill9) one_service_cmd "$cmd" "$@" ;;
+        start-one | stop-one | kill9 | failover) one_service_cmd "$cmd" "$@" ;;
         -h | --help | help) usage ;;
         "") usage; die "missing command" ;;
         *) usage; die "unknown command '$cmd'" ;;

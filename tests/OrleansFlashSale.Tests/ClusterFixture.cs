@@ -11,6 +11,7 @@ using Microsoft.Extensions.Time.Testing;
 using Orleans.TestingHost;
 using OrleansFlashSale.Client.Api;
 using OrleansFlashSale.Client.Api.Admission;
+using OrleansFlashSale.Client.Api.Dashboard;
 using OrleansFlashSale.Silo;
 using StackExchange.Redis;
 
@@ -174,6 +175,7 @@ public class ClusterFixture : IAsyncLifetime
         _gateway = builder.Build();
         _gateway.UseFlashSaleAdmission();
         _gateway.MapFlashSaleApi();
+        _gateway.MapFlashSaleDashboard(orleansDashboard: false);
         await _gateway.StartAsync();
         var address = _gateway.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         Http = new HttpClient { BaseAddress = new Uri(address) };

@@ -17,8 +17,10 @@ public static class LocalStack
     /// <summary>SIGKILL, as a crash or the OOM killer would: no shutdown, nothing flushed that was not already.</summary>
     public static Task Kill9Async(string service) => RunAsync("kill9", service);
 
-    private static async Task RunAsync(string command, string service)
+    /// <summary>Any stack.sh command, e.g. <c>("kill9", "redis-node", "2")</c>.</summary>
+    public static async Task RunAsync(string command, params string[] arguments)
     {
+        var service = string.Join(' ', arguments);
         var start = new ProcessStartInfo("bash")
         {
             RedirectStandardOutput = true,
@@ -27,7 +29,11 @@ public static class LocalStack
         };
         start.ArgumentList.Add(Script.Value);
         start.ArgumentList.Add(command);
-        start.ArgumentList.Add(service);
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {Script.Value}");
         // Both pipes are drained concurrently, or a chatty script could block on a full one.
         var stdout = process.StandardOutput.ReadToEndAsync();

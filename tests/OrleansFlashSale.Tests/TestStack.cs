@@ -37,6 +37,8 @@ public static class TestStack
         ["FlashSale:Auth:Mode"] = "none",
         ["FlashSale:Auth:PurchaseTokenKey"] = "",
         ["FlashSale:Nats:Url"] = Nats,
+        // 3 when the stack runs a NATS cluster (FLASHSALE_NATS_MODE=cluster).
+        ["FlashSale:Nats:Replicas"] = Environment.GetEnvironmentVariable("FLASHSALE_NATS_REPLICAS") is { Length: > 0 } r ? r : "1",
         // Short check-back so recovery tests finish in seconds (production keeps RocketMQ's 6 s / 30 s).
         ["FlashSale:Nats:TransactionTimeout"] = "00:00:01",
         ["FlashSale:Nats:CheckInterval"] = "00:00:01",
