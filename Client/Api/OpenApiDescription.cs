@@ -26,6 +26,12 @@ public static class OpenApiDescription
                     Description = "Flash-sale HTTP API. Every error is application/problem+json with a machine-readable `code`. "
                         + "Admin operations need `Authorization: Bearer <FlashSale:Gateway:AdminToken>`.",
                 };
+                // HTML pages (this one, the dashboard) are for browsers, not API clients.
+                foreach (var page in document.Paths.Keys.Where(p => !p.StartsWith("/api/", StringComparison.Ordinal)).ToList())
+                {
+                    document.Paths.Remove(page);
+                }
+
                 AddHealthPaths(document);
                 return Task.CompletedTask;
             });

@@ -22,12 +22,15 @@ public sealed class OpenApiTests(TelemetryFixture fixture)
         var document = read.Document!;
         Assert.Equal("v1", document.Info.Version);
 
-        // Every endpoint with an HTTP method that the gateway maps, bar the document and the page themselves.
+        // Every API endpoint with an HTTP method that the gateway maps (pages such as /docs and /dashboard are not API).
         var mapped = fixture.GatewayServices.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
             .Where(e => e.Metadata.GetMetadata<HttpMethodMetadata>() is not null)
             .SelectMany(e => e.Metadata.GetMetadata<HttpMethodMetadata>()!.HttpMethods.Select(m => (Method: m, Path: "/" + e.RoutePattern.RawText!.TrimStart('/'))))
-            .Where(e => e.Path != "/openapi/{documentName}.json" && e.Path != OpenApiDescription.PagePath)
+            .Where(e => e.Path.StartsWith("/api/", StringComparison.Ordinal))
             .ToArray();
+        // The document holds the API and the health probes, nothing else.
+        Assert.All(document.Paths.Keys, p => Assert.True(p.StartsWith("/api/", StringComparison.Ordinal) || p.StartsWith("/health/", StringComparison.Ordinal), p));
+        Assert.Equal(mapped.Length + 2, document.Paths.Values.Sum(i => i.Operations!.Count));
         Assert.Equal(ApiCatalog.Operations.Length, mapped.Length);
         foreach (var (method, path) in mapped)
         {
