@@ -17,6 +17,12 @@ public enum DeductOutcome
 
     /// <summary>Fewer units left in this bucket than asked for.</summary>
     Insufficient,
+
+    /// <summary>
+    /// Only in <see cref="IBucketGrain.DeductManyAsync"/>: the bucket's queue or script call failed, so the order
+    /// may or may not have been deducted (a single <see cref="IBucketGrain.DeductAsync"/> throws instead).
+    /// </summary>
+    Unknown,
 }
 
 [GenerateSerializer, Immutable, Alias("flashsale.DeductResult")]

@@ -10,6 +10,13 @@ public interface IBucketGrain : IGrainWithIntegerCompoundKey
     [Alias("Deduct")]
     Task<DeductResult> DeductAsync(DeductRequest request);
 
+    /// <summary>
+    /// Several purchases in one grain call, answered in the same order; a purchase whose outcome the bucket cannot
+    /// know is answered <see cref="DeductOutcome.Unknown"/> instead of failing the whole call.
+    /// </summary>
+    [Alias("DeductMany")]
+    Task<DeductResult[]> DeductManyAsync(DeductRequest[] requests);
+
     /// <summary>Whether <paramref name="orderId"/> was deducted here (used to settle an unknown outcome).</summary>
     [Alias("HasOrder")]
     Task<bool> HasOrderAsync(string orderId);

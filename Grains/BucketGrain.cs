@@ -60,7 +60,9 @@ public sealed class BucketGrain : Grain, IBucketGrain
         return Task.CompletedTask;
     }
 
-    public Task<DeductResult> DeductAsync(DeductRequest request)
+    public Task<DeductResult> DeductAsync(DeductRequest request) => Deduct(request, startPump: true);
+
+    private Task<DeductResult> Deduct(DeductRequest request, bool startPump)
     {
         if (_remaining is { } known && known < request.Quantity && _queue.Count == 0 && !_pumping)
         {
@@ -69,8 +71,42 @@ public sealed class BucketGrain : Grain, IBucketGrain
         }
 
         var work = new Work(request);
-        Enqueue(work);
+        _queue.Enqueue(work);
+        if (startPump)
+        {
+            EnsurePump();
+        }
+
         return work.Deduction!.Task;
+    }
+
+    public async Task<DeductResult[]> DeductManyAsync(DeductRequest[] requests)
+    {
+        var answers = new Task<DeductResult>[requests.Length];
+        for (var i = 0; i < requests.Length; i++)
+        {
+            answers[i] = Deduct(requests[i], startPump: false);
+        }
+
+        // Started once all of them are queued, so the whole call goes out in one batch.
+        EnsurePump();
+
+        var results = new DeductResult[requests.Length];
+        for (var i = 0; i < requests.Length; i++)
+        {
+            try
+            {
+                results[i] = await answers[i];
+            }
+            catch (Exception)
+            {
+                // Already logged with the bucket's key by the pump; the caller keeps the reservation and a replay
+                // finds out whether this order was deducted here (HasOrderAsync).
+                results[i] = new DeductResult(DeductOutcome.Unknown, -1);
+            }
+        }
+
+        return results;
     }
 
     public async Task<bool> HasOrderAsync(string orderId)
@@ -157,6 +193,11 @@ public sealed class BucketGrain : Grain, IBucketGrain
     private void Enqueue(Work work)
     {
         _queue.Enqueue(work);
+        EnsurePump();
+    }
+
+    private void EnsurePump()
+    {
         if (!_pumping)
         {
             _pumping = true;
@@ -169,30 +210,40 @@ public sealed class BucketGrain : Grain, IBucketGrain
     {
         try
         {
-            while (_queue.Count > 0)
+            Batch? next = null;
+            while (next is not null || _queue.Count > 0)
             {
-                if (_queue.Peek().Deduction is null)
+                if (next is null && _queue.Peek().Deduction is null)
                 {
                     await RunOperationAsync(_queue.Dequeue());
                     continue;
                 }
 
-                var batch = new List<Work>(Math.Min(_queue.Count, _options.MaxBatch));
-                while (batch.Count < _options.MaxBatch && _queue.Count > 0 && _queue.Peek().Deduction is not null)
-                {
-                    batch.Add(_queue.Dequeue());
-                }
-
+                var current = next ?? StartBatch();
+                next = null;
                 try
                 {
-                    await DeductBatchAsync(batch);
+                    if (await current.Half is not { } half)
+                    {
+                        continue;
+                    }
+
+                    var script = EvaluateDeductAsync(current);
+                    // Two-stage pipeline: while Redis runs this batch, the next batch's half message is stored. Its
+                    // script still starts only after its own half message is stored and this script has answered.
+                    if (_queue.Count > 0 && _queue.Peek().Deduction is not null)
+                    {
+                        next = StartBatch();
+                    }
+
+                    await FinishBatchAsync(current, half, script);
                 }
                 catch (Exception ex)
                 {
                     // Never leave a caller waiting: whatever went wrong, every purchase in the batch gets an answer.
                     _remaining = null;
-                    Log.BucketScriptFailed(_logger, ex, _sku, _index, "deduct-answer", batch.Count);
-                    foreach (var work in batch)
+                    Log.BucketScriptFailed(_logger, ex, _sku, _index, "deduct-answer", current.Works.Count);
+                    foreach (var work in current.Works)
                     {
                         work.Deduction!.TrySetException(ex);
                     }
@@ -203,6 +254,18 @@ public sealed class BucketGrain : Grain, IBucketGrain
         {
             _pumping = false;
         }
+    }
+
+    /// <summary>Takes the deductions at the head of the queue and starts storing their half message.</summary>
+    private Batch StartBatch()
+    {
+        var works = new List<Work>(Math.Min(_queue.Count, _options.MaxBatch));
+        while (works.Count < _options.MaxBatch && _queue.Count > 0 && _queue.Peek().Deduction is not null)
+        {
+            works.Add(_queue.Dequeue());
+        }
+
+        return new Batch(works, SendHalfAsync(works));
     }
 
     private async Task RunOperationAsync(Work work)
@@ -223,39 +286,31 @@ public sealed class BucketGrain : Grain, IBucketGrain
         }
     }
 
-    private async Task DeductBatchAsync(List<Work> batch)
+    /// <summary>
+    /// RocketMQ-style transaction: the half message is stored first, the Redis script is the local transaction,
+    /// then commit (through the stream bridge) or rollback. If this process dies in between, the broker's check-back
+    /// asks Redis and finishes the job, so an order deducted in Redis always reaches the queue. Null when JetStream
+    /// did not take it: every purchase of the batch is then answered with the failure and Redis is not asked.
+    /// </summary>
+    private async Task<HalfMessageHandle?> SendHalfAsync(List<Work> batch)
     {
-        var keys = new RedisKey[batch.Count + 2];
-        var args = new RedisValue[2 + batch.Count * 4];
-        keys[0] = RedisKeys.Stock(_sku, _index);
-        keys[1] = RedisKeys.Log(_sku, _index);
-        args[0] = _index;
-        args[1] = (long)_options.RecordTtl.TotalSeconds;
-        for (var i = 0; i < batch.Count; i++)
-        {
-            var request = batch[i].Request!;
-            keys[2 + i] = RedisKeys.OrderMarker(_sku, _index, request.OrderId);
-            args[2 + i * 4] = request.OrderId;
-            args[3 + i * 4] = request.UserId;
-            args[4 + i * 4] = request.RequestId;
-            args[5 + i * 4] = request.Quantity;
-        }
-
-        // RocketMQ-style transaction: the half message is stored first, the Redis script is the local transaction,
-        // then commit (through the stream bridge) or rollback. If this process dies in between, the broker's
-        // check-back asks Redis and finishes the job, so an order deducted in Redis always reaches the queue.
         var transactionId = Guid.CreateVersion7().ToString("N");
-        HalfMessageHandle half;
         try
         {
-            var payload = new HalfPayload(_sku, _index, batch.Select(w => w.Request!)
-                .Select(r => new PendingOrder(r.OrderId, r.RequestId, r.UserId, r.Quantity)).ToArray());
+            var orders = new PendingOrder[batch.Count];
+            for (var i = 0; i < batch.Count; i++)
+            {
+                var r = batch[i].Request!;
+                orders[i] = new PendingOrder(r.OrderId, r.RequestId, r.UserId, r.Quantity);
+            }
+
             // Bounded: while NATS is down the client waits for the reconnect instead of failing, and this pump (so
             // every purchase queued on the bucket) would wait with it for the whole outage.
             using var timeout = new CancellationTokenSource(_nats.Options.OperationTimeout);
             try
             {
-                half = await _producer.SendHalfAsync(transactionId, _nats.Topology.Deductions(_sku), PipelineJson.Serialize(payload), timeout.Token);
+                return await _producer.SendHalfAsync(transactionId, _nats.Topology.Deductions(_sku),
+                    PipelineJson.Serialize(new HalfPayload(_sku, _index, orders)), timeout.Token);
             }
             catch (OperationCanceledException ex) when (timeout.IsCancellationRequested)
             {
@@ -272,15 +327,42 @@ public sealed class BucketGrain : Grain, IBucketGrain
                 work.Deduction!.TrySetException(ex);
             }
 
-            return;
+            return null;
+        }
+    }
+
+    /// <summary>Sends the batch's deduct script; only called once the batch's half message is stored.</summary>
+    private async Task<RedisResult[]> EvaluateDeductAsync(Batch batch)
+    {
+        var works = batch.Works;
+        var keys = new RedisKey[works.Count + 2];
+        var args = new RedisValue[2 + works.Count * 4];
+        keys[0] = RedisKeys.Stock(_sku, _index);
+        keys[1] = RedisKeys.Log(_sku, _index);
+        args[0] = _index;
+        args[1] = (long)_options.RecordTtl.TotalSeconds;
+        for (var i = 0; i < works.Count; i++)
+        {
+            var request = works[i].Request!;
+            keys[2 + i] = RedisKeys.OrderMarker(_sku, _index, request.OrderId);
+            args[2 + i * 4] = request.OrderId;
+            args[3 + i * 4] = request.UserId;
+            args[4 + i * 4] = request.RequestId;
+            args[5 + i * 4] = request.Quantity;
         }
 
+        batch.ScriptStarted = Stopwatch.GetTimestamp();
+        var db = await _redis.GetDatabaseAsync();
+        return (RedisResult[])(await RedisScripts.EvaluateAsync(db, _scripts.Deduct, keys, args))!;
+    }
+
+    private async Task FinishBatchAsync(Batch current, HalfMessageHandle half, Task<RedisResult[]> script)
+    {
+        var batch = current.Works;
         RedisResult[] results;
-        var started = Stopwatch.GetTimestamp();
         try
         {
-            var db = await _redis.GetDatabaseAsync();
-            results = (RedisResult[])(await RedisScripts.EvaluateAsync(db, _scripts.Deduct, keys, args))!;
+            results = await script;
         }
         catch (Exception ex)
         {
@@ -296,7 +378,7 @@ public sealed class BucketGrain : Grain, IBucketGrain
             return;
         }
 
-        _metrics.DeductBatch(batch.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        _metrics.DeductBatch(batch.Count, Stopwatch.GetElapsedTime(current.ScriptStarted).TotalMilliseconds);
         if ((long)results[0] < 0)
         {
             Log.StockKeyMissing(_logger, _sku, _index);
@@ -307,7 +389,7 @@ public sealed class BucketGrain : Grain, IBucketGrain
                 work.Deduction!.TrySetException(missing);
             }
 
-            await FinishTransactionAsync(half, [], []);
+            _ = FinishTransactionAsync(half, [], []);
             return;
         }
 
@@ -345,8 +427,10 @@ public sealed class BucketGrain : Grain, IBucketGrain
             }
         }
 
-        // Buyers have their answers; the queue gets the orders right after, within the same pump turn.
-        await FinishTransactionAsync(half, committed, logEntries);
+        // Buyers have their answers. The commit goes out without holding the pump: the next batch need not wait for
+        // the stream hop, and a commit event that is lost or fails leaves the half message, which the check-back
+        // commits from Redis (FinishTransactionAsync logs every failure itself).
+        _ = FinishTransactionAsync(half, committed, logEntries);
     }
 
     /// <summary>Commits the batch's transaction through the stream bridge, or rolls it back when nothing was deducted.</summary>
@@ -409,6 +493,15 @@ public sealed class BucketGrain : Grain, IBucketGrain
             _reportedEmpty = true;
             _ = GrainFactory.Product(_sku).BucketEmptiedAsync(_index);
         }
+    }
+
+    private sealed class Batch(List<Work> works, Task<HalfMessageHandle?> half)
+    {
+        public List<Work> Works { get; } = works;
+
+        public Task<HalfMessageHandle?> Half { get; } = half;
+
+        public long ScriptStarted { get; set; }
     }
 
     private sealed class Work

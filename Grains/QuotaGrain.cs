@@ -29,6 +29,7 @@ namespace OrleansFlashSale.Grains;
 public sealed class QuotaGrain : Grain, IQuotaGrain
 {
     private static readonly TimeSpan RoutingMaxAge = TimeSpan.FromSeconds(1);
+    private const int BucketCallsInFlight = 2;
 
     private readonly RedisConnection _redis;
     private readonly RedisScripts _scripts;
@@ -40,6 +41,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
     private readonly Dictionary<(string User, string Request), Task<PurchaseResult>> _inFlight = new();
     private readonly Queue<Reservation> _reservations = new();
     private readonly Queue<Settlement> _settlements = new();
+    private readonly Dictionary<int, BucketCalls> _bucketCalls = new();
     private string _sku = "";
     private int _shard;
     private SaleDefinition? _sale;
@@ -75,6 +77,14 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
         if (_pump is { } pump)
         {
             await pump.WaitAsync(cancellationToken);
+        }
+
+        foreach (var calls in _bucketCalls.Values)
+        {
+            if (calls.Sender is { } sender)
+            {
+                await sender.WaitAsync(cancellationToken);
+            }
         }
     }
 
@@ -277,13 +287,17 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
             DeductResult result;
             try
             {
-                result = await GrainFactory.Bucket(_sku, bucket)
-                    .DeductAsync(new DeductRequest(record.OrderId, request.UserId, request.RequestId, record.Quantity));
+                result = await DeductInBucketAsync(bucket, new DeductRequest(record.OrderId, request.UserId, request.RequestId, record.Quantity));
             }
             catch (Exception ex)
             {
                 // Unknown outcome: keep the reservation; a replay looks for the order in every bucket.
                 Log.BucketCallFailed(_logger, ex, _sku, _shard, bucket, record.OrderId);
+                result = new DeductResult(DeductOutcome.Unknown, -1);
+            }
+
+            if (result.Outcome == DeductOutcome.Unknown)
+            {
                 return new PurchaseResult(PurchaseOutcome.Unavailable,
                     new OrderInfo(record.OrderId, _sku, request.UserId, request.RequestId, record.Quantity, OrderStatuses.Reserved, -1),
                     "the stock service did not answer; retry with the same requestId");
@@ -338,6 +352,72 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
 
         Settle(request, record, replacement: null);
         return PurchaseResult.Rejected(PurchaseOutcome.SoldOut);
+    }
+
+    /// <summary>
+    /// Hands a purchase to a bucket. Purchases of this shard for the same bucket share one grain call: while the
+    /// calls to the bucket are out, the next ones queue here and go together in the following call. Two calls in
+    /// flight per bucket, because the bucket pipelines two batches (one storing its half message while the other
+    /// runs its script); with one, its pipeline would never fill.
+    /// </summary>
+    private Task<DeductResult> DeductInBucketAsync(int bucket, DeductRequest request)
+    {
+        if (!_bucketCalls.TryGetValue(bucket, out var calls))
+        {
+            _bucketCalls[bucket] = calls = new BucketCalls();
+        }
+
+        var pending = new PendingDeduction(request);
+        calls.Queue.Enqueue(pending);
+        if (calls.Senders < BucketCallsInFlight)
+        {
+            calls.Senders++;
+            // Started inside a grain turn: runs on this activation's scheduler, interleaved with purchases.
+            var sender = SendToBucketAsync(bucket, calls);
+            calls.Sender = calls.Sender is { IsCompleted: false } other ? Task.WhenAll(other, sender) : sender;
+        }
+
+        return pending.Answer.Task;
+    }
+
+    private async Task SendToBucketAsync(int bucket, BucketCalls calls)
+    {
+        try
+        {
+            // Started by the first purchase whose reservation came back; yielding once (to this activation's
+            // scheduler) lets the other purchases of the same reserve batch queue up behind it first.
+            await Task.Yield();
+            while (calls.Queue.Count > 0)
+            {
+                var batch = Take(calls.Queue);
+                var requests = new DeductRequest[batch.Count];
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    requests[i] = batch[i].Request;
+                }
+
+                try
+                {
+                    var results = await GrainFactory.Bucket(_sku, bucket).DeductManyAsync(requests);
+                    for (var i = 0; i < batch.Count; i++)
+                    {
+                        batch[i].Answer.TrySetResult(results[i]);
+                    }
+                }
+                catch (Exception ex)
+                {
+                    // Each waiting purchase logs it with its order id and keeps its reservation.
+                    foreach (var p in batch)
+                    {
+                        p.Answer.TrySetException(ex);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            calls.Senders--;
+        }
     }
 
     private static int? Pick(BucketRouting routing, HashSet<int> tried, uint userHash, int hops)
@@ -436,28 +516,34 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
     {
         try
         {
+            // Lets the other calls already waiting for this activation queue up before the first batch is taken.
+            await Task.Yield();
             while (_reservations.Count > 0 || _settlements.Count > 0)
             {
-                if (_settlements.Count > 0)
-                {
-                    await SettleBatchAsync(Take(_settlements));
-                }
-
+                // Settlements are sent first and reservations right behind them on the same connection, so Redis
+                // runs them in that order and one round trip serves both (a replay in this reserve batch sees the
+                // settled record; if it saw the reserved one it would look the order up in the buckets, also right).
+                var settle = _settlements.Count > 0 ? SettleBatchAsync(Take(_settlements)) : Task.CompletedTask;
+                var reserve = Task.CompletedTask;
+                List<Reservation>? batch = null;
                 if (_reservations.Count > 0)
                 {
-                    var batch = Take(_reservations);
-                    try
+                    batch = Take(_reservations);
+                    reserve = ReserveBatchAsync(batch);
+                }
+
+                await settle;
+                try
+                {
+                    await reserve;
+                }
+                catch (Exception ex)
+                {
+                    // Never leave a caller waiting: whatever went wrong, every reservation gets an answer.
+                    Log.QuotaScriptFailed(_logger, ex, _sku, _shard, "reserve-answer", batch!.Count);
+                    foreach (var r in batch)
                     {
-                        await ReserveBatchAsync(batch);
-                    }
-                    catch (Exception ex)
-                    {
-                        // Never leave a caller waiting: whatever went wrong, every reservation gets an answer.
-                        Log.QuotaScriptFailed(_logger, ex, _sku, _shard, "reserve-answer", batch.Count);
-                        foreach (var r in batch)
-                        {
-                            r.Answer.TrySetException(ex);
-                        }
+                        r.Answer.TrySetException(ex);
                     }
                 }
             }
@@ -586,6 +672,22 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
     private sealed record Reservation(PurchaseRequest Request, string OrderId, bool LookupOnly, long NowMs)
     {
         public TaskCompletionSource<ReserveAnswer> Answer { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private sealed class BucketCalls
+    {
+        public Queue<PendingDeduction> Queue { get; } = new();
+
+        public int Senders { get; set; }
+
+        public Task? Sender { get; set; }
+    }
+
+    private sealed class PendingDeduction(DeductRequest request)
+    {
+        public DeductRequest Request { get; } = request;
+
+        public TaskCompletionSource<DeductResult> Answer { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     private sealed record Settlement(string UserId, string RequestId, RequestRecord Record, RequestRecord? Replacement);

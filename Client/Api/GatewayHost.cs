@@ -50,6 +50,7 @@ public static class GatewayHost
         app.UseFlashSaleAdmission();
         app.MapFlashSaleApi();
         app.MapFlashSaleDashboard(orleansDashboard: true);
+        app.MapFlashSaleCluster();
         try
         {
             await app.RunAsync();

@@ -37,10 +37,15 @@ public static class CommandLine
             token USER [[--lifetime SECONDS]]
                 print a buyer JWT for USER signed with FlashSale__Auth__SigningKey (for FlashSale:Auth:Mode jwt)
             """,
+        ["cluster"] = """
+            cluster
+                the Orleans membership (silos, status, last I-am-alive) through the gateway's admin endpoint
+            """,
         ["bench"] = """
-            bench [[SCENARIO...]] [[--quick]]
+            bench [[SCENARIO...]] [[--quick]] [[--silos 1,2,3]]
                 measure each scenario against its baseline (same run): persist, deduct, soldout, http, http-soldout,
-                pipeline, modes, memory (all without a name); table, JSON, Markdown and PNG charts in results/
+                pipeline, modes, memory (all without a name); table, JSON, Markdown and PNG charts in results/;
+                --silos runs deduct once per silo count
             """,
     };
 
@@ -71,6 +76,7 @@ public static class CommandLine
                 "verify" => await VerifyCommand.RunAsync(args[1..]),
                 "bench" => await Bench.BenchCommand.RunAsync(args[1..]),
                 "token" => TokenCommand.Run(args[1..]),
+                "cluster" => await ClusterCommand.RunAsync(args[1..]),
                 _ => throw new UsageException($"unknown command '{command}'"),
             };
         }

@@ -176,6 +176,7 @@ public class ClusterFixture : IAsyncLifetime
         _gateway.UseFlashSaleAdmission();
         _gateway.MapFlashSaleApi();
         _gateway.MapFlashSaleDashboard(orleansDashboard: false);
+        _gateway.MapFlashSaleCluster();
         await _gateway.StartAsync();
         var address = _gateway.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         Http = new HttpClient { BaseAddress = new Uri(address) };

@@ -20,7 +20,8 @@ public static class BenchCommand
     public static async Task<int> RunAsync(string[] args)
     {
         var quick = args.Contains("--quick");
-        var chosen = args.Where(a => a != "--quick").ToList();
+        var silos = SiloScaling.Take(args, out var rest);
+        var chosen = rest.Where(a => a != "--quick").ToList();
         foreach (var name in chosen)
         {
             if (!Scenarios.Contains(name))
@@ -53,6 +54,8 @@ public static class BenchCommand
                     IReadOnlyList<BenchFigure> results = name switch
                     {
                         PersistScenario.Name => await PersistScenario.FromEnvironment().RunAsync(settings, progress),
+                        DeductScenario.Name when silos is not null =>
+                            await SiloScaling.RunAsync(silos, () => DeductScenario.RunAsync(settings, progress), progress),
                         DeductScenario.Name => await DeductScenario.RunAsync(settings, progress),
                         SoldOutScenario.Name => await SoldOutScenario.RunAsync(settings, progress),
                         HttpScenario.Name => await HttpScenario.RunAsync(settings, progress, soldOut: false),

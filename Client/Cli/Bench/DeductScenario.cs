@@ -23,7 +23,7 @@ public static class DeductScenario
             (grains, concurrency) => RunGrainsAsync(grains, concurrency, settings, progress),
             (concurrency, measured, baseline) => new BenchFigure(Name, $"{concurrency} callers", "deductions/s", measured.PerSecond,
                 $"{concurrency} concurrent callers of IQuotaGrain.PurchaseAsync (quantity 1, {Users:N0} users, limit {SaleRules.MaxPerUserLimit:N0}) " +
-                $"through the Orleans cluster client to one silo; sale of {Stock:N0} units in {Buckets} buckets, {QuotaShards} quota shards",
+                $"through the Orleans cluster client to the running silo(s); sale of {Stock:N0} units in {Buckets} buckets, {QuotaShards} quota shards",
                 baseline.PerSecond,
                 $"deduct.lua (single purchase per call, EVALSHA) from {concurrency} concurrent callers in the bench process, one shared " +
                 $"ConnectionMultiplexer, stock spread over the same {Buckets} bucket keys; no quota/idempotency script",
