@@ -21,7 +21,12 @@ public sealed record ApiOperation(string Method, string Route, string Summary, T
             set.UnionWith(codes);
         }
 
-        Add(StatusCodes.Status400BadRequest, ErrorCodes.InvalidRequest);
+        if (Body is not null || Route.Contains('{', StringComparison.Ordinal))
+        {
+            // A body or a path segment to validate.
+            Add(StatusCodes.Status400BadRequest, ErrorCodes.InvalidRequest);
+        }
+
         if (Body is not null)
         {
             Add(StatusCodes.Status413PayloadTooLarge, ErrorCodes.PayloadTooLarge);
@@ -86,7 +91,9 @@ public static class ApiCatalog
             [(404, [ErrorCodes.UnknownSale])], Admin: true),
         new("GET", "/api/admin/dashboard", "Figures of the dashboard page for one sale (?sku=)", null,
             [new(200, null, "The dashboard view")],
-            [(404, [ErrorCodes.UnknownSale])], Admin: true),
+            [(400, [ErrorCodes.InvalidRequest]), (404, [ErrorCodes.UnknownSale])], Admin: true),
+        new("GET", "/api/admin/cluster", "Orleans membership: silos, status, last I-am-alive", null,
+            [new(200, null, "The membership table")], [], Admin: true),
         new("GET", "/api/orders/{orderId}", "Order status", null,
             [new(200, typeof(OrderView), "The order")],
             [(403, [ErrorCodes.NotYourOrder]), (404, [ErrorCodes.UnknownOrder])], Buyer: true),

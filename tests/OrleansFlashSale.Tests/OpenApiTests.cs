@@ -45,9 +45,13 @@ public sealed class OpenApiTests(TelemetryFixture fixture)
                 Assert.True(operation.Responses!.ContainsKey(success.Status.ToString(System.Globalization.CultureInfo.InvariantCulture)), $"{method} {path}: no {success.Status}");
             }
 
-            // Every error answer is problem+json with the codes the endpoint can give, 400 invalid_request at least.
+            // Every error answer is problem+json with the codes the endpoint can give; what takes input can refuse it.
             var errors = operation.Responses!.Where(r => r.Key.StartsWith('4') || r.Key.StartsWith('5')).ToArray();
-            Assert.Contains(errors, r => r.Key == "400");
+            Assert.NotEmpty(errors);
+            if (entry.Body is not null || path.Contains('{', StringComparison.Ordinal))
+            {
+                Assert.Contains(errors, r => r.Key == "400");
+            }
             foreach (var (status, error) in errors)
             {
                 var schema = error.Content!["application/problem+json"].Schema!;
