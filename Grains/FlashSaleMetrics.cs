@@ -18,6 +18,8 @@ public sealed class FlashSaleMetrics
     private readonly Histogram<int> _orderGroupSize;
     private readonly Histogram<double> _orderGroupLatency;
     private readonly Counter<long> _orderTransactions;
+    private readonly Histogram<double> _pipelineLag;
+    private readonly Counter<long> _deadLetters;
 
     public FlashSaleMetrics(IMeterFactory meterFactory)
     {
@@ -33,6 +35,10 @@ public sealed class FlashSaleMetrics
         _orderGroupSize = meter.CreateHistogram<int>("flashsale.orders.group_size", description: "Orders offered per MySQL group transaction.");
         _orderGroupLatency = meter.CreateHistogram<double>("flashsale.orders.group_duration", unit: "ms", description: "Duration of one MySQL group commit, retries included.");
         _orderTransactions = meter.CreateCounter<long>("flashsale.orders.transactions", description: "MySQL group transaction attempts, by flavour and outcome.");
+        _pipelineLag = meter.CreateHistogram<double>("flashsale.pipeline.lag", unit: "ms",
+            description: "From an order's Redis commit (Redis server clock) to its MySQL group commit (silo clock), per order written.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000] });
+        _deadLetters = meter.CreateCounter<long>("flashsale.dead_letters", description: "Orders moved to the DLQ stream instead of MySQL, by reason (unreadable, drift, failed).");
     }
 
     public void Purchase(PurchaseOutcome outcome) =>
@@ -70,6 +76,13 @@ public sealed class FlashSaleMetrics
         _orderGroupLatency.Record(milliseconds);
     }
 
+    /// <summary>An order the writer committed to MySQL, <paramref name="milliseconds"/> after Redis committed it.</summary>
+    public void PipelineLag(double milliseconds) => _pipelineLag.Record(Math.Max(0, milliseconds));
+
+    /// <param name="reason">One of <see cref="DeadLetterReason"/>, never the exception text.</param>
+    public void DeadLetter(string reason) =>
+        _deadLetters.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
     /// <summary>One transaction attempt of a group; <paramref name="outcome"/> is one of <see cref="OrderTransactionOutcome"/>.</summary>
     public void OrderTransaction(string flavor, string outcome) =>
         _orderTransactions.Add(1, new KeyValuePair<string, object?>("flavor", flavor), new KeyValuePair<string, object?>("outcome", outcome));
@@ -94,5 +107,18 @@ public static class OrderTransactionOutcome
     public const string Retried = "retried";
 
     /// <summary>Failed for good.</summary>
+    public const string Failed = "failed";
+}
+
+/// <summary>The <c>reason</c> tag of <c>flashsale.dead_letters</c>.</summary>
+public static class DeadLetterReason
+{
+    /// <summary>The message is not a deduction record the schema accepts.</summary>
+    public const string Unreadable = "unreadable";
+
+    /// <summary>MySQL has less stock than the order takes.</summary>
+    public const string Drift = "drift";
+
+    /// <summary>Failed too many times with an error that is not an outage.</summary>
     public const string Failed = "failed";
 }

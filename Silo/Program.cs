@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Dashboard;
 using OrleansFlashSale.Silo;
+using OrleansFlashSale.Telemetry;
 
 // Content root is the program's folder, so appsettings.json is found whatever the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
@@ -28,12 +29,14 @@ builder.UseOrleans(silo =>
     silo.ConfigureEndpoints(System.Net.IPAddress.Parse(siloOptions.AdvertisedAddress), siloOptions.SiloPort, siloOptions.GatewayPort, listenOnAnyHostAddress: false);
     silo.UseFlashSaleRedisClustering(builder.Configuration);
     silo.AddFlashSale(builder.Configuration);
+    silo.AddActivityPropagation();
     // The gateway hosts the Orleans dashboard's pages; its grains and the call profiler run here.
     if (siloOptions.OrleansDashboard)
     {
         silo.AddDashboard();
     }
 });
+builder.AddFlashSaleTelemetry("flashsale-silo");
 
 builder.Services.AddHealthChecks()
     .AddCheck<RedisHealthCheck>("redis", tags: ["ready"])

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Orleans.Configuration;
 using OrleansFlashSale.Client.Api.Admission;
 using OrleansFlashSale.Client.Api.Dashboard;
+using OrleansFlashSale.Telemetry;
 using StackExchange.Redis;
 
 namespace OrleansFlashSale.Client.Api;
@@ -34,9 +35,11 @@ public static class GatewayHost
                 o.ConfigurationOptions = ConfigurationOptions.Parse(redis);
                 o.ConfigurationOptions.AbortOnConnectFail = false;
             });
+            client.AddActivityPropagation();
             client.AddFlashSaleOrleansDashboard();
         });
         builder.Services.AddFlashSaleGateway(builder.Configuration);
+        builder.AddFlashSaleTelemetry("flashsale-gateway");
         builder.Services.AddFlashSaleAdmission(builder.Configuration);
         builder.Services.AddHealthChecks().AddCheck<ClusterHealthCheck>("cluster", tags: ["ready"]);
 

@@ -18,6 +18,7 @@ public static class GatewayServiceExtensions
         services.AddSingleton<SoldOutCache>();
         services.AddFlashSaleDashboard();
         services.AddProblemDetails();
+        services.AddFlashSaleOpenApi();
         services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;

@@ -15,6 +15,7 @@ public static partial class SaleEndpoints
         api.MapGet("/admin/sales", ListSalesAsync);
         api.MapGet("/admin/verify/{sku}", VerifyAsync);
         app.MapFlashSaleOrders();
+        app.MapFlashSaleOpenApi();
         app.MapFlashSaleSecurity();
         return app;
     }

@@ -24,13 +24,18 @@ public sealed class OrderWriterService : BackgroundService
 
     private readonly JetStreamConnection _nats;
     private readonly GroupCommitter _committer;
+    private readonly FlashSaleMetrics _metrics;
+    private readonly TimeProvider _time;
     private readonly ILogger<OrderWriterService> _logger;
     private readonly SemaphoreSlim _inFlight = new(MaxInFlight);
 
-    public OrderWriterService(JetStreamConnection nats, GroupCommitter committer, ILogger<OrderWriterService> logger)
+    public OrderWriterService(JetStreamConnection nats, GroupCommitter committer, FlashSaleMetrics metrics, ILogger<OrderWriterService> logger)
     {
         _nats = nats;
         _committer = committer;
+        _metrics = metrics;
+        // Wall-clock on purpose: the lag is measured against Redis' TIME, not against a test's fake sale clock.
+        _time = TimeProvider.System;
         _logger = logger;
     }
 
@@ -91,18 +96,19 @@ public sealed class OrderWriterService : BackgroundService
             }
             catch (Exception ex) when (ex is JsonException or ArgumentException)
             {
-                await DeadLetterAsync(message, "unreadable: " + ex.Message);
+                await DeadLetterAsync(message, DeadLetterReason.Unreadable, "unreadable: " + ex.Message);
                 return;
             }
 
             try
             {
                 await _committer.SubmitAsync(record);
+                _metrics.PipelineLag(_time.GetUtcNow().ToUnixTimeMilliseconds() - record.CommittedAtMs);
                 await message.AckAsync();
             }
             catch (InventoryDriftException ex)
             {
-                await DeadLetterAsync(message, ex.Message);
+                await DeadLetterAsync(message, DeadLetterReason.Drift, ex.Message);
             }
             catch (Exception ex)
             {
@@ -112,7 +118,7 @@ public sealed class OrderWriterService : BackgroundService
                 // cannot cure count towards the limit.
                 if (delivery >= MaxDeliveries && !IsOutage(ex))
                 {
-                    await DeadLetterAsync(message, $"failed {delivery} times: {ex.Message}");
+                    await DeadLetterAsync(message, DeadLetterReason.Failed, $"failed {delivery} times: {ex.Message}");
                     return;
                 }
 
@@ -135,12 +141,13 @@ public sealed class OrderWriterService : BackgroundService
         MySqlOrderStore.IsTransient(ex) || ex is MySqlConnector.MySqlException { IsTransient: true } || ex.InnerException is System.Net.Sockets.SocketException
         || ex is MySqlConnector.MySqlException { ErrorCode: MySqlConnector.MySqlErrorCode.UnableToConnectToHost };
 
-    private async Task DeadLetterAsync(INatsJSMsg<byte[]> message, string reason)
+    private async Task DeadLetterAsync(INatsJSMsg<byte[]> message, string kind, string reason)
     {
         var sequence = message.Metadata?.Sequence.Stream ?? 0;
         var headers = new NatsHeaders { ["FlashSale-Reason"] = reason, ["FlashSale-Original-Subject"] = message.Subject };
         var ack = await _nats.JetStream.PublishAsync(_nats.Topology.DeadLetter("orders"), message.Data ?? [], headers: headers);
         ack.EnsureSuccess();
+        _metrics.DeadLetter(kind);
         PipelineLog.DeadLettered(_logger, sequence, reason);
         await message.AckTerminateAsync();
     }

@@ -66,10 +66,11 @@ public class ClusterFixture : IAsyncLifetime
             silo.Services.AddSingleton(new OrleansFlashSale.Grains.SaleClock(Time));
             ConfigureSilo(silo);
         });
-        builder.ConfigureClient(client => client.UseRedisClustering(o =>
+        builder.ConfigureClient(client =>
         {
-            o.ConfigurationOptions = ConfigurationOptions.Parse(TestStack.Redis);
-        }));
+            client.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(TestStack.Redis));
+            ConfigureClient(client);
+        });
         Configuration = configuration;
         Cluster = builder.Build();
         await Cluster.DeployAsync();
@@ -77,6 +78,15 @@ public class ClusterFixture : IAsyncLifetime
     }
 
     protected virtual void ConfigureSilo(ISiloBuilder silo)
+    {
+    }
+
+    protected virtual void ConfigureClient(IClientBuilder client)
+    {
+    }
+
+    /// <summary>Called after the gateway's own services are added, before it is built.</summary>
+    protected virtual void ConfigureGateway(WebApplicationBuilder gateway)
     {
     }
 
@@ -161,6 +171,7 @@ public class ClusterFixture : IAsyncLifetime
         builder.Services.AddFlashSaleGateway(builder.Configuration);
         // With its default limits, so every HTTP test also shows the defaults do not throttle ordinary use.
         builder.Services.AddFlashSaleAdmission(builder.Configuration);
+        ConfigureGateway(builder);
         _gateway = builder.Build();
         _gateway.UseFlashSaleAdmission();
         _gateway.MapFlashSaleApi();

@@ -1,0 +1,101 @@
+using OrleansFlashSale.Client.Cli;
+
+namespace OrleansFlashSale.Tests;
+
+/// <summary>The tools' argument handling: a clear message on stderr and exit 2 before anything is sent.</summary>
+public sealed class CommandLineTests
+{
+    [Theory]
+    [InlineData("sale", "sale needs a subcommand")]
+    [InlineData("sale frobnicate", "unknown sale subcommand 'frobnicate'")]
+    [InlineData("sale create --sku x", "--stock is required")]
+    [InlineData("sale create --stock 5", "--sku is required")]
+    [InlineData("sale create --sku x --stock 5 --stok 3", "unknown option '--stok'")]
+    [InlineData("sale create --sku x --stock -5", "--stock must be a non-negative whole number, got '-5'")]
+    [InlineData("sale create --sku x --stock 5 --buckets 99999999999", "--buckets must be at most 2147483647")]
+    [InlineData("sale create --sku x --stock 5 --stock 6", "--stock is given twice")]
+    [InlineData("sale create --sku", "--sku needs a value")]
+    [InlineData("sale show", "sale show SKU takes exactly one id")]
+    [InlineData("sale rebucket x", "sale rebucket needs a SKU and a bucket count")]
+    [InlineData("sale rebucket x 0", "'0' is not a bucket count")]
+    [InlineData("order", "order needs a subcommand: show")]
+    [InlineData("order show a b", "order show ORDER_ID takes exactly one id")]
+    [InlineData("verify --bogus", "unknown option '--bogus'")]
+    [InlineData("bench nosuch", "unknown bench scenario 'nosuch'")]
+    [InlineData("demo --users 0", "stock, buckets, limit, users, requests and concurrency must be at least 1")]
+    [InlineData("demo users 5", "expected --name value, got 'users'")]
+    public async Task A_usage_error_exits_2_with_the_reason_and_the_usage_on_stderr(string line, string message)
+    {
+        var (exit, output, error) = await RunAsync(line.Split(' '));
+        Assert.Equal(2, exit);
+        Assert.Contains("error: " + message, Flatten(error), StringComparison.Ordinal);
+        Assert.Contains("usage:", error, StringComparison.Ordinal);
+        Assert.Equal("", output);
+    }
+
+    [Theory]
+    [InlineData("sale --help", "sale rebucket SKU N")]
+    [InlineData("sale create --help", "sale create --sku SKU --stock N")]
+    [InlineData("order show -h", "order show ORDER_ID")]
+    [InlineData("verify --help", "verify [SKU...] [--repair]")]
+    [InlineData("bench --help", "bench [SCENARIO...] [--quick]")]
+    [InlineData("token --help", "token USER [--lifetime SECONDS]")]
+    [InlineData("demo --help", "demo [--stock N]")]
+    [InlineData("help", "order show ORDER_ID")]
+    public async Task Help_is_printed_and_exits_0_without_calling_the_gateway(string line, string expected)
+    {
+        var (exit, output, error) = await RunAsync(line.Split(' '));
+        Assert.Equal(0, exit);
+        Assert.Contains(expected, Flatten(output), StringComparison.Ordinal);
+        Assert.Equal("", error);
+    }
+
+    [Fact]
+    public async Task An_unreachable_gateway_is_an_error_with_exit_1()
+    {
+        var saved = Environment.GetEnvironmentVariable("FLASHSALE_GATEWAY_URL");
+        // Port 9 (discard) on loopback: nothing listens there on these machines.
+        Environment.SetEnvironmentVariable("FLASHSALE_GATEWAY_URL", "http://127.0.0.1:9");
+        try
+        {
+            var (exit, output, error) = await RunAsync(["order", "show", "some-order"]);
+            Assert.Equal(1, exit);
+            Assert.Contains("the gateway cannot be reached", Flatten(error), StringComparison.Ordinal);
+            Assert.Equal("", output);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("FLASHSALE_GATEWAY_URL", saved);
+        }
+    }
+
+    /// <summary>Spectre wraps long lines at the console width when output is not a terminal.</summary>
+    private static string Flatten(string text) => text.Replace("\r", "", StringComparison.Ordinal).Replace("\n", " ", StringComparison.Ordinal).Replace("  ", " ", StringComparison.Ordinal);
+
+    private static async Task<(int Exit, string Output, string Error)> RunAsync(string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var savedOut = Console.Out;
+        var savedError = Console.Error;
+        var savedConsole = Spectre.Console.AnsiConsole.Console;
+        Console.SetOut(output);
+        Console.SetError(error);
+        Spectre.Console.AnsiConsole.Console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+        {
+            Out = new Spectre.Console.AnsiConsoleOutput(output),
+        });
+        try
+        {
+            Assert.True(CommandLine.IsCommand(args[0]));
+            var exit = await CommandLine.RunAsync(args);
+            return (exit, output.ToString(), error.ToString());
+        }
+        finally
+        {
+            Console.SetOut(savedOut);
+            Console.SetError(savedError);
+            Spectre.Console.AnsiConsole.Console = savedConsole;
+        }
+    }
+}
