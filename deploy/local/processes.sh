@@ -49,7 +49,10 @@ start_silo() { # i
 
 start_gateway() { # j
   local url; url="http://127.0.0.1:$(gateway_http_port "$1")"
-  Urls="$url" start_process "gateway-$1" "$CLIENT_DLL" "$url"
+  # On the local stack every buyer (demo, bench, wrk) comes from 127.0.0.1, so a per-address limit would throttle
+  # all of them as one client: off unless FLASHSALE_PER_IP_TOKEN_LIMIT asks for it. Production keeps the default.
+  Urls="$url" FlashSale__Gateway__RateLimits__PerIp__TokenLimit="${FLASHSALE_PER_IP_TOKEN_LIMIT:-0}" \
+    start_process "gateway-$1" "$CLIENT_DLL" "$url"
 }
 
 # The first gateway that runs, for the admin calls of scale and status.
