@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using NATS.Client.JetStream;
@@ -263,81 +261,18 @@ public sealed class ClusterEngineTests(ClusterEngineFixture fixture, ITestOutput
     /// the stock is sold, <paramref name="fault"/> runs while they keep buying. A buyer without a definite answer
     /// replays the same request id with backoff, as a real client would.
     /// </summary>
-    private async Task<SaleRun> RunSaleAsync(SaleDefinition sale, Func<Task>? fault)
+    private async Task<SaleUnderFault> RunSaleAsync(SaleDefinition sale, Func<Task>? fault)
     {
-        var run = new SaleRun(sale);
-        var fifthSold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var soldOut = new CancellationTokenSource();
-        var next = -1;
-
-        async Task BuyerAsync()
-        {
-            while (!soldOut.IsCancellationRequested)
+        var run = await SaleUnderFault.RunAsync(fixture, sale, Users, thinkTime: TimeSpan.FromMilliseconds(10),
+            untilFifthSold: TimeSpan.FromSeconds(120), untilSoldOut: TimeSpan.FromSeconds(240), fault is null ? null : async during =>
             {
-                var j = Interlocked.Increment(ref next);
-                var result = await BuyUntilDefiniteAsync(run, $"u{j % Users}", $"r{j}");
-                if (result.Outcome == PurchaseOutcome.SoldOut)
-                {
-                    await soldOut.CancelAsync();
-                }
-
-                if (run.History.AcknowledgedUnits >= Stock / 5)
-                {
-                    fifthSold.TrySetResult();
-                }
-
-                // Think time between a buyer's purchases: it paces the load, it does not wait for anything.
-                await Task.Delay(10);
-            }
-        }
-
-        var clock = Stopwatch.StartNew();
-        var load = Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(BuyerAsync)));
-        if (fault is not null)
-        {
-            await Task.WhenAny(fifthSold.Task, load).Unwrap().WaitAsync(TimeSpan.FromSeconds(120));
-            Assert.True(fifthSold.Task.IsCompleted, "the sale ended before a fifth of the stock was sold");
-            run.UnitsAtFault = run.History.AcknowledgedUnits;
-            await fault();
-            run.UnitsAfterFault = run.History.AcknowledgedUnits;
-        }
-
-        await load.WaitAsync(TimeSpan.FromSeconds(240));
-        output.WriteLine($"{run.History.AcknowledgedUnits} units acknowledged in {clock.Elapsed.TotalSeconds:F1} s " +
-                         $"({run.UnitsAtFault} when the fault began, {run.UnitsAfterFault} when it was over), {run.Retries} retries, " +
-                         $"answers {string.Join(", ", run.History.Outcomes.Select(o => $"{o.Key}={o.Value}"))}, " +
-                         $"failed calls {string.Join(", ", run.Failures.Select(f => $"{f.Key}={f.Value}"))}");
+                during.UnitsBeforeFault = during.History.AcknowledgedUnits;
+                await fault();
+                during.UnitsAfterFault = during.History.AcknowledgedUnits;
+            });
+        output.WriteLine($"{run.History.AcknowledgedUnits} units acknowledged in {run.Elapsed.TotalSeconds:F1} s " +
+                         $"({run.UnitsBeforeFault} when the fault began, {run.UnitsAfterFault} when it was over), {run.Describe()}");
         return run;
-    }
-
-    private async Task<PurchaseResult> BuyUntilDefiniteAsync(SaleRun run, string user, string requestId)
-    {
-        var deadline = Stopwatch.StartNew();
-        var backoff = TimeSpan.FromMilliseconds(50);
-        while (true)
-        {
-            try
-            {
-                var result = await fixture.BuyAsync(run.Sale, user, requestId);
-                if (result.Outcome != PurchaseOutcome.Unavailable)
-                {
-                    run.History.Record(user, requestId, result);
-                    return result;
-                }
-
-                run.Failures.AddOrUpdate(nameof(PurchaseOutcome.Unavailable), 1, (_, n) => n + 1);
-            }
-            catch (Exception ex) when (deadline.Elapsed < TimeSpan.FromSeconds(120))
-            {
-                // The outcome is unknown (e.g. the call timed out while a master was down): replay the same request.
-                run.Failures.AddOrUpdate(ex.GetType().Name, 1, (_, n) => n + 1);
-            }
-
-            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(120), $"no definite answer for {user}/{requestId} within 120 s");
-            Interlocked.Increment(ref run.Retries);
-            await Task.Delay(backoff);
-            backoff = TimeSpan.FromMilliseconds(Math.Min(1000, backoff.TotalMilliseconds * 2));
-        }
     }
 
     /// <summary>
@@ -345,7 +280,7 @@ public sealed class ClusterEngineTests(ClusterEngineFixture fixture, ITestOutput
     /// stock), no user above the limit, every replay answered with its original order, MySQL holding exactly the
     /// acknowledged orders (none lost, none doubled), and verify reporting no drift.
     /// </summary>
-    private async Task AssertBooksAsync(SaleRun run)
+    private async Task AssertBooksAsync(SaleUnderFault run)
     {
         var history = run.History;
         var sku = run.Sale.Sku;
@@ -359,41 +294,10 @@ public sealed class ClusterEngineTests(ClusterEngineFixture fixture, ITestOutput
             await TestDb.ScalarAsync("SELECT COUNT(*) FROM orders WHERE sku = @sku", ("@sku", sku)) == history.DistinctOrderIds
             && await TestDb.ScalarAsync("SELECT available_stock FROM inventory WHERE sku = @sku", ("@sku", sku)) == 0,
             TimeSpan.FromSeconds(60));
-        var stored = await MySqlOrdersAsync(sku);
+        var stored = await TestDb.OrdersAsync(sku);
         Assert.Equal(history.Orders.Select(o => o.OrderId).Order(), stored.Keys.Order());
         Assert.All(history.Orders, o => Assert.Equal(o.Quantity, stored[o.OrderId]));
         Assert.Equal(Stock, await TestDb.ScalarAsync("SELECT -SUM(delta) FROM inventory_log WHERE sku = @sku AND reason = 'deduct'", ("@sku", sku)));
         await fixture.AssertNoDriftAsync(sku);
-    }
-
-    private static async Task<Dictionary<string, int>> MySqlOrdersAsync(string sku)
-    {
-        var orders = new Dictionary<string, int>();
-        await using var connection = new MySqlConnector.MySqlConnection(TestStack.MySql);
-        await connection.OpenAsync();
-        await using var command = new MySqlConnector.MySqlCommand("SELECT order_id, quantity FROM orders WHERE sku = @sku", connection);
-        command.Parameters.AddWithValue("@sku", sku);
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            orders[reader.GetString(0)] = reader.GetInt32(1);
-        }
-
-        return orders;
-    }
-
-    private sealed class SaleRun(SaleDefinition sale)
-    {
-        public SaleDefinition Sale { get; } = sale;
-
-        public SaleHistory History { get; } = new();
-
-        public ConcurrentDictionary<string, int> Failures { get; } = new();
-
-        public int Retries;
-
-        public long UnitsAtFault { get; set; }
-
-        public long UnitsAfterFault { get; set; }
     }
 }

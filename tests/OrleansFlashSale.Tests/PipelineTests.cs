@@ -155,19 +155,7 @@ public sealed class PipelineTests(ClusterFixture fixture)
         var deadline = DateTime.UtcNow + within;
         while (true)
         {
-            var orders = new Dictionary<string, int>();
-            await using (var connection = new MySqlConnection(TestStack.MySql))
-            {
-                await connection.OpenAsync();
-                await using var command = new MySqlCommand("SELECT order_id, quantity FROM orders WHERE sku = @sku", connection);
-                command.Parameters.AddWithValue("@sku", sku);
-                await using var reader = await command.ExecuteReaderAsync();
-                while (await reader.ReadAsync())
-                {
-                    orders[reader.GetString(0)] = reader.GetInt32(1);
-                }
-            }
-
+            var orders = await TestDb.OrdersAsync(sku);
             if (orders.Count >= expected || DateTime.UtcNow > deadline)
             {
                 Assert.True(orders.Count == expected, $"MySQL holds {orders.Count} orders of {sku}, expected {expected} within {within}");

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using MySqlConnector;
 using Xunit.Abstractions;
@@ -46,8 +45,8 @@ public sealed class ServiceFailureTests(ServiceFailureFixture fixture, ITestOutp
     {
         var run = await RunSaleWithOutageAsync("f-mysql", "mysql");
         // Purchases do not touch MySQL: the sale went on while it was down.
-        Assert.True(run.UnitsWhenRestarting > run.UnitsWhenStopped,
-            $"no purchase was acknowledged while MariaDB was down ({run.UnitsWhenStopped} units before, {run.UnitsWhenRestarting} after)");
+        Assert.True(run.UnitsAfterFault > run.UnitsBeforeFault,
+            $"no purchase was acknowledged while MariaDB was down ({run.UnitsBeforeFault} units before, {run.UnitsAfterFault} after)");
         await AssertBooksAsync(run);
     }
 
@@ -110,97 +109,32 @@ public sealed class ServiceFailureTests(ServiceFailureFixture fixture, ITestOutp
     /// buyers keep buying, and started again. A buyer without a definite answer retries the same request id with
     /// backoff, as a real client would.
     /// </summary>
-    private async Task<SaleRun> RunSaleWithOutageAsync(string prefix, string service, Func<string, Task>? stop = null)
+    private async Task<SaleUnderFault> RunSaleWithOutageAsync(string prefix, string service, Func<string, Task>? stop = null)
     {
         var sale = await fixture.CreateSaleAsync(prefix, Stock, Buckets, Limit);
-        var run = new SaleRun(sale);
-        var fifthSold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var soldOut = new CancellationTokenSource();
-        var next = -1;
-
-        async Task BuyerAsync()
-        {
-            while (!soldOut.IsCancellationRequested)
+        var run = await SaleUnderFault.RunAsync(fixture, sale, Users, thinkTime: TimeSpan.FromMilliseconds(20),
+            untilFifthSold: TimeSpan.FromSeconds(60), untilSoldOut: TimeSpan.FromSeconds(180), async outage =>
             {
-                var j = Interlocked.Increment(ref next);
-                var result = await BuyUntilDefiniteAsync(run, $"u{j % Users}", $"r{j}");
-                if (result.Outcome == PurchaseOutcome.SoldOut)
+                // Before and after mean while the service is down: from its stop until just before its start.
+                try
                 {
-                    await soldOut.CancelAsync();
+                    await (stop ?? LocalStack.StopAsync)(service);
+                    outage.UnitsBeforeFault = outage.History.AcknowledgedUnits;
+                    // The outage itself is the point of the test: a deliberate wait while buyers keep buying.
+                    await Task.Delay(Outage);
+                    outage.UnitsAfterFault = outage.History.AcknowledgedUnits;
                 }
-
-                if (run.History.AcknowledgedUnits >= Stock / 5)
+                finally
                 {
-                    fifthSold.TrySetResult();
+                    await LocalStack.StartAsync(service);
                 }
-
-                // Think time between a buyer's purchases: it paces the load, it does not wait for anything.
-                await Task.Delay(20);
-            }
-        }
-
-        var load = Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(BuyerAsync)));
-        await Task.WhenAny(fifthSold.Task, load).Unwrap().WaitAsync(TimeSpan.FromSeconds(60));
-        Assert.True(fifthSold.Task.IsCompleted, "the sale ended before a fifth of the stock was sold");
-
-        try
-        {
-            await (stop ?? LocalStack.StopAsync)(service);
-            run.UnitsWhenStopped = run.History.AcknowledgedUnits;
-            // The outage itself is the point of the test: a deliberate wait while buyers keep buying.
-            await Task.Delay(Outage);
-            run.UnitsWhenRestarting = run.History.AcknowledgedUnits;
-        }
-        finally
-        {
-            await LocalStack.StartAsync(service);
-        }
-
-        await load.WaitAsync(TimeSpan.FromSeconds(180));
-        output.WriteLine($"{service}: {run.History.AcknowledgedUnits} units acknowledged ({run.UnitsWhenStopped} when stopped, " +
-                         $"{run.UnitsWhenRestarting} when restarting), {run.Retries} retries, answers " +
-                         string.Join(", ", run.History.Outcomes.Select(o => $"{o.Key}={o.Value}")) +
-                         $", failed calls {string.Join(", ", run.Failures.Select(f => $"{f.Key}={f.Value}"))}, " +
-                         $"longest call {run.LongestCallMs} ms");
+            });
+        output.WriteLine($"{service}: {run.History.AcknowledgedUnits} units acknowledged ({run.UnitsBeforeFault} when stopped, " +
+                         $"{run.UnitsAfterFault} when restarting), {run.Describe()}, longest call {run.LongestCallMs} ms");
         return run;
     }
 
-    private async Task<PurchaseResult> BuyUntilDefiniteAsync(SaleRun run, string user, string requestId)
-    {
-        var deadline = Stopwatch.StartNew();
-        var backoff = TimeSpan.FromMilliseconds(50);
-        while (true)
-        {
-            var call = Stopwatch.StartNew();
-            try
-            {
-                var result = await fixture.BuyAsync(run.Sale, user, requestId);
-                if (result.Outcome != PurchaseOutcome.Unavailable)
-                {
-                    run.History.Record(user, requestId, result);
-                    return result;
-                }
-
-                run.Failures.AddOrUpdate(nameof(PurchaseOutcome.Unavailable), 1, (_, n) => n + 1);
-            }
-            catch (Exception ex) when (deadline.Elapsed < TimeSpan.FromSeconds(120))
-            {
-                // The outcome is unknown (e.g. the call timed out): replay the same request.
-                run.Failures.AddOrUpdate(ex.GetType().Name, 1, (_, n) => n + 1);
-            }
-            finally
-            {
-                run.ObserveCall(call.ElapsedMilliseconds);
-            }
-
-            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(120), $"no definite answer for {user}/{requestId} within 120 s");
-            Interlocked.Increment(ref run.Retries);
-            await Task.Delay(backoff);
-            backoff = TimeSpan.FromMilliseconds(Math.Min(1000, backoff.TotalMilliseconds * 2));
-        }
-    }
-
-    private async Task AssertBooksAsync(SaleRun run)
+    private async Task AssertBooksAsync(SaleUnderFault run)
     {
         var history = run.History;
         var sku = run.Sale.Sku;
@@ -219,7 +153,7 @@ public sealed class ServiceFailureTests(ServiceFailureFixture fixture, ITestOutp
         long available;
         while (true)
         {
-            stored = await MySqlOrdersAsync(sku);
+            stored = await TestDb.OrdersAsync(sku);
             available = await MySqlAvailableAsync(sku);
             if ((stored.Count == history.DistinctOrderIds && available == Stock - history.AcknowledgedUnits)
                 || deadline.Elapsed > TimeSpan.FromSeconds(60))
@@ -236,22 +170,6 @@ public sealed class ServiceFailureTests(ServiceFailureFixture fixture, ITestOutp
         await fixture.AssertNoDriftAsync(sku);
     }
 
-    private static async Task<Dictionary<string, int>> MySqlOrdersAsync(string sku)
-    {
-        var orders = new Dictionary<string, int>();
-        await using var connection = new MySqlConnection(TestStack.MySql);
-        await connection.OpenAsync();
-        await using var command = new MySqlCommand("SELECT order_id, quantity FROM orders WHERE sku = @sku", connection);
-        command.Parameters.AddWithValue("@sku", sku);
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            orders[reader.GetString(0)] = reader.GetInt32(1);
-        }
-
-        return orders;
-    }
-
     private static async Task<long> MySqlAvailableAsync(string sku)
     {
         await using var connection = new MySqlConnection(TestStack.MySql);
@@ -261,33 +179,5 @@ public sealed class ServiceFailureTests(ServiceFailureFixture fixture, ITestOutp
         var value = await command.ExecuteScalarAsync();
         Assert.True(value is not null and not DBNull, $"no inventory row for {sku}");
         return Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture);
-    }
-
-    private sealed class SaleRun(SaleDefinition sale)
-    {
-        private long _longestCallMs;
-
-        public SaleDefinition Sale { get; } = sale;
-
-        public SaleHistory History { get; } = new();
-
-        public ConcurrentDictionary<string, int> Failures { get; } = new();
-
-        public int Retries;
-
-        public long UnitsWhenStopped { get; set; }
-
-        public long UnitsWhenRestarting { get; set; }
-
-        public long LongestCallMs => Interlocked.Read(ref _longestCallMs);
-
-        public void ObserveCall(long ms)
-        {
-            long seen;
-            while (ms > (seen = Interlocked.Read(ref _longestCallMs))
-                   && Interlocked.CompareExchange(ref _longestCallMs, ms, seen) != seen)
-            {
-            }
-        }
     }
 }

@@ -19,6 +19,23 @@ public static class TestDb
         return result is null or DBNull ? 0 : Convert.ToInt64(result);
     }
 
+    /// <summary>MySQL's orders of a SKU: order id → quantity.</summary>
+    public static async Task<Dictionary<string, int>> OrdersAsync(string sku)
+    {
+        var orders = new Dictionary<string, int>();
+        await using var connection = new MySqlConnection(TestStack.MySql);
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand("SELECT order_id, quantity FROM orders WHERE sku = @sku", connection);
+        command.Parameters.AddWithValue("@sku", sku);
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            orders[reader.GetString(0)] = reader.GetInt32(1);
+        }
+
+        return orders;
+    }
+
     /// <summary>Polls until the condition holds; fails the test at the deadline.</summary>
     public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan within)
     {
