@@ -32,7 +32,7 @@ public static class TelemetryExtensions
     /// <summary>
     /// Metrics (the project's meter, Orleans', ASP.NET Core's) on <c>/metrics</c> and traces (ASP.NET Core, Orleans
     /// grain calls, Redis, MySQL), both (and the logs) also sent by OTLP when <c>FlashSale:Telemetry:OtlpEndpoint</c> or
-    /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set. The host must also call <c>AddActivityPropagation()</c> on its Orleans
+    /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set. Traces are recorded only when exported (or <c>Traces</c> is <c>on</c>). The host must also call <c>AddActivityPropagation()</c> on its Orleans
     /// builder for a trace to follow grain calls.
     /// </summary>
     /// <param name="serviceName">The <c>service.name</c> resource: <c>flashsale-gateway</c> or <c>flashsale-silo</c>.</param>
@@ -62,8 +62,14 @@ public static class TelemetryExtensions
                 {
                     metrics.AddPrometheusExporter();
                 }
-            })
-            .WithTracing(tracing => tracing
+            });
+
+        var otlpEndpoint = options.TryGetOtlpEndpoint(out var endpoint) ? endpoint : null;
+        var otlpFromEnvironment = otlpEndpoint is null && !string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+        if (options.TracesEnabled(exporterConfigured: otlpEndpoint is not null || otlpFromEnvironment))
+        {
+            telemetry.WithTracing(tracing => tracing
+                .SetSampler(new ParentBasedSampler(new TraceIdRatioBasedSampler(options.TraceSampleRatio)))
                 .AddAspNetCoreInstrumentation(o => o.Filter = context => !IsHousekeeping(context.Request.Path))
                 .AddSource(OrleansSources)
                 .AddSource(MySqlSource)
@@ -80,12 +86,13 @@ public static class TelemetryExtensions
                             CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
                     }
                 }));
-
-        if (options.TryGetOtlpEndpoint(out var endpoint))
-        {
-            telemetry.UseOtlpExporter(options.OtlpProtocol == "grpc" ? OtlpExportProtocol.Grpc : OtlpExportProtocol.HttpProtobuf, endpoint);
         }
-        else if (!string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+
+        if (otlpEndpoint is not null)
+        {
+            telemetry.UseOtlpExporter(options.OtlpProtocol == "grpc" ? OtlpExportProtocol.Grpc : OtlpExportProtocol.HttpProtobuf, otlpEndpoint);
+        }
+        else if (otlpFromEnvironment)
         {
             // The standard variables (endpoint, protocol, headers) are read by the exporter itself.
             telemetry.UseOtlpExporter();

@@ -52,6 +52,7 @@ public class ClusterFixture : IAsyncLifetime
         var settings = TestStack.SiloConfiguration();
         // Each test cluster has its own JetStream streams and durable consumers.
         settings["FlashSale:Nats:StreamPrefix"] = "T" + ClusterId.Replace("-", "", StringComparison.Ordinal).ToUpperInvariant();
+        ConfigureSettings(settings);
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
         var builder = new InProcessTestClusterBuilder(Silos);
         builder.Options.ClusterId = ClusterId;
@@ -75,6 +76,11 @@ public class ClusterFixture : IAsyncLifetime
         Cluster = builder.Build();
         await Cluster.DeployAsync();
         await StartGatewayAsync(configuration);
+    }
+
+    /// <summary>Settings of this fixture's silos and gateway on top of the local stack's.</summary>
+    protected virtual void ConfigureSettings(IDictionary<string, string?> settings)
+    {
     }
 
     protected virtual void ConfigureSilo(ISiloBuilder silo)

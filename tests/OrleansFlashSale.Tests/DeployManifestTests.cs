@@ -1,5 +1,7 @@
 using System.Reflection;
 using System.Text.Json;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using OrleansFlashSale.Client.Api;
 using OrleansFlashSale.Grains;
 using OrleansFlashSale.Grains.Messaging;
@@ -283,5 +285,47 @@ public sealed class TelemetryOptionsTests
             Assert.True(result.Failed);
             Assert.Contains(error, result.FailureMessage, StringComparison.Ordinal);
         }
+    }
+
+    [Theory]
+    [InlineData("auto", 1.0, null)]
+    [InlineData("on", 0.0, null)]
+    [InlineData("off", 0.25, null)]
+    [InlineData("always", 1.0, "FlashSale:Telemetry:Traces must be auto, on or off")]
+    [InlineData("on", 1.5, "FlashSale:Telemetry:TraceSampleRatio must be between 0 and 1")]
+    [InlineData("on", -0.1, "FlashSale:Telemetry:TraceSampleRatio must be between 0 and 1")]
+    [InlineData("on", double.NaN, "FlashSale:Telemetry:TraceSampleRatio must be between 0 and 1")]
+    public void A_bad_tracing_setting_is_named(string traces, double ratio, string? error)
+    {
+        var result = new TelemetryOptionsValidator().Validate(null, new TelemetryOptions { Traces = traces, TraceSampleRatio = ratio });
+        Assert.Equal(error is null, result.Succeeded);
+        if (error is not null)
+        {
+            Assert.Contains(error, result.FailureMessage, StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
+    [InlineData(null, null, false)]
+    [InlineData("auto", null, false)]
+    [InlineData("auto", "http://127.0.0.1:4317", true)]
+    [InlineData("on", null, true)]
+    [InlineData("off", "http://127.0.0.1:4317", false)]
+    public void Traces_are_recorded_only_when_they_have_somewhere_to_go(string? traces, string? endpoint, bool recorded)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["FlashSale:Telemetry:Traces"] = traces,
+            ["FlashSale:Telemetry:OtlpEndpoint"] = endpoint,
+        }).Build();
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddFlashSaleTelemetry(configuration, "flashsale-test");
+        using var provider = services.BuildServiceProvider();
+        // Resolving the provider is what starts it listening, as the host does at start.
+        _ = provider.GetService<OpenTelemetry.Trace.TracerProvider>();
+        using var source = new System.Diagnostics.ActivitySource(TelemetryExtensions.OrleansSources[0]);
+        using var span = source.StartActivity("probe");
+        Assert.Equal(recorded, span is not null);
     }
 }

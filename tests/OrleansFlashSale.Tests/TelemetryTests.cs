@@ -27,6 +27,9 @@ public sealed class TelemetryFixture : ClusterFixture
 
     public ConcurrentQueue<Activity> SiloSpans { get; } = new();
 
+    // No OTLP endpoint here: the in-memory exporters below are added in code, so tracing is switched on by hand.
+    protected override void ConfigureSettings(IDictionary<string, string?> settings) => settings["FlashSale:Telemetry:Traces"] = "on";
+
     protected override void ConfigureSilo(ISiloBuilder silo)
     {
         silo.AddActivityPropagation();
