@@ -9,8 +9,8 @@ using StackExchange.Redis;
 namespace OrleansFlashSale.Grains.Pipeline;
 
 /// <summary>
-/// Commits the half messages of a SKU's buckets: publishes each order to the deductions stream (message id = order
-/// id, so JetStream drops repeats), removes the half message, then trims the forwarded entries from the bucket's
+/// Commits the half messages of a SKU's buckets: publishes the transaction's orders as one message to the deductions
+/// stream (message id = transaction id, so JetStream drops a repeat by the check-back), removes the half message, then trims the forwarded entries from the bucket's
 /// Redis log. A lost event (a silo died in between) leaves the half message behind, and the check-back commits it.
 /// </summary>
 [ImplicitStreamSubscription(PipelineStreams.Namespace)]
@@ -82,7 +82,7 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
             // Bounded: while NATS is down the client waits for the reconnect, which would hold a commit slot for
             // the whole outage; the check-back commits whatever is left.
             using var timeout = new CancellationTokenSource(_nats.Options.OperationTimeout);
-            await _producer.CommitAsync(item.Half, item.Records.Select(r => PipelineJson.ToMessage(r, subject)).ToArray(), timeout.Token);
+            await _producer.CommitAsync(item.Half, [PipelineJson.ToTransactionMessage(item.Half.TransactionId, item.Records, subject)], timeout.Token);
         }
         catch (Exception ex)
         {

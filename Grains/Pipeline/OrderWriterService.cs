@@ -10,9 +10,9 @@ using OrleansFlashSale.Grains.Persistence;
 namespace OrleansFlashSale.Grains.Pipeline;
 
 /// <summary>
-/// Durable JetStream consumer of committed deductions, shared by every silo: hands each order to the per-SKU
-/// group committer (many orders of one SKU become one MySQL transaction) and acknowledges a message only after its
-/// group committed. Transient failures are redelivered with a delay; a message that cannot be written (unreadable,
+/// Durable JetStream consumer of committed deductions, shared by every silo: hands the orders of each message (a
+/// transaction's, or a single repaired one) to the per-SKU group committer (many orders of one SKU become one MySQL
+/// transaction) and acknowledges a message only after all its orders are committed. Transient failures are redelivered with a delay; a message that cannot be written (unreadable,
 /// or it would take MySQL's stock below zero) goes to the dead-letter stream with the reason, never silently away.
 /// </summary>
 public sealed class OrderWriterService : BackgroundService
@@ -62,6 +62,10 @@ public sealed class OrderWriterService : BackgroundService
                     await _inFlight.WaitAsync(stoppingToken);
                     _ = WriteAsync(message);
                 }
+
+                // The consume ended without cancellation (the consumer was deleted under us): start again after a
+                // pause, so a consume that keeps ending at once cannot spin.
+                await Task.Delay(delay, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -88,43 +92,78 @@ public sealed class OrderWriterService : BackgroundService
     {
         try
         {
-            DeductionRecord record;
+            DeductionRecord[] records;
             try
             {
-                record = PipelineJson.Deserialize<DeductionRecord>(message.Data ?? []);
-                InventorySql.Check(record);
+                records = PipelineJson.ReadDeductions(message.Data ?? []);
             }
-            catch (Exception ex) when (ex is JsonException or ArgumentException)
+            catch (JsonException ex)
             {
-                await DeadLetterAsync(message, DeadLetterReason.Unreadable, "unreadable: " + ex.Message);
+                await DeadLetterMessageAsync(message, DeadLetterReason.Unreadable, "unreadable: " + ex.Message);
                 return;
             }
 
-            try
+            // A record the schema refuses goes to the dead letters on its own; the rest of its transaction is written.
+            var valid = new List<DeductionRecord>(records.Length);
+            var dead = new List<(DeductionRecord Record, string Kind, string Reason)>();
+            foreach (var record in records)
             {
-                await _committer.SubmitAsync(record);
-                _metrics.PipelineLag(_time.GetUtcNow().ToUnixTimeMilliseconds() - record.CommittedAtMs);
-                await message.AckAsync();
+                try
+                {
+                    InventorySql.Check(record);
+                    valid.Add(record);
+                }
+                catch (ArgumentException ex)
+                {
+                    dead.Add((record, DeadLetterReason.Unreadable, "unreadable: " + ex.Message));
+                }
             }
-            catch (InventoryDriftException ex)
+
+            var written = valid.Count == 0 ? [] : _committer.Submit(valid);
+            var failed = new List<DeductionRecord>();
+            Exception? failure = null;
+            for (var i = 0; i < written.Count; i++)
             {
-                await DeadLetterAsync(message, DeadLetterReason.Drift, ex.Message);
+                try
+                {
+                    await written[i];
+                    _metrics.PipelineLag(_time.GetUtcNow().ToUnixTimeMilliseconds() - valid[i].CommittedAtMs);
+                }
+                catch (InventoryDriftException ex)
+                {
+                    dead.Add((valid[i], DeadLetterReason.Drift, ex.Message));
+                }
+                catch (Exception ex)
+                {
+                    failure ??= ex;
+                    failed.Add(valid[i]);
+                }
             }
-            catch (Exception ex)
+
+            if (failure is not null)
             {
                 var delivery = message.Metadata?.NumDelivered ?? 0;
                 // A database that is down or restarting is waited out, however long: dead-lettering an
                 // acknowledged order because MySQL was away would lose it from MySQL. Only errors that retrying
                 // cannot cure count towards the limit.
-                if (delivery >= MaxDeliveries && !IsOutage(ex))
+                if (delivery < MaxDeliveries || IsOutage(failure))
                 {
-                    await DeadLetterAsync(message, DeadLetterReason.Failed, $"failed {delivery} times: {ex.Message}");
+                    // The whole message comes back: its stored orders are ignored then, and its dead letters (if
+                    // any) are found again and sent once it is settled.
+                    PipelineLog.WriteFailed(_logger, failure, failed[0].OrderId, failed[0].Sku, delivery, RetryDelay);
+                    await message.NakAsync(new AckOpts { NakDelay = RetryDelay });
                     return;
                 }
 
-                PipelineLog.WriteFailed(_logger, ex, record.OrderId, record.Sku, delivery, RetryDelay);
-                await message.NakAsync(new AckOpts { NakDelay = RetryDelay });
+                dead.AddRange(failed.Select(r => (r, DeadLetterReason.Failed, $"failed {delivery} times: {failure.Message}")));
             }
+
+            foreach (var (record, kind, reason) in dead)
+            {
+                await DeadLetterRecordAsync(message, record, kind, reason);
+            }
+
+            await message.AckAsync();
         }
         catch (Exception ex)
         {
@@ -141,15 +180,37 @@ public sealed class OrderWriterService : BackgroundService
         MySqlOrderStore.IsTransient(ex) || ex is MySqlConnector.MySqlException { IsTransient: true } || ex.InnerException is System.Net.Sockets.SocketException
         || ex is MySqlConnector.MySqlException { ErrorCode: MySqlConnector.MySqlErrorCode.UnableToConnectToHost };
 
-    private async Task DeadLetterAsync(INatsJSMsg<byte[]> message, string kind, string reason)
+    /// <summary>A message nothing can be read from goes to the dead letters as it came.</summary>
+    private async Task DeadLetterMessageAsync(INatsJSMsg<byte[]> message, string kind, string reason)
+    {
+        await PublishDeadLetterAsync(message, message.Data ?? [], messageId: null, kind, reason);
+        await message.AckTerminateAsync();
+    }
+
+    /// <summary>
+    /// One order of a message goes to the dead letters on its own (as a single-order message, which a repair could
+    /// publish again). Its id makes a second copy, after a redelivery, a duplicate JetStream drops.
+    /// </summary>
+    private Task DeadLetterRecordAsync(INatsJSMsg<byte[]> message, DeductionRecord record, string kind, string reason) =>
+        PublishDeadLetterAsync(message, PipelineJson.Serialize(record), $"dead.{record.OrderId}", kind, reason);
+
+    private async Task PublishDeadLetterAsync(INatsJSMsg<byte[]> message, byte[] payload, string? messageId, string kind, string reason)
     {
         var sequence = message.Metadata?.Sequence.Stream ?? 0;
         var headers = new NatsHeaders { ["FlashSale-Reason"] = reason, ["FlashSale-Original-Subject"] = message.Subject };
-        var ack = await _nats.JetStream.PublishAsync(_nats.Topology.DeadLetter("orders"), message.Data ?? [], headers: headers);
-        ack.EnsureSuccess();
-        _metrics.DeadLetter(kind);
-        PipelineLog.DeadLettered(_logger, sequence, reason);
-        await message.AckTerminateAsync();
+        var ack = await _nats.JetStream.PublishAsync(_nats.Topology.DeadLetter("orders"), payload, headers: headers,
+            opts: messageId is null ? null : new NatsJSPubOpts { MsgId = messageId });
+        // Not EnsureSuccess: it throws on a duplicate, which here means the copy is already there.
+        if (ack.Error is { } error)
+        {
+            throw new NatsJSApiException(error);
+        }
+
+        if (!ack.Duplicate)
+        {
+            _metrics.DeadLetter(kind);
+            PipelineLog.DeadLettered(_logger, sequence, reason);
+        }
     }
 
     public override void Dispose()

@@ -19,12 +19,13 @@ public sealed class RedisTransactionChecker(RedisConnection redis, JetStreamConn
             db.KeyExistsAsync(RedisKeys.OrderMarker(payload.Sku, payload.Bucket, o.OrderId))));
         var subject = nats.Topology.Deductions(payload.Sku);
         var committed = payload.Orders.Where((_, i) => exists[i])
-            .Select(o => PipelineJson.ToMessage(
-                new DeductionRecord(o.OrderId, o.RequestId, payload.Sku, o.UserId, o.Quantity, payload.Bucket, half.SentAt.ToUnixTimeMilliseconds()),
-                subject))
+            .Select(o => new DeductionRecord(o.OrderId, o.RequestId, payload.Sku, o.UserId, o.Quantity, payload.Bucket, half.SentAt.ToUnixTimeMilliseconds()))
             .ToArray();
+        // The same message id as the bridge's commit: if the bridge published and only the half message's removal
+        // was lost, JetStream drops this copy. An order deducted by an earlier transaction (a replay in this batch)
+        // has a marker too; the writer ignores an order it already stored.
         return committed.Length > 0
-            ? new TransactionCheckResult(TransactionState.Commit, committed)
+            ? new TransactionCheckResult(TransactionState.Commit, [PipelineJson.ToTransactionMessage(half.TransactionId, committed, subject)])
             : new TransactionCheckResult(TransactionState.Rollback, []);
     }
 }

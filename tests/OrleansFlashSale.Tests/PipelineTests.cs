@@ -91,6 +91,11 @@ public sealed class PipelineTests(ClusterFixture fixture)
             await nats.JetStream.PublishAsync(subject, message.Payload.ToArray(), headers: new NatsHeaders { ["Nats-Msg-Id"] = "again-" + order.OrderId });
         }
 
+        // And all of them once more as one transaction's message, as the bridge and the check-back publish them.
+        var records = history.Orders.Select(o => new DeductionRecord(o.OrderId, o.RequestId, sale.Sku, o.UserId, o.Quantity, o.Bucket, 0)).ToArray();
+        var transaction = PipelineJson.ToTransactionMessage("again-tx-" + sale.Sku, records, subject);
+        (await nats.JetStream.PublishAsync(subject, transaction.Payload.ToArray(), headers: new NatsHeaders { ["Nats-Msg-Id"] = transaction.MessageId })).EnsureSuccess();
+
         // The writer has caught up when its durable consumer has nothing pending or unacknowledged.
         await WaitUntilAsync(async () =>
         {
@@ -102,6 +107,41 @@ public sealed class PipelineTests(ClusterFixture fixture)
         Assert.Equal((200L, 0L), await InventoryAsync(sale.Sku));
         Assert.Equal(200L, await ScalarAsync("SELECT -SUM(delta) FROM inventory_log WHERE sku = @sku AND reason = 'deduct'", sale.Sku));
         await fixture.AssertNoDriftAsync(sale.Sku);
+    }
+
+    [Fact]
+    public async Task A_record_the_schema_refuses_is_dead_lettered_alone_and_the_rest_of_its_transaction_is_written()
+    {
+        var sale = await fixture.CreateSaleAsync("pipe-dlq", stock: 10, buckets: 1, perUserLimit: 1);
+        var nats = fixture.Cluster.Silos[0].ServiceProvider.GetRequiredService<JetStreamConnection>();
+        var subject = nats.Topology.Deductions(sale.Sku);
+        var good = Enumerable.Range(0, 2).Select(i => new DeductionRecord(Guid.NewGuid().ToString("N"), $"ok{i}", sale.Sku, $"u{i}", 1, 0, 1)).ToArray();
+        var bad = new DeductionRecord(Guid.NewGuid().ToString("N"), "bad", sale.Sku, "u9", Quantity: 0, Bucket: 0, CommittedAtMs: 1);
+        // Written straight to the stream: this test is about the writer, so Redis never saw these orders and the
+        // sale is not verified afterwards.
+        var transaction = PipelineJson.ToTransactionMessage("dlq-tx-" + sale.Sku, [good[0], bad, good[1]], subject);
+        (await nats.JetStream.PublishAsync(subject, transaction.Payload.ToArray(), headers: new NatsHeaders { ["Nats-Msg-Id"] = transaction.MessageId })).EnsureSuccess();
+
+        var stored = await WaitForOrdersAsync(sale.Sku, 2, TimeSpan.FromSeconds(10));
+        Assert.Equal(good.Select(r => r.OrderId).Order(), stored.Keys.Order());
+        Assert.Equal((10L, 8L), await InventoryAsync(sale.Sku));
+
+        // The refused record is in the dead-letter stream on its own, with the reason.
+        var deadLetters = await nats.JetStream.GetStreamAsync(nats.Topology.DeadLetterStream);
+        NATS.Client.JetStream.Models.StreamMsgGetResponse? last = null;
+        await WaitUntilAsync(async () =>
+        {
+            await deadLetters.RefreshAsync();
+            if (deadLetters.Info.State.Messages == 0)
+            {
+                return false;
+            }
+
+            last = await deadLetters.GetAsync(new NATS.Client.JetStream.Models.StreamMsgGetRequest { LastBySubj = nats.Topology.DeadLetter("orders") });
+            return last.Message.Data is { } data && PipelineJson.ReadDeductions(data).Single().OrderId == bad.OrderId;
+        }, TimeSpan.FromSeconds(10));
+        Assert.Equal(bad, PipelineJson.ReadDeductions(last!.Message.Data!).Single());
+        Assert.Contains("quantity 0", System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(last.Message.Hdrs!)), StringComparison.Ordinal);
     }
 
     [Fact]
