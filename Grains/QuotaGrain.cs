@@ -81,10 +81,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
 
         foreach (var calls in _bucketCalls.Values)
         {
-            if (calls.Sender is { } sender)
-            {
-                await sender.WaitAsync(cancellationToken);
-            }
+            await calls.WhenIdle().WaitAsync(cancellationToken);
         }
     }
 
@@ -373,8 +370,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
         {
             calls.Senders++;
             // Started inside a grain turn: runs on this activation's scheduler, interleaved with purchases.
-            var sender = SendToBucketAsync(bucket, calls);
-            calls.Sender = calls.Sender is { IsCompleted: false } other ? Task.WhenAll(other, sender) : sender;
+            calls.Track(SendToBucketAsync(bucket, calls));
         }
 
         return pending.Answer.Task;
@@ -678,9 +674,20 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
     {
         public Queue<PendingDeduction> Queue { get; } = new();
 
+        /// <summary>Senders running; at most <see cref="BucketCallsInFlight"/>.</summary>
         public int Senders { get; set; }
 
-        public Task? Sender { get; set; }
+        // Finished senders are dropped when the next one starts, so this holds at most BucketCallsInFlight tasks
+        // however long the activation lives (chaining them with WhenAll grew without bound under steady load).
+        private readonly List<Task> _running = new(BucketCallsInFlight);
+
+        public void Track(Task sender)
+        {
+            _running.RemoveAll(t => t.IsCompleted);
+            _running.Add(sender);
+        }
+
+        public Task WhenIdle() => Task.WhenAll(_running);
     }
 
     private sealed class PendingDeduction(DeductRequest request)

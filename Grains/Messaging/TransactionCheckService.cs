@@ -81,10 +81,12 @@ public sealed class TransactionCheckService : BackgroundService
                     new ParallelOptions { MaxDegreeOfParallelism = Concurrency, CancellationToken = stoppingToken },
                     async (message, ct) => await HandleAsync(message, ct));
 
-                // The enumeration ends without cancellation when the consumer was deleted under us: create it again.
+                // The enumeration ends without cancellation when the consumer was deleted under us: create it again,
+                // after the same pause as a failure, so a consume that keeps ending at once cannot spin.
                 if (!stoppingToken.IsCancellationRequested)
                 {
                     MessagingLog.ConsumeEnded(_logger, Topology.HalfStream);
+                    await Task.Delay(FirstRetryDelay, _clock, stoppingToken);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
