@@ -190,11 +190,19 @@ public sealed class PurchaseTests(ClusterFixture fixture)
         {
             using var stop = new CancellationTokenSource();
             var load = LoadAsync(stop.Token);
-            await WaitUntilAsync(() => history.AcknowledgedUnits > (buckets == 3 ? 500 : 2500));
-            var result = await product.RebucketAsync(buckets);
-            Assert.Equal(RebucketOutcome.Done, result.Outcome);
-            await WaitUntilAsync(() => history.AcknowledgedUnits > (buckets == 3 ? 1500 : 3500));
-            await stop.CancelAsync();
+            try
+            {
+                await WaitUntilAsync(() => history.AcknowledgedUnits > (buckets == 3 ? 500 : 2500));
+                var result = await product.RebucketAsync(buckets);
+                Assert.Equal(RebucketOutcome.Done, result.Outcome);
+                await WaitUntilAsync(() => history.AcknowledgedUnits > (buckets == 3 ? 1500 : 3500));
+            }
+            finally
+            {
+                // Also when an assertion failed: the buyers must not go on loading the cluster under later tests.
+                await stop.CancelAsync();
+            }
+
             await load;
             await AssertConservedAsync(buckets);
         }
@@ -203,8 +211,15 @@ public sealed class PurchaseTests(ClusterFixture fixture)
         using (var stop = new CancellationTokenSource())
         {
             var load = LoadAsync(stop.Token);
-            await WaitUntilAsync(() => history.Count(PurchaseOutcome.SoldOut) > 100, () => string.Join(", ", history.Outcomes.Select(o => $"{o.Key}={o.Value}")) + $" acknowledged={history.AcknowledgedUnits}");
-            await stop.CancelAsync();
+            try
+            {
+                await WaitUntilAsync(() => history.Count(PurchaseOutcome.SoldOut) > 100, () => string.Join(", ", history.Outcomes.Select(o => $"{o.Key}={o.Value}")) + $" acknowledged={history.AcknowledgedUnits}");
+            }
+            finally
+            {
+                await stop.CancelAsync();
+            }
+
             await load;
         }
 

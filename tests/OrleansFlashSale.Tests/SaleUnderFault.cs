@@ -74,14 +74,23 @@ public sealed class SaleUnderFault
 
         var clock = Stopwatch.StartNew();
         var load = Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(BuyerAsync)));
-        if (fault is not null)
+        try
         {
-            await Task.WhenAny(fifthSold.Task, load).Unwrap().WaitAsync(untilFifthSold);
-            Assert.True(fifthSold.Task.IsCompleted, "the sale ended before a fifth of the stock was sold");
-            await fault(run);
+            if (fault is not null)
+            {
+                await Task.WhenAny(fifthSold.Task, load).Unwrap().WaitAsync(untilFifthSold);
+                Assert.True(fifthSold.Task.IsCompleted, "the sale ended before a fifth of the stock was sold");
+                await fault(run);
+            }
+
+            await load.WaitAsync(untilSoldOut);
+        }
+        finally
+        {
+            // Also when the run failed: the buyers must not go on loading the cluster under later tests.
+            await soldOut.CancelAsync();
         }
 
-        await load.WaitAsync(untilSoldOut);
         run.Elapsed = clock.Elapsed;
         return run;
     }

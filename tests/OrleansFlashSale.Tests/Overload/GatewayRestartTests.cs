@@ -86,20 +86,29 @@ public sealed class GatewayRestartTests(ClusterFixture fixture, ITestOutputHelpe
         }
 
         var load = Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(BuyerAsync)));
-        await TestDb.WaitUntilAsync(() => Task.FromResult(acknowledged.Count >= 200), TimeSpan.FromSeconds(60));
-        var beforeRestart = acknowledged.ToArray();
+        KeyValuePair<string, string>[] beforeRestart;
+        try
+        {
+            await TestDb.WaitUntilAsync(() => Task.FromResult(acknowledged.Count >= 200), TimeSpan.FromSeconds(60));
+            beforeRestart = acknowledged.ToArray();
 
-        Interlocked.Exchange(ref restartFrom, clock.ElapsedMilliseconds);
-        var port = gateway.Port;
-        // A short grace so that some requests are caught in flight, as with an impatient orchestrator.
-        await gateway.StopAsync(TimeSpan.FromMilliseconds(100));
-        await Task.Delay(500);
-        await gateway.StartAsync(port);
-        Interlocked.Exchange(ref restartTo, clock.ElapsedMilliseconds);
+            Interlocked.Exchange(ref restartFrom, clock.ElapsedMilliseconds);
+            var port = gateway.Port;
+            // A short grace so that some requests are caught in flight, as with an impatient orchestrator.
+            await gateway.StopAsync(TimeSpan.FromMilliseconds(100));
+            await Task.Delay(500);
+            await gateway.StartAsync(port);
+            Interlocked.Exchange(ref restartTo, clock.ElapsedMilliseconds);
 
-        var after = acknowledged.Count;
-        await TestDb.WaitUntilAsync(() => Task.FromResult(acknowledged.Count >= after + 200), TimeSpan.FromSeconds(60));
-        await stop.CancelAsync();
+            var after = acknowledged.Count;
+            await TestDb.WaitUntilAsync(() => Task.FromResult(acknowledged.Count >= after + 200), TimeSpan.FromSeconds(60));
+        }
+        finally
+        {
+            // Also when a step failed: the buyers must not go on loading the cluster under later tests.
+            await stop.CancelAsync();
+        }
+
         await load.WaitAsync(TimeSpan.FromSeconds(150));
 
         output.WriteLine($"answers {string.Join(", ", statuses.OrderBy(s => s.Key).Select(s => $"{s.Key}={s.Value}"))}; " +

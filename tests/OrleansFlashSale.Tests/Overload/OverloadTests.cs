@@ -26,6 +26,8 @@ public sealed class OverloadTests(ClusterFixture fixture, ITestOutputHelper outp
     /// <summary>Far above what the admitted work needs, far below what an unbounded pile of waiting requests takes.</summary>
     private const long MemoryBoundBytes = 1L << 30;
 
+    private const int MaxOutstanding = 20_000;
+
     [Fact]
     public async Task Ten_times_the_capacity_for_30_s_is_shed_with_429_and_what_was_admitted_balances()
     {
@@ -73,6 +75,10 @@ public sealed class OverloadTests(ClusterFixture fixture, ITestOutputHelper outp
             {
                 run.Start($"o{sent % 20_000}", $"ov-{sent}", measure: true);
             }
+
+            // Shedding answers in milliseconds, so this many unanswered requests means the gateway stopped
+            // answering: fail here, rather than let the pile of waiting requests take the test host's memory.
+            Assert.True(run.Outstanding < MaxOutstanding, $"{run.Outstanding} requests unanswered after {clock.Elapsed.TotalSeconds:F1} s");
 
             await Task.Delay(5);
         }
@@ -171,6 +177,8 @@ public sealed class OverloadTests(ClusterFixture fixture, ITestOutputHelper outp
         public ConcurrentBag<string> Unknown { get; } = [];
 
         public int ReplayMismatches => _replayMismatches;
+
+        public int Outstanding => Volatile.Read(ref _outstanding);
 
         public void ResetCounts()
         {

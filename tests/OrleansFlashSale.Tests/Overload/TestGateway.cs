@@ -42,7 +42,9 @@ public sealed class TestGateway : IAsyncDisposable
     }
 
     /// <summary>A client whose every request ends within <paramref name="timeout"/>, so no test can hang on one.</summary>
-    public HttpClient CreateClient(TimeSpan timeout) => new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+    /// Its connections are bounded like a real load balancer's, so an open-loop load queues in the client instead of
+    /// opening a socket per waiting request.
+    public HttpClient CreateClient(TimeSpan timeout) => new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), MaxConnectionsPerServer = 1024 })
     {
         BaseAddress = Address,
         Timeout = timeout,
