@@ -264,6 +264,26 @@ public sealed class OrderStoreTests(OrderStoreFixture fixture, ITestOutputHelper
         }
     }
 
+    [Fact]
+    public async Task The_expiry_sweep_reads_one_sale_s_due_orders_through_an_index_range()
+    {
+        await OrderStoreFixture.Migrator().ApplyAsync(CancellationToken.None);
+        await using var connection = new MySqlConnection(TestStack.MySql);
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand("EXPLAIN " + OrderLifecycleStore.ExpiredOfSaleSql, connection);
+        command.Parameters.AddWithValue("@sku", "any-sale");
+        command.Parameters.AddWithValue("@cutoff", 1_000L);
+        command.Parameters.AddWithValue("@limit", 500);
+        await using var reader = await command.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        // A range of the (sku, status, committed_at_ms) index, already in commit order: no scan of the sale's other
+        // pending orders and no sort, however many there are.
+        Assert.Equal("range", reader.GetString(reader.GetOrdinal("type")));
+        Assert.Equal("ix_orders_sku_status_committed", reader.GetString(reader.GetOrdinal("key")));
+        Assert.DoesNotContain("filesort", reader.IsDBNull(reader.GetOrdinal("Extra")) ? "" : reader.GetString(reader.GetOrdinal("Extra")), StringComparison.Ordinal);
+        Assert.False(await reader.ReadAsync());
+    }
+
     /// <summary>The id of the session whose UPDATE of this SKU's inventory row waits for a lock.</summary>
     private static async Task<long> WaitForBlockedUpdateAsync(string sku, long? except)
     {
