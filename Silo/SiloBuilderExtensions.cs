@@ -33,6 +33,7 @@ public static class SiloBuilderExtensions
         // Committed deductions reach the JetStream bridge on a memory stream; a lost event is recovered by the
         // transactional check-back, so the stream need not be durable.
         silo.AddMemoryStreams(PipelineStreams.Provider);
+        silo.AddIncomingGrainCallFilter<DependencyExceptionFilter>();
         silo.AddMemoryGrainStorage("PubSubStore");
 
         silo.AddAdoNetGrainStorage(StorageName, (OptionsBuilder<AdoNetGrainStorageOptions> storage) =>

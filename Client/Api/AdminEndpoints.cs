@@ -47,12 +47,12 @@ public static partial class SaleEndpoints
             {
                 report = await grains.GetGrain<IReconciliationGrain>(0).VerifyAsync(sku, repair);
             }
-            catch (Exception ex) when (ex is not (OrleansException or TimeoutException or InvalidOperationException or OperationCanceledException))
+            catch (Exception ex) when (ex is DependencyUnavailableException || ex is not (OrleansException or TimeoutException or InvalidOperationException or OperationCanceledException))
             {
                 // Redis, NATS or MySQL failed inside the grain: still a problem+json with a code, never a bare 500.
                 LogVerifyFailure(logs.CreateLogger("OrleansFlashSale.Gateway"), ex, sku);
                 return Problems.Create(StatusCodes.Status503ServiceUnavailable, ErrorCodes.Unavailable,
-                    $"verify could not read every store ({ex.GetType().Name}); retry");
+                    $"verify could not read every store ({(ex is DependencyUnavailableException d ? d.Dependency : ex.GetType().Name)}); retry");
             }
 
             return report is null
