@@ -32,22 +32,15 @@ public sealed class JsonBody(IOptions<GatewayOptions> options)
             return (null, Problems.Create(StatusCodes.Status413PayloadTooLarge, ErrorCodes.PayloadTooLarge, $"at most {limit} bytes"));
         }
 
-        var buffer = new MemoryStream();
-        var chunk = new byte[4096];
-        int read;
-        while ((read = await request.Body.ReadAsync(chunk, request.HttpContext.RequestAborted)) > 0)
+        var body = await RequestBody.ReadAsync(request.HttpContext, limit);
+        if (body.TooLarge)
         {
-            if (buffer.Length + read > limit)
-            {
-                return (null, Problems.Create(StatusCodes.Status413PayloadTooLarge, ErrorCodes.PayloadTooLarge, $"at most {limit} bytes"));
-            }
-
-            buffer.Write(chunk, 0, read);
+            return (null, Problems.Create(StatusCodes.Status413PayloadTooLarge, ErrorCodes.PayloadTooLarge, $"at most {limit} bytes"));
         }
 
         try
         {
-            var value = JsonSerializer.Deserialize<T>(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), Options);
+            var value = JsonSerializer.Deserialize<T>(body.Span, Options);
             return value is null ? (null, Problems.Invalid("the body must be a JSON object")) : (value, null);
         }
         catch (JsonException ex)

@@ -147,7 +147,7 @@ public sealed partial class AdmissionControl : IAsyncDisposable
 
     /// <summary>
     /// The buyer a purchase counts against: the authenticated subject when authentication ran, else the body's
-    /// userId. The body is buffered so the endpoint reads it again unchanged; a body the endpoint will refuse anyway
+    /// userId. The body is read once and shared with the endpoint (<see cref="RequestBody"/>); a body the endpoint will refuse anyway
     /// (not JSON, too large, no single string userId) is not limited here.
     /// </summary>
     private async Task<string?> BuyerKeyAsync(HttpContext context)
@@ -167,17 +167,9 @@ public sealed partial class AdmissionControl : IAsyncDisposable
             return null;
         }
 
-        request.EnableBuffering(bufferThreshold: _maxBodyBytes + 1);
-        var buffer = new byte[_maxBodyBytes + 1];
-        var length = 0;
-        int read;
-        while (length < buffer.Length && (read = await request.Body.ReadAsync(buffer.AsMemory(length), context.RequestAborted)) > 0)
-        {
-            length += read;
-        }
-
-        request.Body.Position = 0;
-        return length > _maxBodyBytes ? null : UserIdOf(buffer.AsSpan(0, length)) is { } user ? "user:" + user : null;
+        // Read once: the endpoint binds the same bytes (RequestBody) instead of reading the stream again.
+        var body = await RequestBody.ReadAsync(context, _maxBodyBytes);
+        return body.TooLarge ? null : UserIdOf(body.Span) is { } user ? "user:" + user : null;
     }
 
     /// <summary>The top-level <c>userId</c> string (matched as the endpoint's binder matches it), or null if absent, repeated or malformed.</summary>
