@@ -12,8 +12,9 @@ namespace OrleansFlashSale.Grains.Pipeline;
 /// <summary>
 /// Durable JetStream consumer of committed deductions, shared by every silo: hands the orders of each message (a
 /// transaction's, or a single repaired one) to the per-SKU group committer (many orders of one SKU become one MySQL
-/// transaction) and acknowledges a message only after all its orders are committed. Transient failures are redelivered with a delay; a message that cannot be written (unreadable,
-/// or it would take MySQL's stock below zero) goes to the dead-letter stream with the reason, never silently away.
+/// transaction) and acknowledges a message only after all its orders are committed. Transient failures are
+/// redelivered with a delay; an order that cannot be written (refused by the schema, or it would take MySQL's stock
+/// below zero) goes to the dead-letter stream on its own with the reason, never silently away.
 /// </summary>
 public sealed class OrderWriterService : BackgroundService
 {
