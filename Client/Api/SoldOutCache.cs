@@ -48,23 +48,33 @@ public sealed partial class SoldOutCache
     /// <summary>True when this request may be refused as sold out without asking the cluster.</summary>
     public bool CanAnswerSoldOut(SaleDefinition sale, string userId)
     {
-        if (_period <= TimeSpan.Zero || !_sales.TryGetValue(sale.Sku, out var state))
-        {
-            return false;
-        }
-
-        if (sale.EndsAt is { } end && _time.GetUtcNow() >= end)
-        {
-            return false;
-        }
-
-        if (!state.Answers(_time.GetTimestamp(), userId))
+        if (!WillAnswerSoldOut(sale.Sku, userId))
         {
             return false;
         }
 
         _answered.Add(1);
         return true;
+    }
+
+    /// <summary>
+    /// The same question by SKU alone, without counting an answer: admission control asks it before the endpoint
+    /// runs, so that a refusal that will be answered from memory spends no purchase slot and no buyer allowance.
+    /// </summary>
+    public bool WillAnswerSoldOut(string sku, string userId)
+    {
+        if (_period <= TimeSpan.Zero || !_sales.TryGetValue(sku, out var state))
+        {
+            return false;
+        }
+
+        // Definitions never change, so the end the state was learned with is the sale's end.
+        if (state.EndsAt is { } end && _time.GetUtcNow() >= end)
+        {
+            return false;
+        }
+
+        return state.Answers(_time.GetTimestamp(), userId);
     }
 
     /// <summary>Learns from the cluster's answer to a purchase this gateway forwarded.</summary>
@@ -93,7 +103,7 @@ public sealed partial class SoldOutCache
 
                 break;
             case PurchaseOutcome.SoldOut when request.Quantity == 1:
-                var state = _sales.GetOrAdd(sale.Sku, _ => new SaleState());
+                var state = _sales.GetOrAdd(sale.Sku, _ => new SaleState(sale.EndsAt));
                 if (state.TryStartLoading(_time.GetTimestamp(), out var generation))
                 {
                     _ = LoadAsync(sale, state, generation);
@@ -122,13 +132,15 @@ public sealed partial class SoldOutCache
     private static partial void LogBuyersLoadFailed(ILogger logger, Exception exception, string sku);
 
     /// <summary>One sale's cached state; a lock because forwarded answers and loads race from many requests.</summary>
-    private sealed class SaleState
+    private sealed class SaleState(DateTimeOffset? endsAt)
     {
         private readonly Lock _gate = new();
         private long _generation;
         private bool _loading;
         private long _validUntil;
         private HashSet<string>? _buyers;
+
+        public DateTimeOffset? EndsAt { get; } = endsAt;
 
         public bool Answers(long now, string userId)
         {

@@ -23,12 +23,14 @@ public sealed partial class AdmissionControl : IAsyncDisposable
     private readonly PartitionedRateLimiter<string>? _perIp;
     private readonly PartitionedRateLimiter<string>? _perUser;
     private readonly ILogger<AdmissionControl> _logger;
+    private readonly SoldOutCache _soldOut;
     private readonly Counter<long> _rejected;
     private readonly UpDownCounter<long> _inFlight;
 
     public AdmissionControl(IOptions<AdmissionOptions> admission, IOptions<RateLimitOptions> rates, IOptions<GatewayOptions> gateway,
-        IMeterFactory meters, ILogger<AdmissionControl> logger)
+        IMeterFactory meters, ILogger<AdmissionControl> logger, SoldOutCache soldOut)
     {
+        _soldOut = soldOut;
         _admission = admission.Value;
         _rates = rates.Value;
         _maxBodyBytes = gateway.Value.MaxBodyBytes;
@@ -60,8 +62,20 @@ public sealed partial class AdmissionControl : IAsyncDisposable
             return;
         }
 
+        var buyer = await BuyerKeyAsync(context);
+
+        // The crowd after the last unit: the endpoint will answer these from the sold-out cache without a cluster
+        // call, so they take no purchase slot and no buyer allowance (which would turn a cheap 409 into a 429 and
+        // keep a rate-limiter partition per buyer alive for nothing). Should the cache lapse in between, that one
+        // request reaches the cluster unadmitted.
+        if (buyer is not null && _soldOut.WillAnswerSoldOut(sku, buyer[(buyer.IndexOf(':') + 1)..]))
+        {
+            await next(context);
+            return;
+        }
+
         // Per sale as well as per buyer: a buyer's burst on one sale does not spend their allowance on another.
-        if (_perUser is not null && await BuyerKeyAsync(context) is { } buyer
+        if (_perUser is not null && buyer is not null
             && Refused(_perUser.AttemptAcquire($"{sku}\n{buyer}"), out var userRetry))
         {
             await RejectAsync(context, "user_rate", ErrorCodes.RateLimited, "too many purchases for this buyer", userRetry);

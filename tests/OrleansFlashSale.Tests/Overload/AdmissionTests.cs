@@ -19,13 +19,15 @@ namespace OrleansFlashSale.Tests.Overload;
 [Collection(ClusterCollection.Name)]
 public sealed class AdmissionTests(ClusterFixture fixture)
 {
-    private static ServiceProvider Services(Dictionary<string, string?> settings)
+    private ServiceProvider Services(Dictionary<string, string?> settings)
     {
         settings["FlashSale:Gateway:AdminToken"] = TestStack.AdminToken;
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
         var services = new ServiceCollection();
         services.AddLogging();
         services.AddMetrics();
+        // The gateway's sold-out cache (which admission asks) reads buyers through the cluster.
+        services.AddSingleton<IGrainFactory>(fixture.Client);
         services.AddFlashSaleGateway(configuration);
         services.AddFlashSaleAdmission(configuration);
         return services.BuildServiceProvider();
@@ -131,6 +133,40 @@ public sealed class AdmissionTests(ClusterFixture fixture)
             ? JsonDocument.Parse(text).RootElement.GetProperty("code").GetString()
             : null;
         return (response.StatusCode, code, response.Headers.RetryAfter);
+    }
+
+    [Fact]
+    public async Task Refusals_the_sold_out_cache_answers_spend_no_buyer_allowance()
+    {
+        await using var gateway = await TestGateway.StartAsync(fixture, new()
+        {
+            // Two purchases a day per buyer and sale: nothing refills while the test runs.
+            ["FlashSale:Gateway:RateLimits:PerUser:TokenLimit"] = "2",
+            ["FlashSale:Gateway:RateLimits:PerUser:TokensPerPeriod"] = "1",
+            ["FlashSale:Gateway:RateLimits:PerUser:ReplenishmentPeriod"] = "1.00:00:00",
+            ["FlashSale:Gateway:RateLimits:PerIp:TokenLimit"] = "0",
+        });
+        using var http = gateway.CreateClient(TimeSpan.FromSeconds(60));
+        var sale = await fixture.CreateSaleAsync("adm-soldout", stock: 1, buckets: 1, perUserLimit: 1);
+        Assert.Equal(HttpStatusCode.Created, (await SendAsync(http, Purchase(sale.Sku, "winner", "w0"))).Status);
+
+        // The cluster's sold-out answer (one allowance spent) teaches the gateway's cache.
+        Assert.Equal((HttpStatusCode.Conflict, ErrorCodes.SoldOut), Head(await SendAsync(http, Purchase(sale.Sku, "loser", "l0"))));
+        var cache = gateway.Services.GetRequiredService<SoldOutCache>();
+        await TestDb.WaitUntilAsync(() => Task.FromResult(cache.WillAnswerSoldOut(sale.Sku, "loser")), TimeSpan.FromSeconds(30));
+
+        // From then on the same buyer is refused from memory as often as they ask: 409, never 429.
+        for (var i = 1; i <= 5; i++)
+        {
+            Assert.Equal((HttpStatusCode.Conflict, ErrorCodes.SoldOut), Head(await SendAsync(http, Purchase(sale.Sku, "loser", $"l{i}"))));
+        }
+
+        // The buyer holding the unit still goes through admission to the cluster, and gets the order back.
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(http, Purchase(sale.Sku, "winner", "w0"))).Status);
+        Assert.Equal(0, (await fixture.RedisStockAsync(sale.Sku, 1)).Sum());
+
+        static (HttpStatusCode, string?) Head((HttpStatusCode Status, string? Code, RetryConditionHeaderValue? RetryAfter) answer) =>
+            (answer.Status, answer.Code);
     }
 
     [Fact]
