@@ -161,8 +161,8 @@ public sealed partial class AdmissionControl : IAsyncDisposable
 
     /// <summary>
     /// The buyer a purchase counts against: the authenticated subject when authentication ran, else the body's
-    /// userId. The body is read once and shared with the endpoint (<see cref="RequestBody"/>); a body the endpoint will refuse anyway
-    /// (not JSON, too large, no single string userId) is not limited here.
+    /// userId. The body is read once and shared with the endpoint (<see cref="RequestBody"/>); a body the endpoint
+    /// will refuse anyway (not JSON, too large, no single string userId) is not limited here.
     /// </summary>
     private async Task<string?> BuyerKeyAsync(HttpContext context)
     {
