@@ -32,8 +32,8 @@ public static class TelemetryExtensions
     /// <summary>
     /// Metrics (the project's meter, Orleans', ASP.NET Core's) on <c>/metrics</c> and traces (ASP.NET Core, Orleans
     /// grain calls, Redis, MySQL), both (and the logs) also sent by OTLP when <c>FlashSale:Telemetry:OtlpEndpoint</c> or
-    /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set. Traces are recorded only when exported (or <c>Traces</c> is <c>on</c>). The host must also call <c>AddActivityPropagation()</c> on its Orleans
-    /// builder for a trace to follow grain calls.
+    /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set. Traces are recorded only when exported (or <c>Traces</c> is <c>on</c>).
+    /// The host must also call <c>AddActivityPropagation()</c> on its Orleans builder for a trace to follow grain calls.
     /// </summary>
     /// <param name="serviceName">The <c>service.name</c> resource: <c>flashsale-gateway</c> or <c>flashsale-silo</c>.</param>
     public static IHostApplicationBuilder AddFlashSaleTelemetry(this IHostApplicationBuilder builder, string serviceName)

@@ -10,8 +10,8 @@ namespace OrleansFlashSale.Grains.Pipeline;
 
 /// <summary>
 /// Commits the half messages of a SKU's buckets: publishes the transaction's orders as one message to the deductions
-/// stream (message id = transaction id, so JetStream drops a repeat by the check-back), removes the half message, then trims the forwarded entries from the bucket's
-/// Redis log. A lost event (a silo died in between) leaves the half message behind, and the check-back commits it.
+/// stream (message id = transaction id, so JetStream drops a repeat by the check-back), removes the half message,
+/// then trims the forwarded entries from the bucket's Redis log. A lost event (a silo died in between) leaves the half message behind, and the check-back commits it.
 /// </summary>
 [ImplicitStreamSubscription(PipelineStreams.Namespace)]
 [Reentrant]

@@ -46,7 +46,7 @@ internal static class PipelineJson
     /// <summary>
     /// A whole transaction's deductions as one message (a JSON array), de-duplicated by the transaction id. One
     /// message per transaction, as RocketMQ has it: a message per order cost a JetStream publish, a delivery and an
-    /// ack per order, which the deduct bench found to be most of the pipeline's share of the silo's CPU.
+    /// ack per order (the NATS client was 13 % of the silo's CPU in a trace of the deduct bench).
     /// </summary>
     public static OutgoingMessage ToTransactionMessage(string transactionId, IReadOnlyList<DeductionRecord> records, string subject) =>
         new(transactionId, subject, Serialize(records));
