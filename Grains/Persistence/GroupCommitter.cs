@@ -10,16 +10,19 @@ namespace OrleansFlashSale.Grains.Persistence;
 /// inventory row is locked once per group instead of once per order.
 /// </summary>
 /// <remarks>
-/// Per SKU there are two alternating units, as in AliSQL's leader/follower group commit: while one group's
-/// transaction runs, the next one collects whoever arrives; when the transaction ends, the collected group (at most
+/// Per SKU, as in AliSQL's leader/follower group commit, whoever arrives while a group's transaction runs collects
+/// into the next group; when a leader is free, the collected group (at most
 /// <see cref="OrderStoreOptions.MaxGroupSize"/> records) goes next. There is no timer: a lone caller is committed at
-/// once, and groups grow by themselves with the load. At most one transaction per SKU is in flight; SKUs run in
-/// parallel. Thread-safe; meant for code outside grains, such as a queue consumer.
+/// once, and groups grow by themselves with the load. Up to <see cref="OrderStoreOptions.CommitsPerSku"/> leaders
+/// (transactions) per SKU run at once: each group's inserts take most of its time and lock only its own rows, so a
+/// second group can insert while the first holds the hot row through its UPDATE and COMMIT; the row lock still
+/// orders the UPDATEs. SKUs run in parallel. Thread-safe; meant for code outside grains, such as a queue consumer.
 /// </remarks>
 public sealed partial class GroupCommitter
 {
     private readonly MySqlOrderStore _store;
     private readonly int _maxGroupSize;
+    private readonly int _leadersPerSku;
     private readonly ILogger<GroupCommitter> _logger;
     private readonly ConcurrentDictionary<string, Lane> _lanes = new(StringComparer.Ordinal);
 
@@ -27,6 +30,7 @@ public sealed partial class GroupCommitter
     {
         _store = store;
         _maxGroupSize = options.Value.MaxGroupSize;
+        _leadersPerSku = options.Value.CommitsPerSku;
         _logger = logger;
     }
 
@@ -84,8 +88,11 @@ public sealed partial class GroupCommitter
                 }
 
                 lane.Collecting.AddRange(items);
-                lead = !lane.Committing;
-                lane.Committing = true;
+                lead = lane.Leaders < _leadersPerSku;
+                if (lead)
+                {
+                    lane.Leaders++;
+                }
             }
 
             if (lead)
@@ -99,7 +106,7 @@ public sealed partial class GroupCommitter
         }
     }
 
-    /// <summary>Commits the lane's groups one after another until none is waiting.</summary>
+    /// <summary>Commits the lane's groups one after another until none is waiting (other leaders of the lane alike).</summary>
     private async Task LeadAsync(Lane lane)
     {
         while (true)
@@ -109,9 +116,12 @@ public sealed partial class GroupCommitter
             {
                 if (lane.Collecting.Count == 0)
                 {
-                    lane.Committing = false;
-                    lane.Retired = true;
-                    _lanes.TryRemove(new KeyValuePair<string, Lane>(lane.Sku, lane));
+                    if (--lane.Leaders == 0)
+                    {
+                        lane.Retired = true;
+                        _lanes.TryRemove(new KeyValuePair<string, Lane>(lane.Sku, lane));
+                    }
+
                     return;
                 }
 
@@ -164,7 +174,7 @@ public sealed partial class GroupCommitter
         public TaskCompletionSource<GroupCommitResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    /// <summary>One SKU's two alternating units. Guarded by <see cref="Gate"/>.</summary>
+    /// <summary>One SKU's collecting unit and its leaders. Guarded by <see cref="Gate"/>.</summary>
     private sealed class Lane(string sku)
     {
         private List<Pending> _spare = [];
@@ -173,11 +183,11 @@ public sealed partial class GroupCommitter
 
         public Lock Gate { get; } = new();
 
-        /// <summary>The unit that collects while the other commits.</summary>
+        /// <summary>The unit that collects while the leaders commit.</summary>
         public List<Pending> Collecting { get; private set; } = [];
 
-        /// <summary>A leader is running for this lane.</summary>
-        public bool Committing { get; set; }
+        /// <summary>Leaders running for this lane, each committing one group at a time.</summary>
+        public int Leaders { get; set; }
 
         /// <summary>Removed from the lane map; submitters must fetch a fresh lane.</summary>
         public bool Retired { get; set; }

@@ -63,6 +63,8 @@ public sealed class InventorySql
 
     public const string UnitsParameter = "@units";
 
+    public const string SkuParameter = Sku;
+
     public const string Rollback = "ROLLBACK";
 
     public const string Commit = "COMMIT";

@@ -184,8 +184,10 @@ public sealed partial class MySqlOrderStore
             }
 
             int affected;
-            await using (var deduct = Command(connection, plan.DeductStatement, plan.Parameters))
+            await using (var deduct = new MySqlCommand(plan.DeductStatement, connection))
             {
+                // Only the SKU and the units: the group's thousands of row parameters are not needed again.
+                deduct.Parameters.AddWithValue(InventorySql.SkuParameter, plan.Sku);
                 deduct.Parameters.AddWithValue(InventorySql.UnitsParameter, units);
                 try
                 {

@@ -33,6 +33,12 @@ public sealed class OrderStoreOptions
     /// <summary>Most records one group transaction carries. Larger groups mean fewer transactions, larger packets.</summary>
     public int MaxGroupSize { get; set; } = 1000;
 
+    /// <summary>
+    /// Group transactions of one SKU that may run at once. With 1 the next group waits for the previous COMMIT, and
+    /// MySQL and the committer take turns being idle; the hot row's lock orders the UPDATEs either way.
+    /// </summary>
+    public int CommitsPerSku { get; set; } = 2;
+
     /// <summary>Retries of a group after a deadlock, a lock wait timeout or a lost connection.</summary>
     public int MaxRetries { get; set; } = 5;
 
@@ -54,13 +60,15 @@ public sealed class OrderStoreOptions
             connection = "(unreadable connection string)";
         }
 
-        return $"{connection}; Flavor={Flavor}; MaxGroupSize={MaxGroupSize}; MaxRetries={MaxRetries}";
+        return $"{connection}; Flavor={Flavor}; MaxGroupSize={MaxGroupSize}; CommitsPerSku={CommitsPerSku}; MaxRetries={MaxRetries}";
     }
 }
 
 public sealed class OrderStoreOptionsValidator : IValidateOptions<OrderStoreOptions>
 {
     public const int MaxGroupSizeLimit = 10_000;
+
+    public const int MaxCommitsPerSku = 16;
 
     public ValidateOptionsResult Validate(string? name, OrderStoreOptions options)
     {
@@ -92,6 +100,11 @@ public sealed class OrderStoreOptionsValidator : IValidateOptions<OrderStoreOpti
         if (options.MaxGroupSize is < 1 or > MaxGroupSizeLimit)
         {
             errors.Add($"{OrderStoreOptions.Section}:MaxGroupSize must be between 1 and {MaxGroupSizeLimit}.");
+        }
+
+        if (options.CommitsPerSku is < 1 or > MaxCommitsPerSku)
+        {
+            errors.Add($"{OrderStoreOptions.Section}:CommitsPerSku must be between 1 and {MaxCommitsPerSku}.");
         }
 
         if (options.MaxRetries is < 0 or > 100)

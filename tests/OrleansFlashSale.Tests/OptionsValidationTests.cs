@@ -106,7 +106,9 @@ public sealed class OptionsValidationTests
             ["FlashSale:OrderStore:ConnectionString"] = "Server=127.0.0.1;Database=flashsale",
             ["FlashSale:OrderStore:MaxGroupSize"] = "0",
             ["FlashSale:OrderStore:MaxRetries"] = "-1",
+            ["FlashSale:OrderStore:CommitsPerSku"] = "0",
         }, (s, c) => s.AddFlashSaleOrderStore(c));
+        Assert.Contains("FlashSale:OrderStore:CommitsPerSku must be between 1 and 16", message);
         Assert.Contains("FlashSale:OrderStore:MaxGroupSize must be between 1 and 10000", message);
         Assert.Contains("FlashSale:OrderStore:MaxRetries must be between 0 and 100", message);
     }

@@ -212,6 +212,42 @@ public sealed class OrderStoreTests(OrderStoreFixture fixture, ITestOutputHelper
     }
 
     [Fact]
+    public async Task A_second_group_of_the_same_SKU_inserts_while_the_first_holds_the_hot_row()
+    {
+        var sku = ClusterFixture.NewSku("overlap");
+        await Store.EnsureInventoryAsync(sku, 100);
+
+        // Another session holds the inventory row: the first group stops at its UPDATE with its orders inserted.
+        await using var blocker = new MySqlConnection(TestStack.MySql);
+        await blocker.OpenAsync();
+        await using (var hold = new MySqlCommand("START TRANSACTION; SELECT available_stock FROM inventory WHERE sku = @sku FOR UPDATE", blocker))
+        {
+            hold.Parameters.AddWithValue("@sku", sku);
+            await hold.ExecuteScalarAsync();
+        }
+
+        var first = Committer.SubmitAsync(NewRecord(sku, quantity: 3));
+        var firstSession = await WaitForBlockedUpdateAsync(sku, except: null);
+
+        // With CommitsPerSku = 2 (the default) the next group does not wait for the first COMMIT: it gets as far as
+        // the UPDATE too. With one commit per SKU it would wait in the committer and this would time out.
+        var second = Committer.SubmitAsync(NewRecord(sku, quantity: 4));
+        var secondSession = await WaitForBlockedUpdateAsync(sku, except: firstSession);
+        Assert.NotEqual(firstSession, secondSession);
+        Assert.False(first.IsCompleted || second.IsCompleted);
+
+        await using (var release = new MySqlCommand("ROLLBACK", blocker))
+        {
+            await release.ExecuteNonQueryAsync();
+        }
+
+        Assert.Equal(new GroupCommitResult(1, 1, 3), await first);
+        Assert.Equal(new GroupCommitResult(1, 1, 4), await second);
+        Assert.Equal((2L, 7L, 93L, 2L), await SnapshotAsync(sku));
+        Assert.Equal(2, await ScalarAsync("SELECT COUNT(DISTINCT commit_batch) FROM orders WHERE sku = @sku", sku));
+    }
+
+    [Fact]
     public async Task A_connection_lost_mid_transaction_is_retried_and_counts_once()
     {
         var sku = ClusterFixture.NewSku("retry");
@@ -293,9 +329,10 @@ public sealed class OrderStoreTests(OrderStoreFixture fixture, ITestOutputHelper
         for (var i = 0; i < 600; i++)
         {
             await using var command = new MySqlCommand(
-                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE inventory%' AND LOCATE(@sku, INFO) > 0 AND ID <> CONNECTION_ID()",
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE inventory%' AND LOCATE(@sku, INFO) > 0 AND ID <> CONNECTION_ID() AND ID <> COALESCE(@except, -1) LIMIT 1",
                 connection);
             command.Parameters.AddWithValue("@sku", sku);
+            command.Parameters.AddWithValue("@except", except);
             if (await command.ExecuteScalarAsync() is { } id && Convert.ToInt64(id) != except)
             {
                 return Convert.ToInt64(id);
