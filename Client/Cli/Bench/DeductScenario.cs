@@ -68,7 +68,7 @@ public static class DeductScenario
             details["rejected " + kind] = count.ToString();
         }
 
-        return new BenchRun(outcome.Measured, outcome.Window, details);
+        return outcome.ToRun(details);
     }
 
     private static async Task<BenchRun> RunRawAsync(IDatabase db, int concurrency, BenchSettings settings, IBenchProgress progress)
@@ -114,7 +114,7 @@ public static class DeductScenario
                 $"deduct raw {sku}: {sold} units gone from the stock keys, {logged} log entries, {outcome.Succeeded} acknowledged; no figure is reported");
         }
 
-        return new BenchRun(outcome.Measured, outcome.Window, new Dictionary<string, string>
+        return outcome.ToRun(new Dictionary<string, string>
         {
             ["sku"] = sku,
             ["calls"] = outcome.Started.ToString(),

@@ -9,7 +9,15 @@ namespace OrleansFlashSale.Client.Cli.Bench;
 public static class LoadRunner
 {
     /// <summary>What one run did. <see cref="Measured"/> counts the successes that completed inside the window.</summary>
-    public sealed record Outcome(long Started, long Succeeded, long Measured, TimeSpan Window);
+    public sealed record Outcome(long Started, long Succeeded, long Measured, TimeSpan Window, IReadOnlyDictionary<string, TimeSpan> Cpu)
+    {
+        /// <summary>CPU per counted operation of each process of the stack over the window (see <see cref="StackCpu"/>).</summary>
+        public IEnumerable<KeyValuePair<string, string>> CpuDetails => StackCpu.PerOperation(Cpu, Measured);
+
+        /// <summary>The counted run, with <paramref name="details"/> and the CPU per operation.</summary>
+        public BenchRun ToRun(IReadOnlyDictionary<string, string> details) =>
+            new(Measured, Window, details.Concat(CpuDetails).ToDictionary());
+    }
 
     /// <param name="operation">
     /// Given the worker's index (so a worker can own a connection) and a unique sequence number; returns true for a
@@ -38,6 +46,7 @@ public static class LoadRunner
         // Sampling the success counter at the window's edges keeps warm-up and drain out of the figure.
         await Task.WhenAny(all, Task.Delay(settings.Warmup));
         var atStart = Interlocked.Read(ref succeeded);
+        var cpu = StackCpu.Start();
         var windowStart = clock.Elapsed;
         while (!all.IsCompleted && clock.Elapsed < total)
         {
@@ -49,9 +58,10 @@ public static class LoadRunner
 
         var atEnd = Interlocked.Read(ref succeeded);
         var window = clock.Elapsed - windowStart;
+        var used = cpu.Stop();
         Volatile.Write(ref stop, 1);
         // A failed operation surfaces here: the run is then not reported.
         await all;
-        return new Outcome(Interlocked.Read(ref next) + 1, Interlocked.Read(ref succeeded), atEnd - atStart, window);
+        return new Outcome(Interlocked.Read(ref next) + 1, Interlocked.Read(ref succeeded), atEnd - atStart, window, used);
     }
 }

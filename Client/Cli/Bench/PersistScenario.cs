@@ -90,7 +90,7 @@ public sealed class PersistScenario
 
         var transactions = store.CommittedTransactions - transactionsBefore;
         await CheckAsync(sku, outcome.Started, outcome.Succeeded);
-        return new BenchRun(outcome.Measured, outcome.Window, new Dictionary<string, string>
+        return outcome.ToRun(new Dictionary<string, string>
         {
             ["sku"] = sku,
             ["orders"] = outcome.Succeeded.ToString(),
@@ -124,7 +124,7 @@ public sealed class PersistScenario
             var outcome = await LoadRunner.RunAsync(Producers, settings, (worker, n) => producers[worker].OrderAsync(n),
                 progress, "one transaction per order");
             await CheckAsync(sku, outcome.Started, outcome.Succeeded);
-            return new BenchRun(outcome.Measured, outcome.Window, new Dictionary<string, string>
+            return outcome.ToRun(new Dictionary<string, string>
             {
                 ["sku"] = sku,
                 ["orders"] = outcome.Succeeded.ToString(),

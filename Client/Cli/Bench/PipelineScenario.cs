@@ -115,6 +115,12 @@ public static class PipelineScenario
                 ["persisted orders/s"] = persistedRate.ToString("F0"),
                 ["offered"] = $"closed loop of {Callers} callers: {rate:N0}/s is the highest rate offered (20,000/s asked)",
             };
+            // During the load only: the pipeline's drain afterwards is not in these figures.
+            foreach (var (key, value) in outcome.CpuDetails)
+            {
+                details[key] = value;
+            }
+
             var how = $"{Callers} concurrent callers of IQuotaGrain.PurchaseAsync (closed loop, {Users:N0} users) through the cluster client on " +
                       $"a sale of {SaleRules.MaxStock:N0} units in {Buckets} buckets, order pipeline (JetStream, group commit into MariaDB) running; " +
                       $"every acknowledged order in MySQL {drained.TotalSeconds:F1} s after the load stopped";

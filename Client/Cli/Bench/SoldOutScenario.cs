@@ -59,7 +59,7 @@ public static class SoldOutScenario
                 $"({string.Join(", ", other.Select(kv => $"{kv.Key} {kv.Value}"))}); no figure is reported");
         }
 
-        return new BenchRun(outcome.Measured, outcome.Window, new Dictionary<string, string>
+        return outcome.ToRun(new Dictionary<string, string>
         {
             ["sku"] = sku,
             ["calls"] = outcome.Started.ToString(),
@@ -98,7 +98,7 @@ public static class SoldOutScenario
                 $"soldout raw {sku}: stock {left}, {logged} log entries, {outcome.Succeeded} of {outcome.Started} refused; no figure is reported");
         }
 
-        return new BenchRun(outcome.Measured, outcome.Window, new Dictionary<string, string>
+        return outcome.ToRun(new Dictionary<string, string>
         {
             ["sku"] = sku,
             ["calls"] = outcome.Started.ToString(),
