@@ -1,3 +1,6 @@
+using OrleansFlashSale.Grains;
+using OrleansFlashSale.Grains.Redis;
+
 namespace OrleansFlashSale.Tests;
 
 [Collection(ClusterCollection.Name)]
@@ -95,6 +98,35 @@ public sealed class PurchaseTests(ClusterFixture fixture)
         Assert.Equal(37, history.AcknowledgedUnits);
         Assert.Equal(163, history.Count(PurchaseOutcome.SoldOut));
         Assert.Equal(new long[16], await fixture.RedisStockAsync(sale.Sku, 16));
+    }
+
+    [Fact]
+    public async Task Every_quota_key_a_purchase_writes_expires_after_the_record_lifetime()
+    {
+        var sale = await fixture.CreateSaleAsync("ttl", stock: 10, buckets: 2, perUserLimit: 2);
+        var first = await fixture.BuyAsync(sale, "ttl-user", "r1");
+        var second = await fixture.BuyAsync(sale, "ttl-user", "r2");
+        Assert.Equal(PurchaseOutcome.Created, first.Outcome);
+        Assert.Equal(PurchaseOutcome.Created, second.Outcome);
+
+        // The shard's buyers set, the user's counter and both request records: none may outlive the records it
+        // answers for, and none may be left without a TTL (the buyers set's is set once per reserve batch).
+        var shard = GrainKeys.QuotaShard("ttl-user", sale.QuotaShards);
+        var db = fixture.Redis.GetDatabase();
+        var lifetime = new DeductionOptions().RecordTtl;
+        foreach (var key in new[]
+        {
+            RedisKeys.Buyers(sale.Sku, shard),
+            RedisKeys.UserUnits(sale.Sku, shard, "ttl-user"),
+            RedisKeys.Request(sale.Sku, shard, "ttl-user", "r1"),
+            RedisKeys.Request(sale.Sku, shard, "ttl-user", "r2"),
+        })
+        {
+            var ttl = await db.KeyTimeToLiveAsync(key);
+            Assert.True(ttl is { } t && t > TimeSpan.Zero && t <= lifetime, $"{key}: TTL {ttl?.ToString() ?? "none"}");
+        }
+
+        Assert.Equal(2, (long)await db.StringGetAsync(RedisKeys.UserUnits(sale.Sku, shard, "ttl-user")));
     }
 
     [Fact]

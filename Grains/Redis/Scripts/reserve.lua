@@ -13,6 +13,8 @@ local limit = tonumber(ARGV[1])
 local ttl = ARGV[2]
 local lookup_only = ARGV[3] == '1'
 local results = {}
+-- The buyers set's TTL is pushed back once per batch, not once per purchase: one write (and one AOF entry) less each.
+local added = false
 local n = (#KEYS - 1) / 2
 for i = 1, n do
   local user_key, request_key = KEYS[2 * i], KEYS[2 * i + 1]
@@ -32,9 +34,12 @@ for i = 1, n do
       redis.call('EXPIRE', user_key, ttl)
       redis.call('SET', request_key, order_id .. '|' .. qty .. '|R|-1|' .. now, 'EX', ttl)
       redis.call('SADD', KEYS[1], user_id)
-      redis.call('EXPIRE', KEYS[1], ttl)
+      added = true
       results[i] = 1
     end
   end
+end
+if added then
+  redis.call('EXPIRE', KEYS[1], ttl)
 end
 return results
