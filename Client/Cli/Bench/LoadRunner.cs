@@ -9,7 +9,8 @@ namespace OrleansFlashSale.Client.Cli.Bench;
 public static class LoadRunner
 {
     /// <summary>What one run did. <see cref="Measured"/> counts the successes that completed inside the window.</summary>
-    public sealed record Outcome(long Started, long Succeeded, long Measured, TimeSpan Window, IReadOnlyDictionary<string, TimeSpan> Cpu)
+    public sealed record Outcome(long Started, long Succeeded, long Measured, TimeSpan Window, IReadOnlyDictionary<string, TimeSpan> Cpu,
+        DateTimeOffset WindowStart, DateTimeOffset WindowEnd)
     {
         /// <summary>CPU per counted operation of each process of the stack over the window (see <see cref="StackCpu"/>).</summary>
         public IEnumerable<KeyValuePair<string, string>> CpuDetails => StackCpu.PerOperation(Cpu, Measured);
@@ -47,6 +48,7 @@ public static class LoadRunner
         await Task.WhenAny(all, Task.Delay(settings.Warmup));
         var atStart = Interlocked.Read(ref succeeded);
         var cpu = StackCpu.Start();
+        var windowStartUtc = DateTimeOffset.UtcNow;
         var windowStart = clock.Elapsed;
         while (!all.IsCompleted && clock.Elapsed < total)
         {
@@ -58,10 +60,11 @@ public static class LoadRunner
 
         var atEnd = Interlocked.Read(ref succeeded);
         var window = clock.Elapsed - windowStart;
+        var windowEndUtc = DateTimeOffset.UtcNow;
         var used = cpu.Stop();
         Volatile.Write(ref stop, 1);
         // A failed operation surfaces here: the run is then not reported.
         await all;
-        return new Outcome(Interlocked.Read(ref next) + 1, Interlocked.Read(ref succeeded), atEnd - atStart, window, used);
+        return new Outcome(Interlocked.Read(ref next) + 1, Interlocked.Read(ref succeeded), atEnd - atStart, window, used, windowStartUtc, windowEndUtc);
     }
 }

@@ -76,17 +76,35 @@ public static class PipelineScenario
                     $"({units} units) in MySQL {drained.TotalSeconds:F0} s after the load, {refused} refused; no figure is reported");
             }
 
+            // Like every other figure, the lag counts the orders of the counted window only (Redis commit inside it):
+            // the warm-up's include the first connections and JIT of the whole path. All orders are in the details.
             var lags = new List<double>((int)rows);
+            var allLags = new List<double>((int)rows);
+            var windowStartMs = outcome.WindowStart.ToUnixTimeMilliseconds();
+            var windowEndMs = outcome.WindowEnd.ToUnixTimeMilliseconds();
             await using (var read = new MySqlCommand(
-                             "SELECT UNIX_TIMESTAMP(created_at) * 1000 - committed_at_ms FROM orders WHERE sku = @sku", connection))
+                             "SELECT UNIX_TIMESTAMP(created_at) * 1000 - committed_at_ms, committed_at_ms FROM orders WHERE sku = @sku", connection))
             {
                 read.Parameters.AddWithValue("@sku", sku);
                 await using var reader = await read.ExecuteReaderAsync();
                 while (await reader.ReadAsync())
                 {
-                    lags.Add((double)reader.GetDecimal(0));
+                    var lag = (double)reader.GetDecimal(0);
+                    allLags.Add(lag);
+                    var committed = reader.GetInt64(1);
+                    if (committed >= windowStartMs && committed <= windowEndMs)
+                    {
+                        lags.Add(lag);
+                    }
                 }
             }
+
+            if (lags.Count == 0)
+            {
+                throw new BenchCheckException($"pipeline {sku}: no order was committed in Redis inside the counted window; no figure is reported");
+            }
+
+            var sortedAll = allLags.Order().ToArray();
 
             // MySQL's own pace: orders written from the first Redis commit to the last MySQL row. Below the offered
             // rate means the queue grew during the run and the lag with it.
@@ -112,6 +130,10 @@ public static class PipelineScenario
                 ["lag p50 ms"] = p50.ToString("F1"),
                 ["lag p99 ms"] = p99.ToString("F1"),
                 ["lag max ms"] = sorted[^1].ToString("F1"),
+                ["lag counted orders"] = lags.Count.ToString(),
+                ["lag over 1 s, counted orders"] = lags.Count(l => l > 1000).ToString(),
+                ["lag p99 ms, all orders with warm-up"] = SellOut.Percentile(sortedAll, 0.99).ToString("F1"),
+                ["lag max ms, all orders with warm-up"] = sortedAll[^1].ToString("F1"),
                 ["persisted orders/s"] = persistedRate.ToString("F0"),
                 ["offered"] = $"closed loop of {Callers} callers: {rate:N0}/s is the highest rate offered (20,000/s asked)",
             };
@@ -130,9 +152,9 @@ public static class PipelineScenario
                 new BenchFigure(Name, $"offered, {Callers} callers", "purchases/s", rate, how, 0, none, null, null, details),
                 new BenchFigure(Name, "persisted by MySQL", "orders/s", persistedRate,
                     "orders in MySQL / (last orders.created_at − first orders.committed_at_ms), " + how, 0, none, null, null, details),
-                new BenchFigure(Name, "lag Redis → MySQL p50", "ms", p50, "per order: orders.created_at − orders.committed_at_ms, " + how, 0, none,
+                new BenchFigure(Name, "lag Redis → MySQL p50", "ms", p50, "per order committed in Redis inside the counted window: orders.created_at − orders.committed_at_ms, " + how, 0, none,
                     null, null, details),
-                new BenchFigure(Name, "lag Redis → MySQL p99", "ms", p99, "per order: orders.created_at − orders.committed_at_ms, " + how, 0, none,
+                new BenchFigure(Name, "lag Redis → MySQL p99", "ms", p99, "per order committed in Redis inside the counted window: orders.created_at − orders.committed_at_ms, " + how, 0, none,
                     null, null, details, TargetMax: LagTargetMs),
             ];
         }
