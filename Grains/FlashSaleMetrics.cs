@@ -19,6 +19,7 @@ public sealed class FlashSaleMetrics
     private readonly Histogram<double> _orderGroupLatency;
     private readonly Counter<long> _orderTransactions;
     private readonly Histogram<double> _pipelineLag;
+    private readonly Histogram<double> _pipelineStageLag;
     private readonly Counter<long> _deadLetters;
 
     public FlashSaleMetrics(IMeterFactory meterFactory)
@@ -37,6 +38,9 @@ public sealed class FlashSaleMetrics
         _orderTransactions = meter.CreateCounter<long>("flashsale.orders.transactions", description: "MySQL group transaction attempts, by flavour and outcome.");
         _pipelineLag = meter.CreateHistogram<double>("flashsale.pipeline.lag", unit: "ms",
             description: "From an order's Redis commit (Redis server clock) to its MySQL group commit (silo clock), per order written.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000] });
+        _pipelineStageLag = meter.CreateHistogram<double>("flashsale.pipeline.stage_lag", unit: "ms",
+            description: "From a transaction's oldest Redis commit to its arrival at a pipeline stage (enqueued: the bucket's stream event was accepted by the stream; bridge: it reached the bridge grain; published: its JetStream commit was acknowledged; writer: the order writer received it), per transaction.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000] });
         _deadLetters = meter.CreateCounter<long>("flashsale.dead_letters", description: "Orders moved to the DLQ stream instead of MySQL, by reason (unreadable, drift, failed).");
     }
@@ -78,6 +82,10 @@ public sealed class FlashSaleMetrics
 
     /// <summary>An order the writer committed to MySQL, <paramref name="milliseconds"/> after Redis committed it.</summary>
     public void PipelineLag(double milliseconds) => _pipelineLag.Record(Math.Max(0, milliseconds));
+
+    /// <summary>A transaction reached <paramref name="stage"/> (one of <see cref="PipelineStage"/>) <paramref name="milliseconds"/> after its oldest Redis commit.</summary>
+    public void PipelineStageLag(string stage, double milliseconds) =>
+        _pipelineStageLag.Record(Math.Max(0, milliseconds), new KeyValuePair<string, object?>("stage", stage));
 
     /// <param name="reason">One of <see cref="DeadLetterReason"/>, never the exception text.</param>
     public void DeadLetter(string reason) =>
@@ -121,4 +129,13 @@ public static class DeadLetterReason
 
     /// <summary>Failed too many times with an error that is not an outage.</summary>
     public const string Failed = "failed";
+}
+
+/// <summary>Stages of the order pipeline for <see cref="FlashSaleMetrics.PipelineStageLag"/>: a fixed set, so the tag stays low-cardinality.</summary>
+public static class PipelineStage
+{
+    public const string Enqueued = "enqueued";
+    public const string Bridge = "bridge";
+    public const string Published = "published";
+    public const string Writer = "writer";
 }

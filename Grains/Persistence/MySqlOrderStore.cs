@@ -288,7 +288,9 @@ public sealed partial class MySqlOrderStore
         }
     }
 
-    private static string NewBatchId() => Guid.NewGuid().ToString("N");
+    // Time-ordered (UUID v7): every group's rows go to the right-hand end of ix_orders_commit_batch. A random id put
+    // each group on a random page of an index that soon outgrows the buffer pool, one page read per group insert.
+    private static string NewBatchId() => Guid.CreateVersion7().ToString("N");
 
     private static TimeSpan Backoff(int attempt)
     {

@@ -21,13 +21,18 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
     private readonly JetStreamConnection _nats;
     private readonly RedisConnection _redis;
     private readonly ILogger<DeductionBridgeGrain> _logger;
+    private readonly FlashSaleMetrics _metrics;
+    // Wall clock on purpose, as in the order writer: the stage lags are measured against Redis' TIME.
+    private readonly TimeProvider _time = TimeProvider.System;
     private readonly HashSet<Task> _inFlight = [];
 
     /// <summary>Commits of one SKU that may run at once (each is one JetStream round trip for a whole bucket batch).</summary>
     private const int MaxCommitsInFlight = 16;
 
-    public DeductionBridgeGrain(ITransactionalProducer producer, JetStreamConnection nats, RedisConnection redis, ILogger<DeductionBridgeGrain> logger)
+    public DeductionBridgeGrain(ITransactionalProducer producer, JetStreamConnection nats, RedisConnection redis, FlashSaleMetrics metrics,
+        ILogger<DeductionBridgeGrain> logger)
     {
+        _metrics = metrics;
         _producer = producer;
         _nats = nats;
         _redis = redis;
@@ -45,6 +50,11 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
         // pipeline bench). So commits run side by side, bounded: at the bound the stream waits for one to finish.
         // Completed commits are dropped here rather than by a continuation of their own: such a continuation queues
         // behind this turn, so a loop waiting for it would spin without ever letting it run.
+        if (item.Records.Length > 0)
+        {
+            _metrics.PipelineStageLag(PipelineStage.Bridge, _time.GetUtcNow().ToUnixTimeMilliseconds() - item.Records.Min(r => r.CommittedAtMs));
+        }
+
         _inFlight.RemoveWhere(t => t.IsCompleted);
         while (_inFlight.Count >= MaxCommitsInFlight)
         {
@@ -83,6 +93,10 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
             // the whole outage; the check-back commits whatever is left.
             using var timeout = new CancellationTokenSource(_nats.Options.OperationTimeout);
             await _producer.CommitAsync(item.Half, [PipelineJson.ToTransactionMessage(item.Half.TransactionId, item.Records, subject)], timeout.Token);
+            if (item.Records.Length > 0)
+            {
+                _metrics.PipelineStageLag(PipelineStage.Published, _time.GetUtcNow().ToUnixTimeMilliseconds() - item.Records.Min(r => r.CommittedAtMs));
+            }
         }
         catch (Exception ex)
         {

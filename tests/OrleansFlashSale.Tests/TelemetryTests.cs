@@ -112,6 +112,12 @@ public sealed partial class TelemetryTests(TelemetryFixture fixture)
         Assert.Equal(5, Delta("flashsale_deduct_batch_size_sum"));
         Assert.Equal(5, Delta("flashsale_deduct_duration_milliseconds_count"));
         Assert.Equal(5, Delta("flashsale_pipeline_lag_milliseconds_count"));
+        // Five transactions of one order each pass every stage of the pipeline once, tagged by stage only.
+        foreach (var stage in new[] { "enqueued", "bridge", "published", "writer" })
+        {
+            Assert.Equal(5, Delta("flashsale_pipeline_stage_lag_milliseconds_count", ("stage", stage)));
+        }
+
         // Every order is in exactly one group; groups are at most five, at least one.
         Assert.Equal(5, Delta("flashsale_orders_group_size_sum"));
         Assert.InRange(Delta("flashsale_orders_group_size_count"), 1, 5);
