@@ -9,7 +9,7 @@ using StackExchange.Redis;
 namespace OrleansFlashSale.Grains.Pipeline;
 
 /// <summary>
-/// Commits the half messages of a SKU's buckets: publishes the transaction's orders as one message to the deductions
+/// Commits the half messages of one bucket (one stream and one activation per bucket): publishes the transaction's orders as one message to the deductions
 /// stream (message id = transaction id, so JetStream drops a repeat by the check-back), removes the half message,
 /// then trims the forwarded entries from the bucket's Redis log. A lost event (a silo died in between) leaves the half message behind, and the check-back commits it.
 /// </summary>
@@ -26,8 +26,8 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
     private readonly TimeProvider _time = TimeProvider.System;
     private readonly HashSet<Task> _inFlight = [];
 
-    /// <summary>Commits of one SKU that may run at once (each is one JetStream round trip for a whole bucket batch).</summary>
-    private const int MaxCommitsInFlight = 16;
+    /// <summary>Commits of one bucket that may run at once (each is one JetStream round trip for a whole bucket batch).</summary>
+    private const int MaxCommitsInFlight = 8;
 
     public DeductionBridgeGrain(ITransactionalProducer producer, JetStreamConnection nats, RedisConnection redis, FlashSaleMetrics metrics,
         ILogger<DeductionBridgeGrain> logger)
@@ -45,7 +45,7 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
     public async Task OnNextAsync(DeductionsCommitted item, StreamSequenceToken? token = null)
     {
         // The stream hands this grain its next event only when this call returns. Awaiting each commit here would
-        // serialise every bucket of the SKU on one JetStream round trip, and under load the backlog would outlive
+        // serialise the bucket's transactions on one JetStream round trip each, and under load the backlog would outlive
         // the transaction timeout so that the check-back, not the bridge, committed most orders (seen in the
         // pipeline bench). So commits run side by side, bounded: at the bound the stream waits for one to finish.
         // Completed commits are dropped here rather than by a continuation of their own: such a continuation queues
