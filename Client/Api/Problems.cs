@@ -54,14 +54,18 @@ public static class Problems
         [ErrorCodes.OrderExpired] = "The order expired unpaid.",
     };
 
+    public static string TitleOf(string code) => Titles.GetValueOrDefault(code, code);
+
+    public static string TypeOf(string code) => $"https://orleans-flashsale.dev/problems/{code}";
+
     public static ProblemHttpResult Create(int status, string code, string? detail = null, IDictionary<string, object?>? extra = null)
     {
         var problem = new ProblemDetails
         {
             Status = status,
-            Title = Titles.GetValueOrDefault(code, code),
+            Title = TitleOf(code),
             Detail = detail,
-            Type = $"https://orleans-flashsale.dev/problems/{code}",
+            Type = TypeOf(code),
         };
         problem.Extensions["code"] = code;
         if (extra is not null)

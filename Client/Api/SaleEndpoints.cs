@@ -129,7 +129,7 @@ public static partial class SaleEndpoints
 
             if (soldOut.CanAnswerSoldOut(sale, userId!))
             {
-                return ToHttp(PurchaseResult.Rejected(PurchaseOutcome.SoldOut));
+                return SoldOutProblem.Instance;
             }
 
             var shard = GrainKeys.QuotaShard(userId!, sale.QuotaShards);
@@ -182,6 +182,7 @@ public static partial class SaleEndpoints
         {
             PurchaseOutcome.Created => TypedResults.Created($"/api/orders/{order!.OrderId}", order),
             PurchaseOutcome.Replayed => TypedResults.Ok(order),
+            PurchaseOutcome.SoldOut when result.Detail is null => SoldOutProblem.Instance,
             PurchaseOutcome.SoldOut => Problems.Create(StatusCodes.Status409Conflict, ErrorCodes.SoldOut, result.Detail),
             PurchaseOutcome.LimitExceeded => Problems.Create(StatusCodes.Status409Conflict, ErrorCodes.LimitExceeded, result.Detail),
             PurchaseOutcome.NotStarted => Problems.Create(StatusCodes.Status409Conflict, ErrorCodes.NotStarted, result.Detail),
