@@ -81,3 +81,13 @@ public static class Problems
 
     public static ProblemHttpResult Invalid(string detail) => Create(StatusCodes.Status400BadRequest, ErrorCodes.InvalidRequest, detail);
 }
+
+/// <summary>
+/// Where a request's middleware learns the <c>code</c> of the problem it was answered with (the dashboard's purchase
+/// counter). Problems written by the problem details service fill it in its customisation hook; answers written
+/// without that service, such as <see cref="SoldOutProblem"/>, fill it themselves.
+/// </summary>
+public interface IProblemCodeFeature
+{
+    string? Code { get; set; }
+}

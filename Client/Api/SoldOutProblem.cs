@@ -8,6 +8,8 @@ namespace OrleansFlashSale.Client.Api;
 /// <summary>
 /// The 409 <c>sold_out</c> problem written from bytes prepared once: the same JSON, member for member, that
 /// <see cref="Problems.Create"/> and ASP.NET's problem details service write, with this request's <c>traceId</c>.
+/// It does not go through that service: the gateway's only customisation of it (the <see cref="IProblemCodeFeature"/>
+/// note) is applied here; one added later must be added here too.
 /// </summary>
 /// <remarks>
 /// Once a sale is sold out nearly every request to it ends here, and the gateway answers it from its cache. Building
@@ -37,6 +39,12 @@ public sealed class SoldOutProblem : IResult
         ArgumentNullException.ThrowIfNull(httpContext);
         // Where ASP.NET's problem details defaults take it from.
         var traceId = JsonSerializer.SerializeToUtf8Bytes(Activity.Current?.Id ?? httpContext.TraceIdentifier);
+        // The one customisation the gateway registers with the problem details service, which this answer bypasses.
+        if (httpContext.Features.Get<IProblemCodeFeature>() is { } outcome)
+        {
+            outcome.Code = ErrorCodes.SoldOut;
+        }
+
         var response = httpContext.Response;
         response.StatusCode = StatusCodes.Status409Conflict;
         response.ContentType = ContentType;

@@ -38,6 +38,19 @@ public sealed class SoldOutProblemTests
         Assert.Equal(body, cachedBody);
     }
 
+    [Fact]
+    public async Task The_code_is_noted_for_the_purchase_counter_as_the_problem_details_service_would()
+    {
+        await using var services = new ServiceCollection().AddLogging().AddProblemDetails().BuildServiceProvider();
+        var context = new DefaultHttpContext { RequestServices = services, Response = { Body = new MemoryStream() } };
+        var feature = new CodeFeature();
+        context.Features.Set<IProblemCodeFeature>(feature);
+
+        await SoldOutProblem.Instance.ExecuteAsync(context);
+
+        Assert.Equal(ErrorCodes.SoldOut, feature.Code);
+    }
+
     private static async Task<(int Status, string? ContentType, string Body)> RunAsync(IServiceProvider services, IResult result,
         string traceIdentifier = "request-1")
     {
@@ -47,5 +60,10 @@ public sealed class SoldOutProblemTests
         await result.ExecuteAsync(context);
         await context.Response.CompleteAsync();
         return (context.Response.StatusCode, context.Response.ContentType, Encoding.UTF8.GetString(body.ToArray()));
+    }
+
+    private sealed class CodeFeature : IProblemCodeFeature
+    {
+        public string? Code { get; set; }
     }
 }

@@ -40,7 +40,7 @@ public static class DashboardExtensions
             o.CustomizeProblemDetails = context =>
             {
                 previous?.Invoke(context);
-                if (context.HttpContext.Features.Get<PurchaseOutcomeFeature>() is { } feature
+                if (context.HttpContext.Features.Get<IProblemCodeFeature>() is { } feature
                     && context.ProblemDetails.Extensions.TryGetValue("code", out var code) && code is string text)
                 {
                     feature.Code = text;
@@ -70,7 +70,7 @@ public static class DashboardExtensions
             }
 
             var feature = new PurchaseOutcomeFeature();
-            context.Features.Set(feature);
+            context.Features.Set<IProblemCodeFeature>(feature);
             await next(context);
             // Unknown or malformed SKUs are not sales: counting them would let anyone fill the table.
             if (context.Request.RouteValues["sku"] is string sku && SaleRules.IsValidSku(sku) && feature.Code != ErrorCodes.UnknownSale)
@@ -170,7 +170,7 @@ public static class DashboardExtensions
     }
 
     /// <summary>Set by the purchase counter, filled when the answer is a problem.</summary>
-    private sealed class PurchaseOutcomeFeature
+    private sealed class PurchaseOutcomeFeature : IProblemCodeFeature
     {
         public string? Code { get; set; }
     }
