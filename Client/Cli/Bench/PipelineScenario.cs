@@ -18,6 +18,10 @@ public static class PipelineScenario
     public const string Name = "pipeline";
     private const int Callers = 256;
     private const double LagTargetMs = 1_000;
+
+    // The condition for the lag target: a p99 under 1 s at a lower rate meets only half of it.
+    private const double OfferedTarget = 20_000;
+    private const string OfferedCondition = "at 20,000/s offered";
     private static readonly TimeSpan DrainLimit = TimeSpan.FromSeconds(120);
 
     private sealed record Measurement(double Rate, double PersistedRate, double P50, double P99, TimeSpan Drained, Dictionary<string, string> Details);
@@ -165,14 +169,14 @@ public static class PipelineScenario
                 "orders in MySQL / (last orders.created_at − first orders.committed_at_ms), " + how, 0, none, null, null, m.Details);
             yield return new BenchFigure(Name, "lag Redis → MySQL p50", "ms", m.P50, lagHow + how, 0, none, null, null, m.Details);
             yield return new BenchFigure(Name, "lag Redis → MySQL p99", "ms", m.P99, lagHow + how, 0, none, null, null, m.Details,
-                TargetMax: LagTargetMs);
+                TargetMax: LagTargetMs, TargetCondition: OfferedCondition, TargetConditionMet: m.Rate >= OfferedTarget);
         }
         else
         {
             yield return new BenchFigure(Name, $"offered, paced at {pace:N0}/s", "purchases/s", m.Rate, how, 0, none, null, null, m.Details);
             yield return new BenchFigure(Name, $"lag p50 at {pace:N0}/s", "ms", m.P50, lagHow + how, 0, none, null, null, m.Details);
             yield return new BenchFigure(Name, $"lag p99 at {pace:N0}/s", "ms", m.P99, lagHow + how, 0, none, null, null, m.Details,
-                TargetMax: LagTargetMs);
+                TargetMax: LagTargetMs, TargetCondition: OfferedCondition, TargetConditionMet: m.Rate >= OfferedTarget);
         }
     }
 
