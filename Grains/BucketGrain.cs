@@ -464,7 +464,7 @@ public sealed class BucketGrain : Grain, IBucketGrain
             var stream = this.GetStreamProvider(PipelineStreams.Provider)
                 .GetStream<DeductionsCommitted>(StreamId.Create(PipelineStreams.Namespace, PipelineStreams.Key(_sku, _index)));
             await stream.OnNextAsync(new DeductionsCommitted(half, _sku, _index, committed.ToArray(), logEntries.ToArray()));
-            _metrics.PipelineStageLag(PipelineStage.Enqueued, TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds() - committed.Min(r => r.CommittedAtMs));
+            _metrics.PipelineStageReached(PipelineStage.Enqueued, committed);
         }
         catch (Exception ex)
         {

@@ -83,9 +83,19 @@ public sealed class FlashSaleMetrics
     /// <summary>An order the writer committed to MySQL, <paramref name="milliseconds"/> after Redis committed it.</summary>
     public void PipelineLag(double milliseconds) => _pipelineLag.Record(Math.Max(0, milliseconds));
 
-    /// <summary>A transaction reached <paramref name="stage"/> (one of <see cref="PipelineStage"/>) <paramref name="milliseconds"/> after its oldest Redis commit.</summary>
-    public void PipelineStageLag(string stage, double milliseconds) =>
-        _pipelineStageLag.Record(Math.Max(0, milliseconds), new KeyValuePair<string, object?>("stage", stage));
+    /// <summary>
+    /// A transaction of <paramref name="records"/> reached <paramref name="stage"/> (one of <see cref="PipelineStage"/>):
+    /// records the time since its oldest Redis commit, on the wall clock (the commits carry Redis' TIME, so a test's
+    /// fake sale clock must not be used). Nothing for an empty transaction.
+    /// </summary>
+    public void PipelineStageReached(string stage, IReadOnlyCollection<Persistence.DeductionRecord> records)
+    {
+        if (records.Count > 0)
+        {
+            var lag = TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds() - records.Min(r => r.CommittedAtMs);
+            _pipelineStageLag.Record(Math.Max(0, lag), new KeyValuePair<string, object?>("stage", stage));
+        }
+    }
 
     /// <param name="reason">One of <see cref="DeadLetterReason"/>, never the exception text.</param>
     public void DeadLetter(string reason) =>
@@ -131,7 +141,7 @@ public static class DeadLetterReason
     public const string Failed = "failed";
 }
 
-/// <summary>Stages of the order pipeline for <see cref="FlashSaleMetrics.PipelineStageLag"/>: a fixed set, so the tag stays low-cardinality.</summary>
+/// <summary>Stages of the order pipeline for <see cref="FlashSaleMetrics.PipelineStageReached"/>: a fixed set, so the tag stays low-cardinality.</summary>
 public static class PipelineStage
 {
     public const string Enqueued = "enqueued";

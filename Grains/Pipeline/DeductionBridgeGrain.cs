@@ -9,9 +9,10 @@ using StackExchange.Redis;
 namespace OrleansFlashSale.Grains.Pipeline;
 
 /// <summary>
-/// Commits the half messages of one bucket (one stream and one activation per bucket): publishes the transaction's orders as one message to the deductions
-/// stream (message id = transaction id, so JetStream drops a repeat by the check-back), removes the half message,
-/// then trims the forwarded entries from the bucket's Redis log. A lost event (a silo died in between) leaves the half message behind, and the check-back commits it.
+/// Commits the half messages of one bucket (one stream and one activation per bucket): publishes the transaction's
+/// orders as one message to the deductions stream (message id = transaction id, so JetStream drops a repeat by the
+/// check-back), removes the half message, then trims the forwarded entries from the bucket's Redis log. A lost event
+/// (a silo died in between) leaves the half message behind, and the check-back commits it.
 /// </summary>
 [ImplicitStreamSubscription(PipelineStreams.Namespace)]
 [Reentrant]
@@ -22,8 +23,6 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
     private readonly RedisConnection _redis;
     private readonly ILogger<DeductionBridgeGrain> _logger;
     private readonly FlashSaleMetrics _metrics;
-    // Wall clock on purpose, as in the order writer: the stage lags are measured against Redis' TIME.
-    private readonly TimeProvider _time = TimeProvider.System;
     private readonly HashSet<Task> _inFlight = [];
 
     /// <summary>Commits of one bucket that may run at once (each is one JetStream round trip for a whole bucket batch).</summary>
@@ -44,17 +43,14 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
 
     public async Task OnNextAsync(DeductionsCommitted item, StreamSequenceToken? token = null)
     {
+        _metrics.PipelineStageReached(PipelineStage.Bridge, item.Records);
+
         // The stream hands this grain its next event only when this call returns. Awaiting each commit here would
-        // serialise the bucket's transactions on one JetStream round trip each, and under load the backlog would outlive
-        // the transaction timeout so that the check-back, not the bridge, committed most orders (seen in the
+        // serialise the bucket's transactions on one JetStream round trip each, and under load the backlog would
+        // outlive the transaction timeout so that the check-back, not the bridge, committed most orders (seen in the
         // pipeline bench). So commits run side by side, bounded: at the bound the stream waits for one to finish.
         // Completed commits are dropped here rather than by a continuation of their own: such a continuation queues
         // behind this turn, so a loop waiting for it would spin without ever letting it run.
-        if (item.Records.Length > 0)
-        {
-            _metrics.PipelineStageLag(PipelineStage.Bridge, _time.GetUtcNow().ToUnixTimeMilliseconds() - item.Records.Min(r => r.CommittedAtMs));
-        }
-
         _inFlight.RemoveWhere(t => t.IsCompleted);
         while (_inFlight.Count >= MaxCommitsInFlight)
         {
@@ -93,10 +89,7 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
             // the whole outage; the check-back commits whatever is left.
             using var timeout = new CancellationTokenSource(_nats.Options.OperationTimeout);
             await _producer.CommitAsync(item.Half, [PipelineJson.ToTransactionMessage(item.Half.TransactionId, item.Records, subject)], timeout.Token);
-            if (item.Records.Length > 0)
-            {
-                _metrics.PipelineStageLag(PipelineStage.Published, _time.GetUtcNow().ToUnixTimeMilliseconds() - item.Records.Min(r => r.CommittedAtMs));
-            }
+            _metrics.PipelineStageReached(PipelineStage.Published, item.Records);
         }
         catch (Exception ex)
         {

@@ -120,10 +120,7 @@ public sealed class OrderWriterService : BackgroundService
                 }
             }
 
-            if (valid.Count > 0)
-            {
-                _metrics.PipelineStageLag(PipelineStage.Writer, _time.GetUtcNow().ToUnixTimeMilliseconds() - valid.Min(r => r.CommittedAtMs));
-            }
+            _metrics.PipelineStageReached(PipelineStage.Writer, valid);
 
             var written = valid.Count == 0 ? [] : _committer.Submit(valid);
             var failed = new List<DeductionRecord>();
