@@ -192,7 +192,7 @@ public static class PipelineScenario
             var full = await MeasureAsync(grains, mysql, settings, progress, pace: null);
             // The closed loop offers more than MySQL absorbs at first, so its lag is mostly the queue that builds
             // up. Offered at half the rate MySQL sustained there, the lag is the pipeline's own.
-            var half = Math.Clamp(Math.Round(full.PersistedRate / 200) * 100, 100, 20_000);
+            var half = Math.Clamp(Math.Round(full.PersistedRate / 200) * 100, 100, OfferedTarget);
             var calm = await MeasureAsync(grains, mysql, settings, progress, pace: half);
 
             return [.. Figures(full, null), .. Figures(calm, half)];
