@@ -27,7 +27,7 @@ public enum DatabaseDeductOutcome
 /// One transaction per group: lock the inventory row (<c>FOR UPDATE</c>, which also orders groups of the same SKU
 /// coming from other silos), find which orders are already stored (a replay after a crash: answered Deducted,
 /// takes nothing), serve the longest prefix of the new ones, in arrival order, that the stock covers, insert them
-/// with INSERT IGNORE, log them, take the units of the rows actually inserted with one UPDATE, commit. A whole
+/// with INSERT IGNORE, take the units of the rows actually inserted with one UPDATE, commit. A whole
 /// attempt is repeated on deadlocks and lost connections; that is safe because orders are keyed by order id.
 /// Thread-safe, no static state; the leader runs on the thread pool, never on a grain's scheduler.
 /// </remarks>
@@ -235,8 +235,8 @@ public sealed partial class DatabaseDeductor
                 return outcomes;
             }
 
-            // Round trip 2: insert, count what this attempt really inserted (its batch id), log it.
-            var batch = Guid.NewGuid().ToString("N");
+            // Round trip 2: insert, and count what this attempt really inserted (its batch id).
+            var batch = Guid.CreateVersion7().ToString("N");
             long units;
             await using (var write = BuildInsert(sku, batch, insert, connection))
             {
@@ -284,7 +284,6 @@ public sealed partial class DatabaseDeductor
         command.Parameters.AddWithValue("@sku", sku);
         command.Parameters.AddWithValue("@batch", batch);
         command.Parameters.AddWithValue("@status", OrderRowStatus.PendingPayment);
-        command.Parameters.AddWithValue("@reason", InventoryLogReason.Deduct);
         var sql = new StringBuilder(200 + records.Count * 64);
         sql.Append("INSERT IGNORE INTO orders (order_id, request_id, sku, user_id, quantity, bucket, status, commit_batch, committed_at_ms) VALUES");
         for (var i = 0; i < records.Count; i++)
@@ -303,8 +302,7 @@ public sealed partial class DatabaseDeductor
         }
 
         // Only rows inserted now carry this batch id: a row stored meanwhile by someone else counts nothing.
-        sql.Append(";\nSELECT COALESCE(SUM(quantity), 0) FROM orders WHERE commit_batch = @batch")
-            .Append(";\nINSERT IGNORE INTO inventory_log (sku, order_id, delta, reason) SELECT sku, order_id, -quantity, @reason FROM orders WHERE commit_batch = @batch");
+        sql.Append(";\n").Append(InventorySql.SumInserted(records.Count));
         command.CommandText = sql.ToString();
         return command;
     }

@@ -29,7 +29,7 @@ public static class OrderRowStatus
     public const string Expired = "expired";
 }
 
-/// <summary>Values of <c>inventory_log.reason</c>.</summary>
+/// <summary>Values of <c>inventory_log.reason</c>. Only returns are logged now; <see cref="Deduct"/> rows come from versions before V006.</summary>
 public static class InventoryLogReason
 {
     public const string Deduct = "deduct";

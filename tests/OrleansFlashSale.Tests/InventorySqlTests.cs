@@ -57,12 +57,15 @@ public sealed partial class InventorySqlTests
         string[] order =
         [
             "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "START TRANSACTION", "INSERT IGNORE INTO orders",
-            "SELECT COALESCE(SUM(quantity), 0)", "INSERT IGNORE INTO inventory_log",
+            "SELECT COALESCE(SUM(quantity), 0)",
         ];
         Assert.Equal(order.Length, mariaDb.StageStatements.Count);
         Assert.All(order.Zip(mariaDb.StageStatements), pair => Assert.StartsWith(pair.First, pair.Second));
         // One multi-row INSERT for the whole group, not one per order.
         Assert.Equal(Group.Length, Regex.Matches(mariaDb.StageStatements[2], @"\(@o\d+,").Count);
+        // The sum looks up exactly the group's order ids and keeps this attempt's rows.
+        Assert.Equal(["@o0", "@o1"], Regex.Matches(mariaDb.StageStatements[3], @"@o\d+").Select(m => m.Value));
+        Assert.EndsWith(" AND commit_batch = @batch", mariaDb.StageStatements[3]);
     }
 
     [Theory]
@@ -87,7 +90,6 @@ public sealed partial class InventorySqlTests
         Assert.DoesNotContain(Batch, text);
         Assert.DoesNotContain(Sku, text);
         Assert.DoesNotContain(OrderRowStatus.PendingPayment, text);
-        Assert.DoesNotContain(InventoryLogReason.Deduct, text);
 
         // Every parameter named in the text is bound (units at run time), and every bound value is used.
         var named = ParameterName().Matches(text).Select(m => m.Value).ToHashSet();
