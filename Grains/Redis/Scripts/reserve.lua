@@ -30,8 +30,8 @@ for i = 1, n do
     if used + qty > limit then
       results[i] = 0
     else
-      redis.call('INCRBY', user_key, qty)
-      redis.call('EXPIRE', user_key, ttl)
+      -- One SET instead of INCRBY + EXPIRE: the script is atomic, so the value read above is still current.
+      redis.call('SET', user_key, used + qty, 'EX', ttl)
       redis.call('SET', request_key, order_id .. '|' .. qty .. '|R|-1|' .. now, 'EX', ttl)
       redis.call('SADD', KEYS[1], user_id)
       added = true
