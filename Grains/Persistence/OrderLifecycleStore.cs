@@ -28,8 +28,12 @@ public sealed class OrderLifecycleStore(IOptions<OrderStoreOptions> options)
         "order_id, request_id, sku, user_id, quantity, bucket, status, committed_at_ms, return_bucket, stock_returned";
 
     /// <summary>One sale's due orders (parameters @sku, @cutoff, @limit); its plan is checked by a test.</summary>
+    /// <remarks>
+    /// The index is forced: when both ranges look empty the optimizer may take (status, committed_at_ms) instead,
+    /// which reads the due orders of every sale and keeps this one's (chosen on a table of 1.6 million bench orders).
+    /// </remarks>
     internal const string ExpiredOfSaleSql =
-        $"SELECT {Columns} FROM orders WHERE sku = @sku AND status = 'pending_payment' AND committed_at_ms < @cutoff " +
+        $"SELECT {Columns} FROM orders FORCE INDEX (ix_orders_sku_status_committed) WHERE sku = @sku AND status = 'pending_payment' AND committed_at_ms < @cutoff " +
         "ORDER BY committed_at_ms LIMIT @limit";
 
     public async Task<StoredOrder?> GetAsync(string orderId)
