@@ -11,4 +11,4 @@ DROP INDEX IF EXISTS ix_orders_sku_user ON orders;
 
 -- From this version on, inventory_log holds no 'deduct' row per order: the order row is the record of its deduction
 -- (order id, SKU, quantity, Redis commit time). Returns keep their row, guarded by ux_inventory_log_order_reason.
--- Deduct rows written by earlier versions are left in place; nothing reads them.
+-- Deduct rows written by earlier versions are left in place; only verify's count of log rows still includes them.
