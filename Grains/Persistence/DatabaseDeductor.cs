@@ -247,9 +247,6 @@ public sealed partial class DatabaseDeductor
                 }
 
                 units = Convert.ToInt64(reader.GetValue(0), CultureInfo.InvariantCulture);
-                while (await reader.NextResultAsync())
-                {
-                }
             }
 
             // Round trip 3: one UPDATE for the group, then commit. The row is locked, so the stock cannot have moved.
@@ -284,26 +281,9 @@ public sealed partial class DatabaseDeductor
         command.Parameters.AddWithValue("@sku", sku);
         command.Parameters.AddWithValue("@batch", batch);
         command.Parameters.AddWithValue("@status", OrderRowStatus.PendingPayment);
-        var sql = new StringBuilder(200 + records.Count * 64);
-        sql.Append("INSERT IGNORE INTO orders (order_id, request_id, sku, user_id, quantity, bucket, status, commit_batch, committed_at_ms) VALUES");
-        for (var i = 0; i < records.Count; i++)
-        {
-            var r = records[i];
-            var n = i.ToString(CultureInfo.InvariantCulture);
-            sql.Append(i == 0 ? "\n" : ",\n")
-                .Append("(@o").Append(n).Append(", @r").Append(n).Append(", @sku, @u").Append(n).Append(", @q").Append(n)
-                .Append(", @b").Append(n).Append(", @status, @batch, @t").Append(n).Append(')');
-            command.Parameters.AddWithValue("@o" + n, r.OrderId);
-            command.Parameters.AddWithValue("@r" + n, r.RequestId);
-            command.Parameters.AddWithValue("@u" + n, r.UserId);
-            command.Parameters.AddWithValue("@q" + n, r.Quantity);
-            command.Parameters.AddWithValue("@b" + n, r.Bucket);
-            command.Parameters.AddWithValue("@t" + n, r.CommittedAtMs);
-        }
-
         // Only rows inserted now carry this batch id: a row stored meanwhile by someone else counts nothing.
-        sql.Append(";\n").Append(InventorySql.SumInserted(records.Count));
-        command.CommandText = sql.ToString();
+        command.CommandText = InventorySql.InsertOrders(records, (name, value) => command.Parameters.AddWithValue(name, value))
+            + ";\n" + InventorySql.SumInserted(records.Count);
         return command;
     }
 

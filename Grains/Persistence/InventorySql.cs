@@ -116,23 +116,9 @@ public sealed class InventorySql
             new(Batch, batchId),
             new(Status, OrderRowStatus.PendingPayment),
         };
-        var insert = new StringBuilder(160 + group.Count * 64);
-        insert.Append("INSERT IGNORE INTO orders (order_id, request_id, sku, user_id, quantity, bucket, status, commit_batch, committed_at_ms) VALUES");
-        for (var i = 0; i < group.Count; i++)
+        foreach (var record in group)
         {
-            var record = group[i];
             Check(record, sku);
-            var n = i.ToString(CultureInfo.InvariantCulture);
-            insert.Append(i == 0 ? "\n" : ",\n")
-                .Append("(@o").Append(n).Append(", @r").Append(n).Append(", ").Append(Sku).Append(", @u").Append(n)
-                .Append(", @q").Append(n).Append(", @b").Append(n).Append(", ").Append(Status).Append(", ").Append(Batch)
-                .Append(", @t").Append(n).Append(')');
-            parameters.Add(new("@o" + n, record.OrderId));
-            parameters.Add(new("@r" + n, record.RequestId));
-            parameters.Add(new("@u" + n, record.UserId));
-            parameters.Add(new("@q" + n, record.Quantity));
-            parameters.Add(new("@b" + n, record.Bucket));
-            parameters.Add(new("@t" + n, record.CommittedAtMs));
         }
 
         string[] stage =
@@ -140,7 +126,7 @@ public sealed class InventorySql
             "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
             // Explicit: the AliSQL hint is refused in autocommit mode, and MariaDB needs it for the group anyway.
             "START TRANSACTION",
-            insert.ToString(),
+            InsertOrders(group, (name, value) => parameters.Add(new(name, value))),
             SumInserted(group.Count),
         ];
         return Flavor == OrderStoreFlavor.AliSql
@@ -179,6 +165,34 @@ public sealed class InventorySql
         {
             throw new ArgumentException($"Order '{record.OrderId}' has a negative CommittedAtMs.", nameof(record));
         }
+    }
+
+    /// <summary>
+    /// The multi-row <c>INSERT IGNORE</c> of <paramref name="records"/> as new <c>pending_payment</c> orders: row i binds
+    /// <c>@oi, @ri, @ui, @qi, @bi, @ti</c>, handed to <paramref name="bind"/>; the caller binds the shared <c>@sku</c>,
+    /// <c>@status</c> and <c>@batch</c>. Used by the group commit and by database mode alike.
+    /// </summary>
+    internal static string InsertOrders(IReadOnlyList<DeductionRecord> records, Action<string, object> bind)
+    {
+        var insert = new StringBuilder(160 + records.Count * 64);
+        insert.Append("INSERT IGNORE INTO orders (order_id, request_id, sku, user_id, quantity, bucket, status, commit_batch, committed_at_ms) VALUES");
+        for (var i = 0; i < records.Count; i++)
+        {
+            var record = records[i];
+            var n = i.ToString(CultureInfo.InvariantCulture);
+            insert.Append(i == 0 ? "\n" : ",\n")
+                .Append("(@o").Append(n).Append(", @r").Append(n).Append(", ").Append(Sku).Append(", @u").Append(n)
+                .Append(", @q").Append(n).Append(", @b").Append(n).Append(", ").Append(Status).Append(", ").Append(Batch)
+                .Append(", @t").Append(n).Append(')');
+            bind("@o" + n, record.OrderId);
+            bind("@r" + n, record.RequestId);
+            bind("@u" + n, record.UserId);
+            bind("@q" + n, record.Quantity);
+            bind("@b" + n, record.Bucket);
+            bind("@t" + n, record.CommittedAtMs);
+        }
+
+        return insert.ToString();
     }
 
     /// <summary>

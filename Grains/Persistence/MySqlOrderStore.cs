@@ -169,10 +169,6 @@ public sealed partial class MySqlOrderStore
 
                 units = Convert.ToInt64(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture);
                 inserted = Convert.ToInt32(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture);
-                // Runs the statements after the SELECT (the log insert) and surfaces their errors.
-                while (await reader.NextResultAsync(cancellationToken))
-                {
-                }
             }
 
             if (units == 0)
