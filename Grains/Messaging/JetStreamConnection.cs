@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
 
 namespace OrleansFlashSale.Grains.Messaging;
 
@@ -54,8 +55,7 @@ public sealed class JetStreamConnection : IAsyncDisposable
             {
                 foreach (var stream in Topology.Streams(Options))
                 {
-                    // Create-or-update rather than create: create fails on a stream whose settings changed (error 10058).
-                    await JetStream.CreateOrUpdateStreamAsync(stream, ct);
+                    await EnsureStreamAsync(stream, ct);
                 }
 
                 _streamsReady = true;
@@ -66,6 +66,40 @@ public sealed class JetStreamConnection : IAsyncDisposable
             _streamsLock.Release();
         }
     }
+
+    /// <remarks>
+    /// A stream that already has these settings is left alone: every silo, and every test cluster in one process,
+    /// ensures the streams when it starts, and nats-server 2.9.10 crashed (a nil dereference in its stream update
+    /// handler) on one of those simultaneous updates of unchanged streams in a test run.
+    /// </remarks>
+    private async ValueTask EnsureStreamAsync(StreamConfig wanted, CancellationToken ct)
+    {
+        try
+        {
+            var existing = await JetStream.GetStreamAsync(wanted.Name!, cancellationToken: ct);
+            if (Matches(existing.Info.Config, wanted))
+            {
+                return;
+            }
+        }
+        catch (NatsJSApiException ex) when (ex.Error.Code == 404)
+        {
+            // Not there yet: created below.
+        }
+
+        // Create-or-update rather than create: create fails on a stream whose settings changed (error 10058).
+        await JetStream.CreateOrUpdateStreamAsync(wanted, ct);
+    }
+
+    /// <summary>Whether <paramref name="actual"/> has every setting the topology gives a stream.</summary>
+    internal static bool Matches(StreamConfig actual, StreamConfig wanted) =>
+        actual.Name == wanted.Name
+        && (actual.Subjects ?? []).SequenceEqual(wanted.Subjects ?? [])
+        && actual.Description == wanted.Description
+        && actual.Storage == wanted.Storage
+        && actual.Retention == wanted.Retention
+        && actual.NumReplicas == wanted.NumReplicas
+        && actual.DuplicateWindow == wanted.DuplicateWindow;
 
     public async ValueTask DisposeAsync()
     {

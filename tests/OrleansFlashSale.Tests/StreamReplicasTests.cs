@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging.Abstractions;
 using OrleansFlashSale.Grains.Messaging;
 
 namespace OrleansFlashSale.Tests;
@@ -20,6 +21,30 @@ public sealed class StreamReplicasTests
         var streams = new JetStreamTopology(options.StreamPrefix).Streams(options).ToList();
         Assert.Equal(4, streams.Count);
         Assert.All(streams, s => Assert.Equal(replicas, s.NumReplicas));
+    }
+
+    [Fact]
+    public async Task Streams_the_server_already_has_as_configured_are_recognised_and_left_alone()
+    {
+        // Each start ensures the streams; only a stream whose settings differ may be sent an update.
+        var options = new JetStreamOptions { Url = TestStack.Nats, StreamPrefix = "TSAME" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant() };
+        await using var nats = new JetStreamConnection(Microsoft.Extensions.Options.Options.Create(options), NullLoggerFactory.Instance);
+        await nats.EnsureStreamsAsync(CancellationToken.None);
+
+        foreach (var wanted in nats.Topology.Streams(options))
+        {
+            var stream = await nats.JetStream.GetStreamAsync(wanted.Name!);
+            try
+            {
+                Assert.True(JetStreamConnection.Matches(stream.Info.Config, wanted), wanted.Name);
+                Assert.False(JetStreamConnection.Matches(stream.Info.Config, wanted with { NumReplicas = 3 }), wanted.Name);
+                Assert.False(JetStreamConnection.Matches(stream.Info.Config, wanted with { DuplicateWindow = TimeSpan.FromSeconds(1) }), wanted.Name);
+            }
+            finally
+            {
+                await nats.JetStream.DeleteStreamAsync(wanted.Name!);
+            }
+        }
     }
 
     [Theory]
