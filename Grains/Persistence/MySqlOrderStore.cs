@@ -161,14 +161,35 @@ public sealed partial class MySqlOrderStore
             {
                 // Set before sending: the batch starts the transaction even if a later statement of it fails.
                 open = true;
-                await using var reader = await stage.ExecuteReaderAsync(cancellationToken);
+                // Only the INSERT of the batch affects rows: INSERT IGNORE counts the orders it inserted.
+                inserted = await stage.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            if (inserted == plan.Offered)
+            {
+                units = plan.OfferedUnits;
+            }
+            else if (inserted == 0)
+            {
+                units = 0;
+            }
+            else
+            {
+                // Some orders were stored before (a redelivery): count exactly the units of the rows inserted now.
+                await using var sum = Command(connection, plan.SumStatement, plan.Parameters);
+                await using var reader = await sum.ExecuteReaderAsync(cancellationToken);
                 if (!await reader.ReadAsync(cancellationToken))
                 {
                     throw new InvalidOperationException("The group's SUM query returned no row.");
                 }
 
                 units = Convert.ToInt64(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture);
-                inserted = Convert.ToInt32(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture);
+                var counted = Convert.ToInt32(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture);
+                if (counted != inserted)
+                {
+                    throw new InvalidOperationException(
+                        $"The group inserted {inserted} orders but finds {counted} rows of its batch {plan.BatchId}.");
+                }
             }
 
             if (units == 0)

@@ -57,15 +57,18 @@ public sealed partial class InventorySqlTests
         string[] order =
         [
             "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "START TRANSACTION", "INSERT IGNORE INTO orders",
-            "SELECT COALESCE(SUM(quantity), 0)",
         ];
         Assert.Equal(order.Length, mariaDb.StageStatements.Count);
         Assert.All(order.Zip(mariaDb.StageStatements), pair => Assert.StartsWith(pair.First, pair.Second));
         // One multi-row INSERT for the whole group, not one per order.
         Assert.Equal(Group.Length, Regex.Matches(mariaDb.StageStatements[2], @"\(@o\d+,").Count);
-        // The sum looks up exactly the group's order ids and keeps this attempt's rows.
-        Assert.Equal(["@o0", "@o1"], Regex.Matches(mariaDb.StageStatements[3], @"@o\d+").Select(m => m.Value));
-        Assert.EndsWith(" AND commit_batch = @batch", mariaDb.StageStatements[3]);
+        // The sum, sent only after duplicates, looks up exactly the group's order ids and keeps this attempt's rows.
+        Assert.Equal(mariaDb.SumStatement, aliSql.SumStatement);
+        Assert.StartsWith("SELECT COALESCE(SUM(quantity), 0), COUNT(*) FROM orders WHERE order_id IN (", mariaDb.SumStatement);
+        Assert.Equal(["@o0", "@o1"], Regex.Matches(mariaDb.SumStatement, @"@o\d+").Select(m => m.Value));
+        Assert.EndsWith(" AND commit_batch = @batch", mariaDb.SumStatement);
+        // With every order new, the group takes the units of all of them.
+        Assert.Equal(Group.Sum(r => (long)r.Quantity), mariaDb.OfferedUnits);
     }
 
     [Theory]
@@ -74,7 +77,7 @@ public sealed partial class InventorySqlTests
     public void Every_value_is_a_parameter(OrderStoreFlavor flavor)
     {
         var sql = new InventorySql(flavor).Build(Sku, Group, Batch);
-        var text = string.Join(";\n", sql.Statements);
+        var text = string.Join(";\n", sql.Statements.Append(sql.SumStatement));
 
         // No literals at all: no quotes, and no value of a record or of the group anywhere in the text.
         Assert.DoesNotContain("'", text);
