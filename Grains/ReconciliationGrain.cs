@@ -199,7 +199,11 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
 
     private async Task<ReconciliationRepair> RepairAsync(string sku, List<LogEntry> missing, List<LogEntry> untrimmed)
     {
-        await _nats.EnsureStreamsAsync(CancellationToken.None);
+        await WithNatsDeadlineAsync(_nats.Options.OperationTimeout, "answer", async ct =>
+        {
+            await _nats.EnsureStreamsAsync(ct);
+            return true;
+        });
         var subject = _nats.Topology.Deductions(sku);
         var republished = 0;
         foreach (var entry in missing)
@@ -232,8 +236,8 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
 
     private async Task<PubAckResponse> PublishAsync(OutgoingMessage message)
     {
-        var ack = await _nats.JetStream.PublishAsync(message.Subject, message.Payload,
-            opts: new NatsJSPubOpts { MsgId = message.MessageId });
+        var ack = await WithNatsDeadlineAsync(_nats.Options.OperationTimeout, "store a republished order",
+            ct => _nats.JetStream.PublishAsync(message.Subject, message.Payload, opts: new NatsJSPubOpts { MsgId = message.MessageId }, cancellationToken: ct).AsTask());
         if (ack.Error is { } error)
         {
             throw new NatsJSApiException(error);
@@ -343,39 +347,62 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
         return new MySqlView(byStatus, available, logRows, orders);
     }
 
-    private async Task<PipelineMessageCounts> ReadMessagesAsync(string sku)
+    private Task<PipelineMessageCounts> ReadMessagesAsync(string sku) =>
+        WithNatsDeadlineAsync(ReadCountsBudget, "read the message counts", async ct =>
+        {
+            await _nats.EnsureStreamsAsync(ct);
+            var t = _nats.Topology;
+            var halfTask = CountAsync(t.HalfStream, sku, ct);
+            var deadTask = CountAsync(t.DeadLetterStream, sku, ct);
+            var checkMaxTask = CountAsync(t.CheckMaxStream, sku, ct);
+            var writerTask = WriterPendingAsync(ct);
+            await Task.WhenAll(halfTask, deadTask, checkMaxTask, writerTask);
+            var (half, dead, checkMax) = (halfTask.Result, deadTask.Result, checkMaxTask.Result);
+            return new PipelineMessageCounts(half.Total, half.ForSku, dead.Total, dead.ForSku, checkMax.Total, checkMax.ForSku,
+                writerTask.Result, half.PerSku && dead.PerSku && checkMax.PerSku);
+        });
+
+    /// <summary>
+    /// Runs a NATS operation of verify with a deadline. NATS.Net waits through a disconnection for as long as it
+    /// lasts; verify answers instead, with a NATS failure the gateway turns into 503, well inside the caller's own
+    /// timeout (the command line gives up after 30 s).
+    /// </summary>
+    private async Task<T> WithNatsDeadlineAsync<T>(TimeSpan budget, string what, Func<CancellationToken, Task<T>> operation)
     {
-        await _nats.EnsureStreamsAsync(CancellationToken.None);
-        var t = _nats.Topology;
-        var halfTask = CountAsync(t.HalfStream, sku);
-        var deadTask = CountAsync(t.DeadLetterStream, sku);
-        var checkMaxTask = CountAsync(t.CheckMaxStream, sku);
-        var writerTask = WriterPendingAsync();
-        await Task.WhenAll(halfTask, deadTask, checkMaxTask, writerTask);
-        var (half, dead, checkMax) = (halfTask.Result, deadTask.Result, checkMaxTask.Result);
-        return new PipelineMessageCounts(half.Total, half.ForSku, dead.Total, dead.ForSku, checkMax.Total, checkMax.ForSku,
-            writerTask.Result, half.PerSku && dead.PerSku && checkMax.PerSku);
+        using var deadline = new CancellationTokenSource(budget);
+        try
+        {
+            return await operation(deadline.Token);
+        }
+        catch (OperationCanceledException ex) when (deadline.IsCancellationRequested)
+        {
+            ReconciliationLog.NatsTimedOut(_logger, ex, this.GetPrimaryKeyLong().ToString(CultureInfo.InvariantCulture), what, budget);
+            throw new DependencyUnavailableException("nats", nameof(TimeoutException), $"NATS did not {what} within {budget.TotalSeconds:0.#} s.");
+        }
     }
 
-    private async Task<long> WriterPendingAsync()
+    /// <summary>Three JetStream operations' worth: stream info, then reading up to three streams side by side.</summary>
+    private TimeSpan ReadCountsBudget => _nats.Options.OperationTimeout * 3;
+
+    private async Task<long> WriterPendingAsync(CancellationToken ct)
     {
         try
         {
-            var consumer = await _nats.JetStream.GetConsumerAsync(_nats.Topology.DeductionsStream, WriterConsumer);
+            var consumer = await _nats.JetStream.GetConsumerAsync(_nats.Topology.DeductionsStream, WriterConsumer, ct);
             return (long)consumer.Info.NumPending + consumer.Info.NumAckPending;
         }
         catch (NatsJSApiException ex) when (ex.Error.Code == 404)
         {
             // No writer has started yet: everything in the stream is pending.
-            var stream = await _nats.JetStream.GetStreamAsync(_nats.Topology.DeductionsStream);
+            var stream = await _nats.JetStream.GetStreamAsync(_nats.Topology.DeductionsStream, cancellationToken: ct);
             return (long)stream.Info.State.Messages;
         }
     }
 
     /// <summary>Messages in a stream overall, and those whose payload names <paramref name="sku"/> when few enough to read.</summary>
-    private async Task<(long Total, long ForSku, bool PerSku)> CountAsync(string streamName, string sku)
+    private async Task<(long Total, long ForSku, bool PerSku)> CountAsync(string streamName, string sku, CancellationToken ct)
     {
-        var stream = await _nats.JetStream.GetStreamAsync(streamName);
+        var stream = await _nats.JetStream.GetStreamAsync(streamName, cancellationToken: ct);
         var total = (long)stream.Info.State.Messages;
         if (total == 0)
         {
@@ -388,10 +415,11 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
         }
 
         // An ordered consumer is ephemeral and server-side cheap; it reads what is there now and goes away.
-        var consumer = await _nats.JetStream.CreateOrderedConsumerAsync(streamName);
+        var consumer = await _nats.JetStream.CreateOrderedConsumerAsync(streamName, cancellationToken: ct);
         var lastSequence = stream.Info.State.LastSeq;
         var (read, forSku) = (0L, 0L);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(5));
         try
         {
             await foreach (var message in consumer.ConsumeAsync<byte[]>(cancellationToken: timeout.Token))
@@ -409,7 +437,7 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
                 }
             }
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
             // Messages removed while reading (half messages resolve all the time): what was read is the answer.
         }
@@ -478,4 +506,7 @@ internal static partial class ReconciliationLog
 
     [LoggerMessage(EventId = 5002, Level = LogLevel.Warning, Message = "Verify {Sku}: order {OrderId} of bucket {Bucket} re-published to the deductions stream")]
     public static partial void Republished(ILogger logger, string sku, string orderId, int bucket);
+
+    [LoggerMessage(EventId = 5010, Level = LogLevel.Warning, Message = "Verify (grain {GrainKey}): NATS did not {What} within {Budget}; the caller is told NATS is unavailable")]
+    public static partial void NatsTimedOut(ILogger logger, Exception exception, string grainKey, string what, TimeSpan budget);
 }

@@ -99,6 +99,13 @@ public static class CommandLine
             Error.MarkupLine($"[red]error:[/] the gateway cannot be reached ({Markup.Escape(ex.Message)}). Is it up? Try [bold]./flashsale up[/].");
             return 1;
         }
+        catch (TaskCanceledException ex) when (ex.InnerException is TimeoutException)
+        {
+            // HttpClient's own timeout: the gateway took the request but never answered.
+            Error.MarkupLine("[red]error:[/] the gateway did not answer in time (FLASHSALE_GATEWAY_TIMEOUT, 30 s unless set); " +
+                             "a store it waits on may be down. See [bold]./flashsale status[/] and the silo's log.");
+            return 1;
+        }
     }
 
     /// <summary>Errors go to stderr, so that a script reading a tool's output never parses an error as data.</summary>

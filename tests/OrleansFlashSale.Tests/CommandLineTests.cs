@@ -69,6 +69,53 @@ public sealed class CommandLineTests
         }
     }
 
+    [Fact]
+    public async Task A_gateway_that_takes_the_request_but_never_answers_is_an_error_with_exit_1()
+    {
+        // Accepts the connection and reads nothing back: what a gateway stuck behind a dead store looks like.
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var accepted = listener.AcceptTcpClientAsync();
+        var saved = (Environment.GetEnvironmentVariable("FLASHSALE_GATEWAY_URL"), Environment.GetEnvironmentVariable("FLASHSALE_GATEWAY_TIMEOUT"));
+        Environment.SetEnvironmentVariable("FLASHSALE_GATEWAY_URL", $"http://127.0.0.1:{((System.Net.IPEndPoint)listener.LocalEndpoint).Port}");
+        Environment.SetEnvironmentVariable("FLASHSALE_GATEWAY_TIMEOUT", "1");
+        try
+        {
+            var (exit, output, error) = await RunAsync(["order", "show", "some-order"]);
+            Assert.Equal(1, exit);
+            Assert.Contains("the gateway did not answer in time (FLASHSALE_GATEWAY_TIMEOUT", Flatten(error), StringComparison.Ordinal);
+            Assert.Equal("", output);
+            Assert.True(accepted.IsCompleted);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("FLASHSALE_GATEWAY_URL", saved.Item1);
+            Environment.SetEnvironmentVariable("FLASHSALE_GATEWAY_TIMEOUT", saved.Item2);
+            (await accepted).Dispose();
+        }
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("soon")]
+    [InlineData("-5")]
+    public async Task A_bad_gateway_timeout_is_a_usage_error_naming_it(string value)
+    {
+        var saved = Environment.GetEnvironmentVariable("FLASHSALE_GATEWAY_TIMEOUT");
+        Environment.SetEnvironmentVariable("FLASHSALE_GATEWAY_TIMEOUT", value);
+        try
+        {
+            var (exit, output, error) = await RunAsync(["order", "show", "some-order"]);
+            Assert.Equal(2, exit);
+            Assert.Contains($"FLASHSALE_GATEWAY_TIMEOUT must be a whole number of seconds from 1 to 3600, got '{value}'", Flatten(error), StringComparison.Ordinal);
+            Assert.Equal("", output);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("FLASHSALE_GATEWAY_TIMEOUT", saved);
+        }
+    }
+
     /// <summary>Spectre wraps long lines at the console width when output is not a terminal.</summary>
     private static string Flatten(string text) => text.Replace("\r", "", StringComparison.Ordinal).Replace("\n", " ", StringComparison.Ordinal).Replace("  ", " ", StringComparison.Ordinal);
 

@@ -85,6 +85,31 @@ public sealed class ServiceFailureTests(ServiceFailureFixture fixture, ITestOutp
         }
     }
 
+    [Fact]
+    public async Task Verify_while_NATS_is_down_answers_NATS_unavailable_instead_of_waiting_for_it()
+    {
+        var sale = await fixture.CreateSaleAsync("f-verify", 10, 2, 1);
+        var verifier = fixture.Client.GetGrain<IReconciliationGrain>(0);
+        var watch = Stopwatch.StartNew();
+        DependencyUnavailableException refused;
+        await LocalStack.StopAsync("nats");
+        try
+        {
+            // NATS.Net would wait for the server's return however long it takes; the grain gives up on its own first.
+            refused = await Assert.ThrowsAsync<DependencyUnavailableException>(() => verifier.VerifyAsync(sale.Sku, repair: false));
+        }
+        finally
+        {
+            await LocalStack.StartAsync("nats");
+        }
+
+        output.WriteLine($"answered after {watch.ElapsedMilliseconds} ms: {refused.Message}");
+        Assert.Equal("nats", refused.Dependency);
+        Assert.Equal(nameof(TimeoutException), refused.OriginalType);
+        // And once NATS is back (the silo reconnects by itself), verify answers again.
+        await fixture.AssertNoDriftAsync(sale.Sku);
+    }
+
     private static async Task RestoreAppendFsyncAsync(StackExchange.Redis.IServer server, string original)
     {
         // The test's own connection may still be reconnecting after the restart.
