@@ -31,7 +31,6 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton<ITransactionChecker, RedisTransactionChecker>();
         services.AddFlashSaleOrderStore(configuration);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, OrderWriterService>());
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, DeductionsTrimService>());
         services.AddOptions<OrderExpiryOptions>().Bind(configuration.GetSection(OrderExpiryOptions.Section));
         return services;
     }

@@ -34,12 +34,6 @@ public sealed class JetStreamOptions
     /// <summary>Checks before an undecided half message is moved to the CHECKMAX stream (RocketMQ <c>transactionCheckMax</c>).</summary>
     public int MaxChecks { get; set; } = 15;
 
-    /// <summary>
-    /// How often a silo purges the deductions every consumer has acknowledged, so the deductions stream does not grow
-    /// without bound; zero turns it off (for a stream whose history someone reads later without a consumer).
-    /// </summary>
-    public TimeSpan TrimInterval { get; set; } = TimeSpan.FromMinutes(1);
-
     /// <summary>How long JetStream remembers message ids to drop duplicates; see <see cref="LongestCheckBackDelay"/>.</summary>
     public TimeSpan DuplicateWindow { get; set; } = TimeSpan.FromMinutes(2);
 
@@ -92,11 +86,6 @@ public sealed partial class JetStreamOptionsValidator : IValidateOptions<JetStre
         CheckSpan(errors, "TransactionTimeout", options.TransactionTimeout);
         CheckSpan(errors, "CheckInterval", options.CheckInterval);
         CheckSpan(errors, "OperationTimeout", options.OperationTimeout);
-        if (options.TrimInterval != TimeSpan.Zero && (options.TrimInterval < TimeSpan.FromSeconds(1) || options.TrimInterval > TimeSpan.FromDays(1)))
-        {
-            errors.Add($"{S}:TrimInterval must be 0 (off) or between 1 second and 1 day, got {options.TrimInterval}.");
-        }
-
         if (options.MaxChecks is < 1 or > 1000)
         {
             errors.Add($"{S}:MaxChecks must be between 1 and 1000.");
