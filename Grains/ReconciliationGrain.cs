@@ -501,10 +501,10 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
 
 internal static partial class ReconciliationLog
 {
-    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Verify {Sku}: drift {Drift}, {Missing} missing in MySQL, {Unknown} unknown to Redis, {Pending} in flight; republished {Republished}, trimmed {Trimmed}")]
+    [LoggerMessage(EventId = 5011, Level = LogLevel.Information, Message = "Verify {Sku}: drift {Drift}, {Missing} missing in MySQL, {Unknown} unknown to Redis, {Pending} in flight; republished {Republished}, trimmed {Trimmed}")]
     public static partial void Verified(ILogger logger, string sku, bool drift, int missing, int unknown, int pending, int republished, int trimmed);
 
-    [LoggerMessage(EventId = 5002, Level = LogLevel.Warning, Message = "Verify {Sku}: order {OrderId} of bucket {Bucket} re-published to the deductions stream")]
+    [LoggerMessage(EventId = 5012, Level = LogLevel.Warning, Message = "Verify {Sku}: order {OrderId} of bucket {Bucket} re-published to the deductions stream")]
     public static partial void Republished(ILogger logger, string sku, string orderId, int bucket);
 
     [LoggerMessage(EventId = 5010, Level = LogLevel.Warning, Message = "Verify (grain {GrainKey}): NATS did not {What} within {Budget}; the caller is told NATS is unavailable")]

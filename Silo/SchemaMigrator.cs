@@ -85,6 +85,6 @@ public sealed partial class SchemaMigrator
         return reader.ReadToEnd();
     }
 
-    [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Schema file {Name} applied")]
+    [LoggerMessage(EventId = 6101, Level = LogLevel.Information, Message = "Schema file {Name} applied")]
     private static partial void LogApplied(ILogger logger, string name);
 }

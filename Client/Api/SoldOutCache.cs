@@ -128,7 +128,7 @@ public sealed partial class SoldOutCache
         }
     }
 
-    [LoggerMessage(EventId = 3101, Level = LogLevel.Warning, Message = "Could not read the buyers of sale {Sku}; its sold-out state is not cached")]
+    [LoggerMessage(EventId = 3201, Level = LogLevel.Warning, Message = "Could not read the buyers of sale {Sku}; its sold-out state is not cached")]
     private static partial void LogBuyersLoadFailed(ILogger logger, Exception exception, string sku);
 
     /// <summary>One sale's cached state; a lock because forwarded answers and loads race from many requests.</summary>

@@ -256,6 +256,6 @@ public sealed partial class AdmissionControl : IAsyncDisposable
         }
     }
 
-    [LoggerMessage(EventId = 3101, Level = LogLevel.Debug, Message = "Purchase refused by admission control: {Reason}")]
+    [LoggerMessage(EventId = 3301, Level = LogLevel.Debug, Message = "Purchase refused by admission control: {Reason}")]
     private static partial void LogRejected(ILogger logger, string reason);
 }
