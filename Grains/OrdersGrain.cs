@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using MySqlConnector;
 using Orleans.Concurrency;
 using OrleansFlashSale.Grains.Persistence;
 using OrleansFlashSale.Grains.Redis;
@@ -101,9 +102,20 @@ public sealed partial class OrdersGrain : Grain, IOrdersGrain
         var expired = 0;
         foreach (var order in await _store.FindExpiredAsync(sku, _time.UtcNow.ToUnixTimeMilliseconds(), limit))
         {
-            if (await ReleaseAsync(order, OrderLifecycleStatuses.Expired))
+            try
             {
-                expired++;
+                if (await ReleaseAsync(order, OrderLifecycleStatuses.Expired))
+                {
+                    expired++;
+                }
+            }
+            catch (MySqlException ex) when (!MySqlOrderStore.IsTransient(ex))
+            {
+                // A database that is away fails the whole sweep (the next one retries); this order's own refusal does
+                // not. Its transaction rolled back, so the order is still pending and the next sweep tries it again. The
+                // oldest due orders come first: one whose return the database refuses (a drifted inventory row) must
+                // not keep every order behind it, of every sale, from expiring.
+                LogExpiryFailed(_logger, ex, order.OrderId, order.Sku, this.GetPrimaryKeyLong());
             }
         }
 
@@ -175,6 +187,9 @@ public sealed partial class OrdersGrain : Grain, IOrdersGrain
     }
 
     private static OrderInfo ToInfo(StoredOrder o) => new(o.OrderId, o.Sku, o.UserId, o.RequestId, o.Quantity, o.Status, o.Bucket);
+
+    [LoggerMessage(EventId = 5004, Level = LogLevel.Error, Message = "Order {OrderId} of {Sku} (orders grain {GrainKey}): expiring it failed in MySQL; it stays pending, the sweep goes on with the next order and tries this one again next time")]
+    private static partial void LogExpiryFailed(ILogger logger, Exception exception, string orderId, string sku, long grainKey);
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "Order {OrderId} of {Sku}: returning its units to bucket {Bucket} failed; the next sweep retries")]
     private static partial void LogReturnFailed(ILogger logger, Exception exception, string orderId, string sku, int bucket);

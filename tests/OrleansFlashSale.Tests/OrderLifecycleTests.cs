@@ -128,6 +128,45 @@ public sealed class OrderLifecycleTests(ClusterFixture fixture)
         Assert.Equal(1, await ScalarAsync("SELECT COUNT(*) FROM inventory_log WHERE order_id = @p AND reason = 'return'", unpaid.OrderId));
     }
 
+    [Fact]
+    public async Task An_order_whose_return_MySQL_refuses_does_not_stop_the_orders_behind_it_from_expiring()
+    {
+        const int Timeout = SaleRules.MaxPaymentTimeoutSeconds;
+        var sale = new SaleDefinition(ClusterFixture.NewSku("life-poison"), 4, 1, 3, null, null, Timeout, 4, SaleModes.Redis);
+        Assert.Equal(CreateSaleOutcome.Created, (await fixture.Client.Product(sale.Sku).CreateAsync(sale)).Outcome);
+        // The older order first: the sweep reaches it before the other.
+        var big = await fixture.BuyAsync(sale, "big", "r1", quantity: 2);
+        Assert.Equal(PurchaseOutcome.Created, big.Outcome);
+        await WaitForStatusAsync(big.Order!.OrderId, "pending_payment");
+        var small = await BuyPersistedAsync(sale, "small", "r1");
+        Assert.Equal(1, await ScalarAsync("SELECT available_stock FROM inventory WHERE sku = @p", sale.Sku));
+
+        // Drift: MySQL believes 2 more units are free than it should. Giving back the big order's 2 would make 5 of a
+        // stock of 4, which ck_inventory_stock refuses; the small order's 1 still fits.
+        await using (var connection = new MySqlConnection(TestStack.MySql))
+        {
+            await connection.OpenAsync();
+            await using var drift = new MySqlCommand("UPDATE inventory SET available_stock = 3 WHERE sku = @p", connection);
+            drift.Parameters.AddWithValue("@p", sale.Sku);
+            Assert.Equal(1, await drift.ExecuteNonQueryAsync());
+        }
+
+        var past = DateTimeOffset.UtcNow.AddSeconds(Timeout + 60);
+        fixture.Time.SetUtcNow(past > fixture.Time.GetUtcNow() ? past : fixture.Time.GetUtcNow().AddSeconds(Timeout + 60));
+        var orders = fixture.Client.GetGrain<IOrdersGrain>(0);
+        Assert.Equal(1, await orders.ExpireDueAsync(sale.Sku, 500));
+
+        Assert.Equal("pending_payment", (await orders.GetAsync(big.Order.OrderId))!.Status);
+        Assert.Equal("expired", (await orders.GetAsync(small.OrderId))!.Status);
+        Assert.Equal(4, await ScalarAsync("SELECT available_stock FROM inventory WHERE sku = @p", sale.Sku));
+        Assert.Equal(2, (await fixture.RedisStockAsync(sale.Sku, 1)).Sum());
+
+        // It stays refused, and nothing else changes, sweep after sweep.
+        Assert.Equal(0, await orders.ExpireDueAsync(sale.Sku, 500));
+        Assert.Equal("pending_payment", (await orders.GetAsync(big.Order.OrderId))!.Status);
+        Assert.Equal(4, await ScalarAsync("SELECT available_stock FROM inventory WHERE sku = @p", sale.Sku));
+    }
+
     private async Task<(HttpStatusCode Status, string? Code)> CodeAsync(string orderId, string action, string user)
     {
         var (status, code, _) = await ActAsync(orderId, action, user);
