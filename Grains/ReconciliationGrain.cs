@@ -199,11 +199,7 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
 
     private async Task<ReconciliationRepair> RepairAsync(string sku, List<LogEntry> missing, List<LogEntry> untrimmed)
     {
-        await WithNatsDeadlineAsync(_nats.Options.OperationTimeout, "answer", async ct =>
-        {
-            await _nats.EnsureStreamsAsync(ct);
-            return true;
-        });
+        // The streams exist: ReadMessagesAsync ensured them before any repair is decided.
         var subject = _nats.Topology.Deductions(sku);
         var republished = 0;
         foreach (var entry in missing)
@@ -376,7 +372,7 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
         }
         catch (OperationCanceledException ex) when (deadline.IsCancellationRequested)
         {
-            ReconciliationLog.NatsTimedOut(_logger, ex, this.GetPrimaryKeyLong().ToString(CultureInfo.InvariantCulture), what, budget);
+            ReconciliationLog.NatsTimedOut(_logger, ex, this.GetPrimaryKeyLong(), what, budget);
             throw new DependencyUnavailableException("nats", nameof(TimeoutException), $"NATS did not {what} within {budget.TotalSeconds:0.#} s.");
         }
     }
@@ -508,5 +504,5 @@ internal static partial class ReconciliationLog
     public static partial void Republished(ILogger logger, string sku, string orderId, int bucket);
 
     [LoggerMessage(EventId = 5010, Level = LogLevel.Warning, Message = "Verify (grain {GrainKey}): NATS did not {What} within {Budget}; the caller is told NATS is unavailable")]
-    public static partial void NatsTimedOut(ILogger logger, Exception exception, string grainKey, string what, TimeSpan budget);
+    public static partial void NatsTimedOut(ILogger logger, Exception exception, long grainKey, string what, TimeSpan budget);
 }

@@ -102,7 +102,7 @@ public static class CommandLine
         catch (TaskCanceledException ex) when (ex.InnerException is TimeoutException)
         {
             // HttpClient's own timeout: the gateway took the request but never answered.
-            Error.MarkupLine("[red]error:[/] the gateway did not answer in time (FLASHSALE_GATEWAY_TIMEOUT, 30 s unless set); " +
+            Error.MarkupLine($"[red]error:[/] the gateway did not answer in time (FLASHSALE_GATEWAY_TIMEOUT, {GatewayClient.DefaultTimeout.TotalSeconds:0} s unless set); " +
                              "a store it waits on may be down. See [bold]./flashsale status[/] and the silo's log.");
             return 1;
         }

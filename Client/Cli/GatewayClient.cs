@@ -38,8 +38,6 @@ public sealed class GatewayClient : IDisposable
 
     public Uri BaseAddress => _http.BaseAddress!;
 
-    public TimeSpan Timeout => _http.Timeout;
-
     /// <param name="headers">Per-request headers; an <c>Authorization</c> here replaces the admin token (buyer JWTs).</param>
     public async Task<(int Status, JsonElement Body)> SendAsync(HttpMethod method, string path, object? body, CancellationToken cancellationToken = default,
         IReadOnlyDictionary<string, string>? headers = null)
