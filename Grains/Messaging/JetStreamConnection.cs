@@ -99,7 +99,8 @@ public sealed class JetStreamConnection : IAsyncDisposable
         && actual.Storage == wanted.Storage
         && actual.Retention == wanted.Retention
         && actual.NumReplicas == wanted.NumReplicas
-        && actual.DuplicateWindow == wanted.DuplicateWindow;
+        && actual.DuplicateWindow == wanted.DuplicateWindow
+        && actual.MaxAge == wanted.MaxAge;
 
     public async ValueTask DisposeAsync()
     {

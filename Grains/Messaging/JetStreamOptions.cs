@@ -45,6 +45,16 @@ public sealed class JetStreamOptions
     /// </summary>
     public TimeSpan LongestCheckBackDelay => TransactionTimeout + CheckInterval;
 
+    /// <summary>
+    /// How long the deductions stream keeps a message (JetStream <c>max_age</c>); <see cref="TimeSpan.Zero"/> keeps every
+    /// message for ever. The stream has limits retention, so without an age it grows by every order ever sold. A
+    /// message is read by the orders writer within seconds when the pipeline is healthy; the age only has to outlast
+    /// the longest outage of the writer or MySQL that must not lose orders. Seven days is the lifetime of the Redis
+    /// request records and order markers (<c>FlashSale:Deduction:RecordTtlHours</c>), after which replays and repairs
+    /// of an order are gone as well.
+    /// </summary>
+    public TimeSpan DeductionsMaxAge { get; set; } = TimeSpan.FromDays(7);
+
     /// <summary>Without any password or token that the URL may carry.</summary>
     public override string ToString() => $"NATS {RedactedUrl(Url)} prefix {StreamPrefix}";
 
@@ -96,6 +106,14 @@ public sealed partial class JetStreamOptionsValidator : IValidateOptions<JetStre
             errors.Add($"{S}:DuplicateWindow ({options.DuplicateWindow}) must be longer than TransactionTimeout + CheckInterval " +
                        $"({options.LongestCheckBackDelay}, the longest check-back delay) and at most 1 day; otherwise a message " +
                        "committed by both the producer and the check-back is stored twice.");
+        }
+
+        if (options.DeductionsMaxAge != TimeSpan.Zero
+            && (options.DeductionsMaxAge < TimeSpan.FromHours(1) || options.DeductionsMaxAge > TimeSpan.FromDays(3650)
+                || options.DeductionsMaxAge <= options.DuplicateWindow))
+        {
+            errors.Add($"{S}:DeductionsMaxAge ({options.DeductionsMaxAge}) must be 0 (keep every message) or between 1 hour and 3650 days, " +
+                       $"and longer than DuplicateWindow ({options.DuplicateWindow}); a shorter age drops orders the writer has not stored yet.");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

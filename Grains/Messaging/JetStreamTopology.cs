@@ -67,7 +67,13 @@ public sealed class JetStreamTopology
 
         // Half and deductions messages are deduplicated over the whole window the check-back may re-publish in.
         yield return Stream(HalfStream, HalfSubjects, "Half (prepared) transactional messages; read only by the transaction check-back.", options.DuplicateWindow);
-        yield return Stream(DeductionsStream, DeductionsSubjects, "Committed stock deductions.", options.DuplicateWindow);
+        // Only the deductions stream ages out: it holds every order sold, and the writer reads it within seconds. The
+        // half stream empties itself (commit and rollback delete), and CHECKMAX and DLQ are evidence an operator must
+        // see whatever its age.
+        yield return Stream(DeductionsStream, DeductionsSubjects, "Committed stock deductions.", options.DuplicateWindow) with
+        {
+            MaxAge = options.DeductionsMaxAge,
+        };
         yield return Stream(CheckMaxStream, CheckMaxSubjects, "Half messages still undecided after the last check; for an operator.", options.DuplicateWindow);
         yield return Stream(DeadLetterStream, DeadLetterSubjects, "Messages their consumers gave up on.", options.DuplicateWindow);
     }
