@@ -17,6 +17,9 @@ public sealed partial class OrdersGrain : Grain, IOrdersGrain
 {
     private static readonly TimeSpan ReturnRetryAge = TimeSpan.FromSeconds(2);
 
+    /// <summary>Pages of due orders one sweep reads at most when refused orders fill them (10 × the sweep's limit).</summary>
+    private const int MaxSweepPages = 10;
+
     private readonly OrderLifecycleStore _store;
     private readonly RedisConnection _redis;
     private readonly SaleClock _time;
@@ -100,23 +103,41 @@ public sealed partial class OrdersGrain : Grain, IOrdersGrain
     public async Task<int> ExpireDueAsync(string? sku, int limit)
     {
         var expired = 0;
-        foreach (var order in await _store.FindExpiredAsync(sku, _time.UtcNow.ToUnixTimeMilliseconds(), limit))
+        var now = _time.UtcNow.ToUnixTimeMilliseconds();
+        var (afterMs, afterId) = (-1L, "");
+        for (var page = 0; page < MaxSweepPages; page++)
         {
-            try
+            var due = await _store.FindExpiredAsync(sku, now, limit, afterMs, afterId);
+            var refused = false;
+            foreach (var order in due)
             {
-                if (await ReleaseAsync(order, OrderLifecycleStatuses.Expired))
+                try
                 {
-                    expired++;
+                    if (await ReleaseAsync(order, OrderLifecycleStatuses.Expired))
+                    {
+                        expired++;
+                    }
+                }
+                catch (MySqlException ex) when (!MySqlOrderStore.IsTransient(ex))
+                {
+                    // A database that is away fails the whole sweep (the next one retries); this order's own refusal
+                    // does not. Its transaction rolled back, so the order is still pending and the next sweep tries it
+                    // again. The oldest due orders come first: one whose return the database refuses (a drifted
+                    // inventory row) must not keep every order behind it, of every sale, from expiring.
+                    LogExpiryFailed(_logger, ex, order.OrderId, order.Sku, this.GetPrimaryKeyLong());
+                    refused = true;
                 }
             }
-            catch (MySqlException ex) when (!MySqlOrderStore.IsTransient(ex))
+
+            // A full page with refusals in it goes on past them: every later sweep would read the same refused orders
+            // first, and a page's worth of them would hold back every order behind. Without refusals the next sweep
+            // picks up where this one stopped.
+            if (!refused || due.Count < limit)
             {
-                // A database that is away fails the whole sweep (the next one retries); this order's own refusal does
-                // not. Its transaction rolled back, so the order is still pending and the next sweep tries it again. The
-                // oldest due orders come first: one whose return the database refuses (a drifted inventory row) must
-                // not keep every order behind it, of every sale, from expiring.
-                LogExpiryFailed(_logger, ex, order.OrderId, order.Sku, this.GetPrimaryKeyLong());
+                break;
             }
+
+            (afterMs, afterId) = (due[^1].CommittedAtMs, due[^1].OrderId);
         }
 
         foreach (var order in await _store.FindUnreturnedAsync(sku, ReturnRetryAge, limit))

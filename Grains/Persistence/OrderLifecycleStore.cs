@@ -27,14 +27,18 @@ public sealed class OrderLifecycleStore(IOptions<OrderStoreOptions> options)
     private const string Columns =
         "order_id, request_id, sku, user_id, quantity, bucket, status, committed_at_ms, return_bucket, stock_returned";
 
-    /// <summary>One sale's due orders (parameters @sku, @cutoff, @limit); its plan is checked by a test.</summary>
+    /// <summary>
+    /// One sale's due orders after a position in commit order (parameters @sku, @cutoff, @afterMs, @afterId, @limit);
+    /// its plan is checked by a test.
+    /// </summary>
     /// <remarks>
     /// The index is forced: when both ranges look empty the optimizer may take (status, committed_at_ms) instead,
     /// which reads the due orders of every sale and keeps this one's (chosen on a table of 1.6 million bench orders).
     /// </remarks>
     internal const string ExpiredOfSaleSql =
         $"SELECT {Columns} FROM orders FORCE INDEX (ix_orders_sku_status_committed) WHERE sku = @sku AND status = 'pending_payment' AND committed_at_ms < @cutoff " +
-        "ORDER BY committed_at_ms LIMIT @limit";
+        "AND (committed_at_ms > @afterMs OR (committed_at_ms = @afterMs AND order_id > @afterId)) " +
+        "ORDER BY committed_at_ms, order_id LIMIT @limit";
 
     public async Task<StoredOrder?> GetAsync(string orderId)
     {
@@ -112,7 +116,12 @@ public sealed class OrderLifecycleStore(IOptions<OrderStoreOptions> options)
     /// range for it, so it read (and sorted) every pending order of every sale on every sweep. Per sale, the index
     /// (sku, status, committed_at_ms) of V005 reads exactly the due orders.
     /// </remarks>
-    public async Task<IReadOnlyList<StoredOrder>> FindExpiredAsync(string? sku, long nowMs, int limit)
+    /// <summary>
+    /// Due orders of one sale or all, oldest commit first (order id breaks ties: one Redis batch shares its
+    /// millisecond), starting after (<paramref name="afterMs"/>, <paramref name="afterId"/>); -1 and "" start at the
+    /// beginning.
+    /// </summary>
+    public async Task<IReadOnlyList<StoredOrder>> FindExpiredAsync(string? sku, long nowMs, int limit, long afterMs = -1, string afterId = "")
     {
         await using var connection = await OpenAsync();
         var cutoffs = new List<(string Sku, long CutoffMs)>();
@@ -132,6 +141,8 @@ public sealed class OrderLifecycleStore(IOptions<OrderStoreOptions> options)
         var skuParameter = command.Parameters.Add("@sku", MySqlDbType.VarChar);
         var cutoffParameter = command.Parameters.Add("@cutoff", MySqlDbType.Int64);
         command.Parameters.AddWithValue("@limit", limit);
+        command.Parameters.AddWithValue("@afterMs", afterMs);
+        command.Parameters.AddWithValue("@afterId", afterId);
         foreach (var (saleSku, cutoffMs) in cutoffs)
         {
             skuParameter.Value = saleSku;
@@ -139,7 +150,7 @@ public sealed class OrderLifecycleStore(IOptions<OrderStoreOptions> options)
             due.AddRange(await ReadAsync(command));
         }
 
-        return due.OrderBy(o => o.CommittedAtMs).Take(limit).ToList();
+        return due.OrderBy(o => o.CommittedAtMs).ThenBy(o => o.OrderId, StringComparer.Ordinal).Take(limit).ToList();
     }
 
     /// <summary>Released orders whose units have not reached Redis yet (a crash or a Redis fault in between).</summary>

@@ -310,6 +310,8 @@ public sealed class OrderStoreTests(OrderStoreFixture fixture, ITestOutputHelper
         await using var command = new MySqlCommand("EXPLAIN " + OrderLifecycleStore.ExpiredOfSaleSql, connection);
         command.Parameters.AddWithValue("@sku", "any-sale");
         command.Parameters.AddWithValue("@cutoff", 1_000L);
+        command.Parameters.AddWithValue("@afterMs", 500L);
+        command.Parameters.AddWithValue("@afterId", "01a2");
         command.Parameters.AddWithValue("@limit", 500);
         await using var reader = await command.ExecuteReaderAsync();
         Assert.True(await reader.ReadAsync());
