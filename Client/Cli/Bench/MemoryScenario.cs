@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using StackExchange.Redis;
 using static OrleansFlashSale.Client.Cli.Bench.GrainsVsRawLua;
 
 namespace OrleansFlashSale.Client.Cli.Bench;
@@ -9,7 +10,9 @@ namespace OrleansFlashSale.Client.Cli.Bench;
 /// The silo's resident memory (VmRSS of the process <c>./flashsale up</c> started): its growth over a measured
 /// number of orders, extrapolated linearly to one million, and its growth per bucket grain activated. RSS is what
 /// the operator pays for; it includes garbage the GC has not collected yet, so these are upper bounds, not the size
-/// of the objects a grain keeps.
+/// of the objects a grain keeps. Also Redis's <c>used_memory</c> (summed over the primaries) over the same orders:
+/// what the request records, user counters, order markers, order index and buyers sets of a sale cost until their
+/// TTL (<c>FlashSale:Deduction:RecordTtlHours</c>), for sizing <c>maxmemory</c>.
 /// </summary>
 public static class MemoryScenario
 {
@@ -28,10 +31,17 @@ public static class MemoryScenario
         {
             var grains = host.Services.GetRequiredService<IClusterClient>();
 
+            // INFO is an admin command to StackExchange.Redis; this connection only reads INFO memory.
+            var redisOptions = ConfigurationOptions.Parse(redis);
+            redisOptions.AllowAdmin = true;
+            await using var multiplexer = await ConnectionMultiplexer.ConnectAsync(redisOptions);
+            var redisBefore = await RedisUsedBytesAsync(multiplexer);
             var beforeOrders = ResidentBytes(pid);
             var run = await SellOut.RunAsync(grains, Name, $"{orders:N0} orders", orders, Buckets, SaleModes.Redis, 256, progress);
             var afterOrders = ResidentBytes(pid);
+            var redisAfter = await RedisUsedBytesAsync(multiplexer);
             var perMillion = (afterOrders - beforeOrders) * (1_000_000.0 / orders) / (1024 * 1024);
+            var redisPerOrder = (redisAfter - redisBefore) / (double)orders;
 
             progress.Status($"memory: activating {sales * BucketsPerSale:N0} bucket grains");
             var beforeBuckets = ResidentBytes(pid);
@@ -61,6 +71,8 @@ public static class MemoryScenario
                 ["bucket grains activated"] = grainsActivated.ToString(CultureInfo.InvariantCulture),
                 ["RSS before buckets MiB"] = Mib(beforeBuckets),
                 ["RSS after buckets MiB"] = Mib(afterBuckets),
+                ["Redis used_memory before orders MiB"] = Mib(redisBefore),
+                ["Redis used_memory after orders MiB"] = Mib(redisAfter),
             };
             const string none = "no baseline: measured on its own";
             return
@@ -68,6 +80,11 @@ public static class MemoryScenario
                 new BenchFigure(Name, $"silo RSS per 1M orders (from {orders:N0})", "MiB", perMillion,
                     $"silo VmRSS growth while {orders:N0} orders were bought through the cluster client and persisted (verify clean), " +
                     "extrapolated linearly to 1,000,000", 0, none, null, null, details.Concat(run.Details.Select(kv => KeyValuePair.Create("orders run " + kv.Key, kv.Value))).ToDictionary()),
+                new BenchFigure(Name, $"Redis memory per order (from {orders:N0})", "bytes", redisPerOrder,
+                    $"growth of Redis used_memory (INFO memory, summed over the primaries) while the same {orders:N0} orders were " +
+                    "bought and persisted, divided by the orders: their request records, user counters, order markers, order index " +
+                    "entries and buyers-set members, kept until their TTL (the deduction log is trimmed once the orders are published)",
+                    0, none, null, null, details),
                 new BenchFigure(Name, "silo RSS per active bucket grain", "KiB", perGrain,
                     $"silo VmRSS growth over activating {grainsActivated:N0} bucket grains ({sales} sales of {BucketsPerSale} buckets, one " +
                     "unit each, one product grain per sale), divided by the bucket count", 0, none, null, null, details),
@@ -77,6 +94,21 @@ public static class MemoryScenario
         {
             await host.StopAsync();
         }
+    }
+
+    /// <summary>Bytes Redis has allocated for data and overhead, over every primary (one on the single-node stack).</summary>
+    private static async Task<long> RedisUsedBytesAsync(IConnectionMultiplexer multiplexer)
+    {
+        long total = 0;
+        foreach (var server in multiplexer.GetServers().Where(s => s.IsConnected && !s.IsReplica))
+        {
+            var memory = await server.InfoAsync("memory");
+            var used = memory.SelectMany(g => g).FirstOrDefault(kv => kv.Key == "used_memory").Value
+                ?? throw new BenchCheckException($"Redis {server.EndPoint} reports no used_memory");
+            total += long.Parse(used, NumberStyles.None, CultureInfo.InvariantCulture);
+        }
+
+        return total > 0 ? total : throw new BenchCheckException("no connected Redis primary to read used_memory from");
     }
 
     private static string Mib(long bytes) => (bytes / 1024.0 / 1024.0).ToString("F1", CultureInfo.InvariantCulture);
