@@ -42,10 +42,11 @@ public static class CommandLine
                 the Orleans membership (silos, status, last I-am-alive) through the gateway's admin endpoint
             """,
         ["bench"] = """
-            bench [[SCENARIO...]] [[--quick]] [[--silos 1,2,3]]
+            bench [[SCENARIO...]] [[--quick]] [[--silos 1,2,3]] [[--buckets N]]
                 measure each scenario against its baseline (same run): persist, deduct, soldout, http, http-soldout,
                 pipeline, modes, memory (all without a name); table, JSON, Markdown and PNG charts in results/;
-                --silos runs deduct once per silo count
+                --silos runs deduct once per silo count; --buckets N gives the sales of deduct, soldout, http,
+                http-soldout, pipeline and memory N buckets and N quota shards (default 16 and 16)
             """,
     };
 

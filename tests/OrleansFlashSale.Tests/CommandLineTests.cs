@@ -22,6 +22,10 @@ public sealed class CommandLineTests
     [InlineData("order show a b", "order show ORDER_ID takes exactly one id")]
     [InlineData("verify --bogus", "unknown option '--bogus'")]
     [InlineData("bench nosuch", "unknown bench scenario 'nosuch'")]
+    [InlineData("bench deduct --buckets 0", "--buckets takes one whole number from 1 to 256 (buckets and quota shards of the benchmark's sales); '0' is not one")]
+    [InlineData("bench deduct --buckets 257", "--buckets takes one whole number from 1 to 256 (buckets and quota shards of the benchmark's sales); '257' is not one")]
+    [InlineData("bench deduct --buckets", "--buckets takes one whole number from 1 to 256 (buckets and quota shards of the benchmark's sales)")]
+    [InlineData("bench --buckets 2 deduct --buckets 3", "--buckets is given twice")]
     [InlineData("demo --users 0", "stock, buckets, limit, users, requests and concurrency must be at least 1")]
     [InlineData("demo users 5", "expected --name value, got 'users'")]
     public async Task A_usage_error_exits_2_with_the_reason_and_the_usage_on_stderr(string line, string message)
@@ -31,6 +35,18 @@ public sealed class CommandLineTests
         Assert.Contains("error: " + message, Flatten(error), StringComparison.Ordinal);
         Assert.Contains("usage:", error, StringComparison.Ordinal);
         Assert.Equal("", output);
+    }
+
+    [Fact]
+    public void Bench_buckets_sets_buckets_and_quota_shards_and_leaves_the_other_arguments()
+    {
+        var shape = OrleansFlashSale.Client.Cli.Bench.BenchCommand.TakeBuckets(["deduct", "--buckets", "2", "--quick"], out var rest);
+        Assert.Equal(new OrleansFlashSale.Client.Cli.Bench.SaleShape(2, 2), shape);
+        Assert.Equal(["deduct", "--quick"], rest);
+
+        Assert.Null(OrleansFlashSale.Client.Cli.Bench.BenchCommand.TakeBuckets(["deduct"], out rest));
+        Assert.Equal(["deduct"], rest);
+        Assert.Equal(new OrleansFlashSale.Client.Cli.Bench.SaleShape(16, 16), new OrleansFlashSale.Client.Cli.Bench.BenchSettings(Quick: true).Shape);
     }
 
     [Theory]

@@ -17,10 +17,41 @@ public static class BenchCommand
         PipelineScenario.Name, ModesScenario.Name, MemoryScenario.Name,
     ];
 
+    /// <summary>
+    /// <c>--buckets N</c>: the grain scenarios' sales get N buckets and N quota shards (1 to 256) instead of 16 and 16;
+    /// the raw baselines spread their stock over the same N keys. <c>modes</c> keeps its own tiers.
+    /// </summary>
+    internal static SaleShape? TakeBuckets(string[] args, out string[] rest)
+    {
+        var index = Array.IndexOf(args, "--buckets");
+        if (index < 0)
+        {
+            rest = args;
+            return null;
+        }
+
+        if (index + 1 >= args.Length
+            || !int.TryParse(args[index + 1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var buckets)
+            || buckets is < 1 or > SaleRules.MaxQuotaShards)
+        {
+            throw new UsageException($"--buckets takes one whole number from 1 to {SaleRules.MaxQuotaShards} (buckets and quota shards of the benchmark's sales)" +
+                (index + 1 < args.Length ? $"; '{args[index + 1]}' is not one" : ""));
+        }
+
+        if (Array.IndexOf(args, "--buckets", index + 1) >= 0)
+        {
+            throw new UsageException("--buckets is given twice");
+        }
+
+        rest = [.. args[..index], .. args[(index + 2)..]];
+        return new SaleShape(buckets, buckets);
+    }
+
     public static async Task<int> RunAsync(string[] args)
     {
         var quick = args.Contains("--quick");
-        var silos = SiloScaling.Take(args, out var rest);
+        var silos = SiloScaling.Take(args, out var afterSilos);
+        var shape = TakeBuckets(afterSilos, out var rest);
         var chosen = rest.Where(a => a != "--quick").ToList();
         foreach (var name in chosen)
         {
@@ -35,7 +66,7 @@ public static class BenchCommand
             chosen = [.. Scenarios];
         }
 
-        var settings = new BenchSettings(quick);
+        var settings = new BenchSettings(quick, shape);
         var started = DateTimeOffset.UtcNow;
         var clock = Stopwatch.StartNew();
         var figures = new List<BenchFigure>();

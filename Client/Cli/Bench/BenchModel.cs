@@ -48,12 +48,26 @@ public sealed record BenchRun(long Operations, TimeSpan Elapsed, IReadOnlyDictio
 /// <summary>The books of a run did not balance: its figure must not be printed.</summary>
 public sealed class BenchCheckException(string message) : Exception(message);
 
-/// <summary>How long each measurement lasts and how much is warmed up first.</summary>
-public sealed record BenchSettings(bool Quick)
+/// <summary>
+/// How long each measurement lasts and how much is warmed up first, and the shape of the sales the grain scenarios
+/// (deduct, soldout, http, http-soldout, pipeline, memory) create: <c>--buckets N</c> gives N buckets and N quota shards.
+/// </summary>
+public sealed record BenchSettings(bool Quick, SaleShape? Sales = null)
 {
+    public SaleShape Shape => Sales ?? SaleShape.Default;
+
     public TimeSpan Warmup => Quick ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(3);
 
     public TimeSpan Measure => Quick ? TimeSpan.FromSeconds(5) : TimeSpan.FromSeconds(15);
+}
+
+/// <summary>Buckets and quota shards of a benchmark's sale; one shard per bucket, so shard i's users prefer bucket i.</summary>
+public sealed record SaleShape(int Buckets, int QuotaShards)
+{
+    /// <summary>What every run before <c>--buckets</c> existed measured.</summary>
+    public static readonly SaleShape Default = new(16, SaleRules.DefaultQuotaShards);
+
+    public override string ToString() => $"{Buckets} buckets, {QuotaShards} quota shards";
 }
 
 /// <summary>Reports what a running scenario is doing, for the live display.</summary>

@@ -23,22 +23,22 @@ public static class DeductScenario
             (grains, concurrency) => RunGrainsAsync(grains, concurrency, settings, progress),
             (concurrency, measured, baseline) => new BenchFigure(Name, $"{concurrency} callers", "deductions/s", measured.PerSecond,
                 $"{concurrency} concurrent callers of IQuotaGrain.PurchaseAsync (quantity 1, {Users:N0} users, limit {SaleRules.MaxPerUserLimit:N0}) " +
-                $"through the Orleans cluster client to the running silo(s); sale of {Stock:N0} units in {Buckets} buckets, {QuotaShards} quota shards",
+                $"through the Orleans cluster client to the running silo(s); sale of {Stock:N0} units in {settings.Shape}",
                 baseline.PerSecond,
                 $"deduct.lua (single purchase per call, EVALSHA) from {concurrency} concurrent callers in the bench process, one shared " +
-                $"ConnectionMultiplexer, stock spread over the same {Buckets} bucket keys; no quota/idempotency script",
+                $"ConnectionMultiplexer, stock spread over the same {settings.Shape.Buckets} bucket keys; no quota/idempotency script",
                 TargetRatio: 1.0, TargetAbsolute: 100_000, Details(measured, baseline)),
             progress);
 
     private static async Task<BenchRun> RunGrainsAsync(IClusterClient grains, int concurrency, BenchSettings settings, IBenchProgress progress)
     {
         var sku = NewSku("g");
-        await CreateSaleAsync(grains, Name, sku, Stock);
+        await CreateSaleAsync(grains, Name, sku, Stock, settings.Shape);
 
         var rejected = new System.Collections.Concurrent.ConcurrentDictionary<PurchaseOutcome, long>();
         var outcome = await LoadRunner.RunAsync(concurrency, settings, async (_, n) =>
         {
-            var result = await PurchaseAsync(grains, sku, n, "r");
+            var result = await PurchaseAsync(grains, sku, n, "r", settings.Shape);
             if (result.Outcome == PurchaseOutcome.Created)
             {
                 return true;
@@ -75,8 +75,8 @@ public static class DeductScenario
     {
         var scripts = new RedisScripts();
         var sku = NewSku("r");
-        var perBucket = SaleRules.Split(Stock, Buckets);
-        for (var b = 0; b < Buckets; b++)
+        var perBucket = SaleRules.Split(Stock, settings.Shape.Buckets);
+        for (var b = 0; b < settings.Shape.Buckets; b++)
         {
             await db.StringSetAsync(RedisKeys.Stock(sku, b), perBucket[b]);
         }
@@ -84,7 +84,7 @@ public static class DeductScenario
         long failed = 0;
         var outcome = await LoadRunner.RunAsync(concurrency, settings, async (_, n) =>
         {
-            var result = await DeductRawAsync(db, scripts, sku, n);
+            var result = await DeductRawAsync(db, scripts, sku, n, settings.Shape.Buckets);
             // A deduction answers with its log entry id ("ms-seq"); anything else is a refusal.
             if (result.Length == 2 && result[1].ToString().Contains('-', StringComparison.Ordinal))
             {
@@ -96,14 +96,14 @@ public static class DeductScenario
         }, progress, $"raw Lua, {concurrency} callers");
 
         long sold = 0, logged = 0;
-        for (var b = 0; b < Buckets; b++)
+        for (var b = 0; b < settings.Shape.Buckets; b++)
         {
             sold += perBucket[b] - (long)await db.StringGetAsync(RedisKeys.Stock(sku, b));
             logged += await db.StreamLengthAsync(RedisKeys.Log(sku, b));
         }
 
         // The bench's keys are not a sale: nothing reads them afterwards (markers expire on their own).
-        for (var b = 0; b < Buckets; b++)
+        for (var b = 0; b < settings.Shape.Buckets; b++)
         {
             await db.KeyDeleteAsync([RedisKeys.Stock(sku, b), RedisKeys.Log(sku, b)]);
         }

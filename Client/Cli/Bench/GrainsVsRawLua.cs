@@ -11,8 +11,6 @@ namespace OrleansFlashSale.Client.Cli.Bench;
 /// </summary>
 public static class GrainsVsRawLua
 {
-    public const int Buckets = 16;
-    public const int QuotaShards = SaleRules.DefaultQuotaShards;
     public const int Users = 100_000;
 
     private static readonly int[] Concurrencies = [256, 1024];
@@ -61,11 +59,11 @@ public static class GrainsVsRawLua
     }
 
     /// <summary>Creates the scenario's sale through the product grain; a refusal ends the run without a figure.</summary>
-    public static async Task CreateSaleAsync(IClusterClient grains, string scenario, string sku, long stock,
-        int buckets = Buckets, string mode = SaleModes.Redis)
+    public static async Task CreateSaleAsync(IClusterClient grains, string scenario, string sku, long stock, SaleShape shape,
+        string mode = SaleModes.Redis)
     {
-        var created = await grains.Product(sku).CreateAsync(new SaleDefinition(sku, stock, buckets, SaleRules.MaxPerUserLimit,
-            null, null, SaleRules.DefaultPaymentTimeoutSeconds, QuotaShards, mode));
+        var created = await grains.Product(sku).CreateAsync(new SaleDefinition(sku, stock, shape.Buckets, SaleRules.MaxPerUserLimit,
+            null, null, SaleRules.DefaultPaymentTimeoutSeconds, shape.QuotaShards, mode));
         if (created.Outcome != CreateSaleOutcome.Created)
         {
             throw new BenchCheckException($"{scenario}: the sale {sku} was not created: {created.Outcome} {created.Error}");
@@ -73,10 +71,10 @@ public static class GrainsVsRawLua
     }
 
     /// <summary>Purchase number <paramref name="n"/> of one unit, by one of <see cref="Users"/> users, as the gateway routes it.</summary>
-    public static Task<PurchaseResult> PurchaseAsync(IClusterClient grains, string sku, long n, string requestPrefix)
+    public static Task<PurchaseResult> PurchaseAsync(IClusterClient grains, string sku, long n, string requestPrefix, SaleShape shape)
     {
         var user = $"u{n % Users}";
-        return grains.Quota(sku, GrainKeys.QuotaShard(user, QuotaShards))
+        return grains.Quota(sku, GrainKeys.QuotaShard(user, shape.QuotaShards))
             .PurchaseAsync(new PurchaseRequest(sku, user, $"{requestPrefix}{n}", 1));
     }
 
@@ -84,14 +82,14 @@ public static class GrainsVsRawLua
     /// deduct.lua for purchase number <paramref name="n"/>, one purchase per call, in the user's bucket: what a
     /// team without this project would call. Returns the script's whole answer ({ remaining, result }).
     /// </summary>
-    public static Task<RedisResult[]> DeductRawAsync(IDatabase db, RedisScripts scripts, string sku, long n) =>
-        DeductRawAsync(db, scripts, sku, $"u{n % Users}", $"{sku}-{n}", $"r{n}", 1);
+    public static Task<RedisResult[]> DeductRawAsync(IDatabase db, RedisScripts scripts, string sku, long n, int buckets) =>
+        DeductRawAsync(db, scripts, sku, $"u{n % Users}", $"{sku}-{n}", $"r{n}", 1, buckets);
 
-    /// <summary>deduct.lua for one purchase in the user's bucket (of <see cref="Buckets"/>), one call per purchase.</summary>
+    /// <summary>deduct.lua for one purchase in the user's bucket (of <paramref name="buckets"/>), one call per purchase.</summary>
     public static async Task<RedisResult[]> DeductRawAsync(IDatabase db, RedisScripts scripts, string sku, string user,
-        string orderId, string requestId, int quantity)
+        string orderId, string requestId, int quantity, int buckets)
     {
-        var bucket = StableHash.Bucket(user, Buckets);
+        var bucket = StableHash.Bucket(user, buckets);
         return (RedisResult[])(await RedisScripts.EvaluateAsync(db, scripts.Deduct,
             [RedisKeys.Stock(sku, bucket), RedisKeys.Log(sku, bucket), RedisKeys.OrderMarker(sku, bucket, orderId)],
             [bucket, 3600, orderId, user, requestId, quantity]))!;
@@ -101,7 +99,7 @@ public static class GrainsVsRawLua
     /// Buys a sale of <paramref name="stock"/> units out through the grains (twice as many requests as units, so
     /// the grains learn it is sold out); a buy-out that did not acknowledge exactly the stock ends the run.
     /// </summary>
-    public static async Task BuyOutAsync(IClusterClient grains, string scenario, string sku, long stock)
+    public static async Task BuyOutAsync(IClusterClient grains, string scenario, string sku, long stock, SaleShape shape)
     {
         long bought = 0;
         var next = -1L;
@@ -110,7 +108,7 @@ public static class GrainsVsRawLua
             long n;
             while ((n = Interlocked.Increment(ref next)) < stock * 2)
             {
-                if ((await PurchaseAsync(grains, sku, n, "buy")).Outcome == PurchaseOutcome.Created)
+                if ((await PurchaseAsync(grains, sku, n, "buy", shape)).Outcome == PurchaseOutcome.Created)
                 {
                     Interlocked.Increment(ref bought);
                 }

@@ -32,7 +32,7 @@ public static class HttpScenario
         var scenario = soldOut ? SoldOutName : Name;
         WrkRun baseline;
         await using (var multiplexer = await ConnectionMultiplexer.ConnectAsync(redis))
-        await using (var endpoint = await MinimalLuaEndpoint.StartAsync(multiplexer))
+        await using (var endpoint = await MinimalLuaEndpoint.StartAsync(multiplexer, settings.Shape.Buckets))
         {
             // The baseline first, as in the other scenarios: the gateway's order pipeline would load the machine after.
             baseline = await RunBaselineAsync(multiplexer.GetDatabase(), endpoint.Url, scenario, soldOut, settings, progress);
@@ -61,11 +61,11 @@ public static class HttpScenario
                       $"for a sale of {SoldOutStock:N0} units bought out beforehand; every answer must be 409 sold_out (the gateway's " +
                       "sold-out cache answers new buyers)"
                     : $"wrk ({Connections} connections, 2 threads, {Users:N0} users, new request id per request) posting purchases " +
-                      $"to the gateway (cluster client → quota grain → {Buckets} bucket grains → Redis, order pipeline running); " +
+                      $"to the gateway (cluster client → quota grain → {settings.Shape.Buckets} bucket grains → Redis, order pipeline running); " +
                       "every answer must be 201 and units sold == 201s (+ at most the requests wrk abandoned at the end)",
                 baseline.Run.PerSecond,
                 "the same wrk script against a minimal ASP.NET endpoint in the bench process (Kestrel, loopback) that runs deduct.lua " +
-                $"for the user's bucket ({Buckets} stock keys) over one shared ConnectionMultiplexer, one call per request, request id " +
+                $"for the user's bucket ({settings.Shape.Buckets} stock keys) over one shared ConnectionMultiplexer, one call per request, request id " +
                 "as order id; no quota/limit, no order pipeline" + (soldOut ? ", stock keys at 0 so every request asks Redis and is refused" : ""),
                 soldOut ? 2 : 1, null, details,
                 TargetCondition: soldOut ? null : "p99 ≤ baseline's",
@@ -79,8 +79,8 @@ public static class HttpScenario
         BenchSettings settings, IBenchProgress progress)
     {
         var sku = NewSku(soldOut ? "hz" : "hr");
-        var perBucket = soldOut ? new long[Buckets] : SaleRules.Split(SaleRules.MaxStock, Buckets);
-        for (var b = 0; b < Buckets; b++)
+        var perBucket = soldOut ? new long[settings.Shape.Buckets] : SaleRules.Split(SaleRules.MaxStock, settings.Shape.Buckets);
+        for (var b = 0; b < settings.Shape.Buckets; b++)
         {
             await db.StringSetAsync(RedisKeys.Stock(sku, b), perBucket[b]);
         }
@@ -93,7 +93,7 @@ public static class HttpScenario
             progress.Status($"{scenario}: wrk against the minimal Lua endpoint, {settings.Measure.TotalSeconds:F0} s");
             var run = await Wrk.RunAsync(url, path, $"{sku}m", Users, Connections, settings.Measure);
             long sold = 0, logged = 0;
-            for (var b = 0; b < Buckets; b++)
+            for (var b = 0; b < settings.Shape.Buckets; b++)
             {
                 sold += perBucket[b] - (long)await db.StringGetAsync(RedisKeys.Stock(sku, b));
                 logged += await db.StreamLengthAsync(RedisKeys.Log(sku, b));
@@ -103,7 +103,7 @@ public static class HttpScenario
         }
         finally
         {
-            for (var b = 0; b < Buckets; b++)
+            for (var b = 0; b < settings.Shape.Buckets; b++)
             {
                 await db.KeyDeleteAsync([RedisKeys.Stock(sku, b), RedisKeys.Log(sku, b)]);
             }
@@ -115,11 +115,11 @@ public static class HttpScenario
     {
         var sku = NewSku(soldOut ? "hs" : "hg");
         var stock = soldOut ? SoldOutStock : SaleRules.MaxStock;
-        await CreateSaleAsync(grains, scenario, sku, stock);
+        await CreateSaleAsync(grains, scenario, sku, stock, settings.Shape);
         if (soldOut)
         {
             progress.Status($"{scenario}: buying out {sku}");
-            await BuyOutAsync(grains, scenario, sku, stock);
+            await BuyOutAsync(grains, scenario, sku, stock, settings.Shape);
         }
 
         var path = MinimalLuaEndpoint.PurchasePath(sku);

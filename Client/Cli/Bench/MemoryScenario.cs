@@ -37,7 +37,7 @@ public static class MemoryScenario
             await using var multiplexer = await ConnectionMultiplexer.ConnectAsync(redisOptions);
             var redisBefore = await RedisUsedBytesAsync(multiplexer);
             var beforeOrders = ResidentBytes(pid);
-            var run = await SellOut.RunAsync(grains, Name, $"{orders:N0} orders", orders, Buckets, SaleModes.Redis, 256, progress);
+            var run = await SellOut.RunAsync(grains, Name, $"{orders:N0} orders", orders, settings.Shape, SaleModes.Redis, 256, progress);
             var afterOrders = ResidentBytes(pid);
             var redisAfter = await RedisUsedBytesAsync(multiplexer);
             var perMillion = (afterOrders - beforeOrders) * (1_000_000.0 / orders) / (1024 * 1024);
@@ -48,7 +48,7 @@ public static class MemoryScenario
             for (var i = 0; i < sales; i++)
             {
                 var sku = NewSku("m");
-                await CreateSaleAsync(grains, Name, sku, BucketsPerSale, BucketsPerSale);
+                await CreateSaleAsync(grains, Name, sku, BucketsPerSale, SaleShape.Default with { Buckets = BucketsPerSale });
                 // The status asks every bucket for its remaining units, which activates each bucket grain.
                 var status = await grains.Product(sku).GetStatusAsync(refresh: false)
                     ?? throw new BenchCheckException($"memory {sku}: the sale has no status");

@@ -26,7 +26,7 @@ public sealed class MinimalLuaEndpoint : IAsyncDisposable
 
     public static string PurchasePath(string sku) => $"/api/sales/{sku}/purchases";
 
-    public static async Task<MinimalLuaEndpoint> StartAsync(IConnectionMultiplexer redis)
+    public static async Task<MinimalLuaEndpoint> StartAsync(IConnectionMultiplexer redis, int buckets)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -42,7 +42,7 @@ public sealed class MinimalLuaEndpoint : IAsyncDisposable
                 return Results.Problem(statusCode: 400, extensions: new Dictionary<string, object?> { ["code"] = "invalid_request" });
             }
 
-            var result = await GrainsVsRawLua.DeductRawAsync(db, scripts, sku, body.UserId, body.RequestId, body.RequestId, body.Quantity);
+            var result = await GrainsVsRawLua.DeductRawAsync(db, scripts, sku, body.UserId, body.RequestId, body.RequestId, body.Quantity, buckets);
             var answer = result.Length == 2 ? result[1] : result[0];
             // A log entry id ("ms-seq") is a deduction; 2 is a retry of one.
             if (answer.Resp2Type == ResultType.BulkString || (answer.Resp2Type == ResultType.Integer && (long)answer == 2))

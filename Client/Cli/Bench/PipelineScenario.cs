@@ -29,7 +29,7 @@ public static class PipelineScenario
     private static async Task<Measurement> MeasureAsync(IClusterClient grains, string mysql, BenchSettings settings, IBenchProgress progress, double? pace)
     {
         var sku = NewSku("p");
-        await CreateSaleAsync(grains, Name, sku, SaleRules.MaxStock);
+        await CreateSaleAsync(grains, Name, sku, SaleRules.MaxStock, settings.Shape);
         long refused = 0;
         var paced = Stopwatch.StartNew();
         var outcome = await LoadRunner.RunAsync(Callers, settings, async (_, n) =>
@@ -40,7 +40,7 @@ public static class PipelineScenario
                 await Task.Delay(early);
             }
 
-            if ((await PurchaseAsync(grains, sku, n, "p")).Outcome == PurchaseOutcome.Created)
+            if ((await PurchaseAsync(grains, sku, n, "p", settings.Shape)).Outcome == PurchaseOutcome.Created)
             {
                 return true;
             }
@@ -154,11 +154,11 @@ public static class PipelineScenario
         return new Measurement(rate, persistedRate, p50, p99, drained, details);
     }
 
-    private static IEnumerable<BenchFigure> Figures(Measurement m, double? pace)
+    private static IEnumerable<BenchFigure> Figures(Measurement m, double? pace, BenchSettings settings)
     {
         var loop = pace is { } asked ? $"paced at {asked:N0}/s (half of what MySQL sustained in the closed loop)" : "closed loop";
         var how = $"{Callers} concurrent callers of IQuotaGrain.PurchaseAsync ({loop}, {Users:N0} users) through the cluster client on " +
-                  $"a sale of {SaleRules.MaxStock:N0} units in {Buckets} buckets, order pipeline (JetStream, group commit into MariaDB) running; " +
+                  $"a sale of {SaleRules.MaxStock:N0} units in {settings.Shape}, order pipeline (JetStream, group commit into MariaDB) running; " +
                   $"every acknowledged order in MySQL {m.Drained.TotalSeconds:F1} s after the load stopped";
         const string none = "no baseline: measured on its own";
         const string lagHow = "per order committed in Redis inside the counted window: orders.created_at − orders.committed_at_ms, ";
@@ -195,7 +195,7 @@ public static class PipelineScenario
             var half = Math.Clamp(Math.Round(full.PersistedRate / 200) * 100, 100, OfferedTarget);
             var calm = await MeasureAsync(grains, mysql, settings, progress, pace: half);
 
-            return [.. Figures(full, null), .. Figures(calm, half)];
+            return [.. Figures(full, null, settings), .. Figures(calm, half, settings)];
         }
         finally
         {

@@ -17,11 +17,11 @@ public static class SellOut
         public double PerSecond => Sold / Elapsed.TotalSeconds;
     }
 
-    public static async Task<Result> RunAsync(IClusterClient grains, string scenario, string label, long stock, int buckets, string mode,
+    public static async Task<Result> RunAsync(IClusterClient grains, string scenario, string label, long stock, SaleShape shape, string mode,
         int callers, IBenchProgress progress)
     {
-        var sku = NewSku(scenario[..1] + (mode == SaleModes.Database ? "d" : "r") + buckets);
-        await CreateSaleAsync(grains, scenario, sku, stock, buckets, mode);
+        var sku = NewSku(scenario[..1] + (mode == SaleModes.Database ? "d" : "r") + shape.Buckets);
+        await CreateSaleAsync(grains, scenario, sku, stock, shape, mode);
         long next = -1, created = 0, other = 0;
         var latencies = new List<double>[callers];
         var clock = Stopwatch.StartNew();
@@ -32,7 +32,7 @@ public static class SellOut
             {
                 var n = Interlocked.Increment(ref next);
                 var started = Stopwatch.GetTimestamp();
-                var result = await PurchaseAsync(grains, sku, n, "m");
+                var result = await PurchaseAsync(grains, sku, n, "m", shape);
                 if (result.Outcome == PurchaseOutcome.SoldOut)
                 {
                     return;
@@ -89,7 +89,8 @@ public static class SellOut
         {
             ["sku"] = sku,
             ["mode"] = mode,
-            ["buckets"] = buckets.ToString(),
+            ["buckets"] = shape.Buckets.ToString(),
+            ["quota shards"] = shape.QuotaShards.ToString(),
             ["stock"] = stock.ToString(),
             ["acknowledged"] = created.ToString(),
             ["sold"] = status.Sold.ToString(),

@@ -21,9 +21,9 @@ public static class SoldOutScenario
             (grains, concurrency) => RunGrainsAsync(grains, concurrency, settings, progress),
             (concurrency, measured, baseline) => new BenchFigure(Name, $"{concurrency} callers", "rejections/s", measured.PerSecond,
                 $"{concurrency} concurrent callers of IQuotaGrain.PurchaseAsync with new request ids (quantity 1, {Users:N0} users) " +
-                $"after a sale of {Stock:N0} units in {Buckets} buckets was bought out through the grains; every answer must be SoldOut",
+                $"after a sale of {Stock:N0} units in {settings.Shape.Buckets} buckets was bought out through the grains; every answer must be SoldOut",
                 baseline.PerSecond,
-                $"deduct.lua (single purchase per call, EVALSHA) on {Buckets} bucket stock keys set to 0, from {concurrency} concurrent " +
+                $"deduct.lua (single purchase per call, EVALSHA) on {settings.Shape.Buckets} bucket stock keys set to 0, from {concurrency} concurrent " +
                 "callers in the bench process, one shared ConnectionMultiplexer: every call asks Redis and is refused",
                 TargetRatio: 3.0, null, Details(measured, baseline)),
             progress);
@@ -31,16 +31,16 @@ public static class SoldOutScenario
     private static async Task<BenchRun> RunGrainsAsync(IClusterClient grains, int concurrency, BenchSettings settings, IBenchProgress progress)
     {
         var sku = NewSku("s");
-        await CreateSaleAsync(grains, Name, sku, Stock);
+        await CreateSaleAsync(grains, Name, sku, Stock, settings.Shape);
 
         // Buy it out through the same path, with more requests than units so the grains learn it is sold out.
         progress.Status($"soldout: buying out {sku}");
-        await BuyOutAsync(grains, Name, sku, Stock);
+        await BuyOutAsync(grains, Name, sku, Stock, settings.Shape);
 
         var other = new System.Collections.Concurrent.ConcurrentDictionary<PurchaseOutcome, long>();
         var outcome = await LoadRunner.RunAsync(concurrency, settings, async (_, n) =>
         {
-            var result = await PurchaseAsync(grains, sku, n, "r");
+            var result = await PurchaseAsync(grains, sku, n, "r", settings.Shape);
             if (result.Outcome == PurchaseOutcome.SoldOut)
             {
                 return true;
@@ -72,20 +72,20 @@ public static class SoldOutScenario
     {
         var scripts = new RedisScripts();
         var sku = NewSku("t");
-        for (var b = 0; b < Buckets; b++)
+        for (var b = 0; b < settings.Shape.Buckets; b++)
         {
             await db.StringSetAsync(RedisKeys.Stock(sku, b), 0);
         }
 
         var outcome = await LoadRunner.RunAsync(concurrency, settings, async (_, n) =>
         {
-            var result = await DeductRawAsync(db, scripts, sku, n);
+            var result = await DeductRawAsync(db, scripts, sku, n, settings.Shape.Buckets);
             // 0: not enough stock, the refusal this scenario counts.
             return result.Length == 2 && result[1].Resp2Type == ResultType.Integer && (long)result[1] == 0;
         }, progress, $"raw Lua, sold out, {concurrency} callers");
 
         long left = 0, logged = 0;
-        for (var b = 0; b < Buckets; b++)
+        for (var b = 0; b < settings.Shape.Buckets; b++)
         {
             left += (long)await db.StringGetAsync(RedisKeys.Stock(sku, b));
             logged += await db.StreamLengthAsync(RedisKeys.Log(sku, b));
