@@ -75,11 +75,7 @@ public static class DeductScenario
     {
         var scripts = new RedisScripts();
         var sku = NewSku("r");
-        var perBucket = SaleRules.Split(Stock, settings.Shape.Buckets);
-        for (var b = 0; b < settings.Shape.Buckets; b++)
-        {
-            await db.StringSetAsync(RedisKeys.Stock(sku, b), perBucket[b]);
-        }
+        await SeedRawStockAsync(db, sku, SaleRules.Split(Stock, settings.Shape.Buckets));
 
         long failed = 0;
         var outcome = await LoadRunner.RunAsync(concurrency, settings, async (_, n) =>
@@ -95,18 +91,9 @@ public static class DeductScenario
             return false;
         }, progress, $"raw Lua, {concurrency} callers");
 
-        long sold = 0, logged = 0;
-        for (var b = 0; b < settings.Shape.Buckets; b++)
-        {
-            sold += perBucket[b] - (long)await db.StringGetAsync(RedisKeys.Stock(sku, b));
-            logged += await db.StreamLengthAsync(RedisKeys.Log(sku, b));
-        }
-
-        // The bench's keys are not a sale: nothing reads them afterwards (markers expire on their own).
-        for (var b = 0; b < settings.Shape.Buckets; b++)
-        {
-            await db.KeyDeleteAsync([RedisKeys.Stock(sku, b), RedisKeys.Log(sku, b)]);
-        }
+        var (remaining, logged) = await TallyRawStockAsync(db, sku, settings.Shape.Buckets);
+        var sold = Stock - remaining;
+        await DeleteRawStockAsync(db, sku, settings.Shape.Buckets);
 
         if (sold != outcome.Succeeded || logged != outcome.Succeeded)
         {

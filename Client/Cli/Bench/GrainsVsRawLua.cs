@@ -95,6 +95,40 @@ public static class GrainsVsRawLua
             [bucket, 3600, orderId, user, requestId, quantity]))!;
     }
 
+    /// <summary>The raw baselines' stock keys, one per bucket, set to <paramref name="perBucket"/>.</summary>
+    public static async Task SeedRawStockAsync(IDatabase db, string sku, long[] perBucket)
+    {
+        for (var b = 0; b < perBucket.Length; b++)
+        {
+            await db.StringSetAsync(RedisKeys.Stock(sku, b), perBucket[b]);
+        }
+    }
+
+    /// <summary>What a raw baseline left: units on its stock keys and entries in its deduction logs, over all buckets.</summary>
+    public static async Task<(long Remaining, long Logged)> TallyRawStockAsync(IDatabase db, string sku, int buckets)
+    {
+        long remaining = 0, logged = 0;
+        for (var b = 0; b < buckets; b++)
+        {
+            remaining += (long)await db.StringGetAsync(RedisKeys.Stock(sku, b));
+            logged += await db.StreamLengthAsync(RedisKeys.Log(sku, b));
+        }
+
+        return (remaining, logged);
+    }
+
+    /// <summary>
+    /// Deletes a raw baseline's stock keys and logs: they are not a sale, and nothing reads them afterwards (its order
+    /// markers expire on their own).
+    /// </summary>
+    public static async Task DeleteRawStockAsync(IDatabase db, string sku, int buckets)
+    {
+        for (var b = 0; b < buckets; b++)
+        {
+            await db.KeyDeleteAsync([RedisKeys.Stock(sku, b), RedisKeys.Log(sku, b)]);
+        }
+    }
+
     /// <summary>
     /// Buys a sale of <paramref name="stock"/> units out through the grains (twice as many requests as units, so
     /// the grains learn it is sold out); a buy-out that did not acknowledge exactly the stock ends the run.

@@ -80,10 +80,7 @@ public static class HttpScenario
     {
         var sku = NewSku(soldOut ? "hz" : "hr");
         var perBucket = soldOut ? new long[settings.Shape.Buckets] : SaleRules.Split(SaleRules.MaxStock, settings.Shape.Buckets);
-        for (var b = 0; b < settings.Shape.Buckets; b++)
-        {
-            await db.StringSetAsync(RedisKeys.Stock(sku, b), perBucket[b]);
-        }
+        await SeedRawStockAsync(db, sku, perBucket);
 
         try
         {
@@ -92,21 +89,14 @@ public static class HttpScenario
             var warm = await Wrk.RunAsync(url, path, $"{sku}w", Users, Connections, settings.Warmup);
             progress.Status($"{scenario}: wrk against the minimal Lua endpoint, {settings.Measure.TotalSeconds:F0} s");
             var run = await Wrk.RunAsync(url, path, $"{sku}m", Users, Connections, settings.Measure);
-            long sold = 0, logged = 0;
-            for (var b = 0; b < settings.Shape.Buckets; b++)
-            {
-                sold += perBucket[b] - (long)await db.StringGetAsync(RedisKeys.Stock(sku, b));
-                logged += await db.StreamLengthAsync(RedisKeys.Log(sku, b));
-            }
+            var (remaining, logged) = await TallyRawStockAsync(db, sku, settings.Shape.Buckets);
+            var sold = perBucket.Sum() - remaining;
 
             return new WrkRun(Check(scenario + " baseline", sku, soldOut, warm, run, sold, logged), run);
         }
         finally
         {
-            for (var b = 0; b < settings.Shape.Buckets; b++)
-            {
-                await db.KeyDeleteAsync([RedisKeys.Stock(sku, b), RedisKeys.Log(sku, b)]);
-            }
+            await DeleteRawStockAsync(db, sku, settings.Shape.Buckets);
         }
     }
 

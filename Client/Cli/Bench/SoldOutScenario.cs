@@ -72,10 +72,7 @@ public static class SoldOutScenario
     {
         var scripts = new RedisScripts();
         var sku = NewSku("t");
-        for (var b = 0; b < settings.Shape.Buckets; b++)
-        {
-            await db.StringSetAsync(RedisKeys.Stock(sku, b), 0);
-        }
+        await SeedRawStockAsync(db, sku, new long[settings.Shape.Buckets]);
 
         var outcome = await LoadRunner.RunAsync(concurrency, settings, async (_, n) =>
         {
@@ -84,13 +81,8 @@ public static class SoldOutScenario
             return result.Length == 2 && result[1].Resp2Type == ResultType.Integer && (long)result[1] == 0;
         }, progress, $"raw Lua, sold out, {concurrency} callers");
 
-        long left = 0, logged = 0;
-        for (var b = 0; b < settings.Shape.Buckets; b++)
-        {
-            left += (long)await db.StringGetAsync(RedisKeys.Stock(sku, b));
-            logged += await db.StreamLengthAsync(RedisKeys.Log(sku, b));
-            await db.KeyDeleteAsync(RedisKeys.Stock(sku, b));
-        }
+        var (left, logged) = await TallyRawStockAsync(db, sku, settings.Shape.Buckets);
+        await DeleteRawStockAsync(db, sku, settings.Shape.Buckets);
 
         if (left != 0 || logged != 0 || outcome.Succeeded != outcome.Started)
         {
