@@ -71,12 +71,12 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
         var definitionTask = product.GetDefinitionAsync();
         var bucketsTask = product.GetHighestBucketCountAsync();
         await Task.WhenAll(definitionTask, bucketsTask);
-        if (definitionTask.Result is not { } sale)
+        if (await definitionTask is not { } sale)
         {
             return null;
         }
 
-        var buckets = bucketsTask.Result;
+        var buckets = await bucketsTask;
 
         // Redis first, MySQL after: an entry forwarded and written while we look is then found in MySQL, never
         // reported missing. JetStream counts are independent and fetched alongside.
@@ -254,7 +254,8 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
             var stockTask = db.StringGetAsync(RedisKeys.Stock(sku, b));
             var logTask = ReadLogAsync(db, sku, b);
             await Task.WhenAll(stockTask, logTask);
-            return (Stock: stockTask.Result.IsNull ? 0L : (long)stockTask.Result, Log: logTask.Result);
+            var stock = await stockTask;
+            return (Stock: stock.IsNull ? 0L : (long)stock, Log: await logTask);
         }));
         return new RedisView(perBucket.Sum(b => b.Stock), perBucket.SelectMany(b => b.Log).ToList(), nowMs);
     }
@@ -353,9 +354,9 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
             var checkMaxTask = CountAsync(t.CheckMaxStream, sku, ct);
             var writerTask = WriterPendingAsync(ct);
             await Task.WhenAll(halfTask, deadTask, checkMaxTask, writerTask);
-            var (half, dead, checkMax) = (halfTask.Result, deadTask.Result, checkMaxTask.Result);
+            var (half, dead, checkMax) = (await halfTask, await deadTask, await checkMaxTask);
             return new PipelineMessageCounts(half.Total, half.ForSku, dead.Total, dead.ForSku, checkMax.Total, checkMax.ForSku,
-                writerTask.Result, half.PerSku && dead.PerSku && checkMax.PerSku);
+                await writerTask, half.PerSku && dead.PerSku && checkMax.PerSku);
         });
 
     /// <summary>
