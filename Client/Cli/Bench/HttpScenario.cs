@@ -52,8 +52,12 @@ public static class HttpScenario
 
         var unit = soldOut ? "rejections/s" : "purchases/s";
         var details = Details(measured.Run, baseline.Run);
-        return
-        [
+        var baselineHow =
+            "the same wrk script against a minimal ASP.NET endpoint in the bench process (Kestrel, loopback) that runs deduct.lua " +
+            $"for the user's bucket ({settings.Shape.Buckets} stock keys) over one shared ConnectionMultiplexer, one call per request, request id " +
+            "as order id; no quota/limit, no order pipeline" + (soldOut ? ", stock keys at 0 so every request asks Redis and is refused" : "");
+        var figures = new List<BenchFigure>
+        {
             new BenchFigure(scenario, $"{Connections} connections, p99 {measured.Wrk.P99Ms:F1} vs {baseline.Wrk.P99Ms:F1} ms", unit,
                 measured.Run.PerSecond,
                 soldOut
@@ -63,14 +67,48 @@ public static class HttpScenario
                     : $"wrk ({Connections} connections, 2 threads, {Users:N0} users, new request id per request) posting purchases " +
                       $"to the gateway (cluster client → quota grain → {settings.Shape.Buckets} bucket grains → Redis, order pipeline running); " +
                       "every answer must be 201 and units sold == 201s (+ at most the requests wrk abandoned at the end)",
-                baseline.Run.PerSecond,
-                "the same wrk script against a minimal ASP.NET endpoint in the bench process (Kestrel, loopback) that runs deduct.lua " +
-                $"for the user's bucket ({settings.Shape.Buckets} stock keys) over one shared ConnectionMultiplexer, one call per request, request id " +
-                "as order id; no quota/limit, no order pipeline" + (soldOut ? ", stock keys at 0 so every request asks Redis and is refused" : ""),
+                baseline.Run.PerSecond, baselineHow,
                 soldOut ? 2 : 1, null, details,
                 TargetCondition: soldOut ? null : "p99 ≤ baseline's",
                 TargetConditionMet: soldOut ? null : measured.Wrk.P99Ms <= baseline.Wrk.P99Ms),
-        ];
+        };
+
+        if (soldOut)
+        {
+            // No target: the ceiling that the refusal figure above is up against, measured in the same run.
+            var floor = await RunFloorAsync(gateway, settings, progress);
+            figures.Add(new BenchFigure(scenario, "gateway floor: unrouted POST, 404", "answers/s", floor.Run.PerSecond,
+                $"the same wrk script and connections posting to {FloorPath}, which no endpoint serves: the gateway answers a " +
+                "problem+json 404 from its middleware alone (no body read, no cache, no grain). No refusal computed by the " +
+                "gateway can be cheaper, so its ratio is the most the figure above can reach on this machine",
+                baseline.Run.PerSecond, baselineHow, null, null, Details(floor.Run, baseline.Run)));
+        }
+
+        return figures;
+    }
+
+    private const string FloorPath = "/bench/unrouted";
+
+    /// <summary>The gateway's cheapest answer under the same load: a 404 of its middleware.</summary>
+    private static async Task<WrkRun> RunFloorAsync(string url, BenchSettings settings, IBenchProgress progress)
+    {
+        progress.Status($"{SoldOutName}: wrk against an unrouted path of the gateway, {settings.Measure.TotalSeconds:F0} s");
+        var run = await Wrk.RunAsync(url, FloorPath, NewSku("hf"), Users, Connections, settings.Measure);
+        var wrong = run.Statuses.Where(kv => kv.Key != 404).Sum(kv => kv.Value);
+        if (wrong > 0 || run.SocketErrors > 0 || run.Count(404) == 0)
+        {
+            throw new BenchCheckException($"{SoldOutName} gateway floor: {run.Count(404)} answers 404, {wrong} other answers " +
+                $"({string.Join(", ", run.Statuses.Select(kv => $"{kv.Key}: {kv.Value}"))}), {run.SocketErrors} socket errors; no figure is reported");
+        }
+
+        return new WrkRun(new BenchRun(run.Count(404), run.Duration, new Dictionary<string, string>
+        {
+            ["path"] = FloorPath,
+            ["requests (measured run)"] = run.Requests.ToString(),
+            ["404 answers (measured run)"] = run.Count(404).ToString(),
+            ["p50 ms"] = run.P50Ms.ToString("F2"),
+            ["p99 ms"] = run.P99Ms.ToString("F2"),
+        }), run);
     }
 
     private sealed record WrkRun(BenchRun Run, Wrk.Result Wrk);
