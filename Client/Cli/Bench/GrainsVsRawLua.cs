@@ -13,7 +13,10 @@ public static class GrainsVsRawLua
 {
     public const int Users = 100_000;
 
-    private static readonly int[] Concurrencies = [256, 1024];
+    private static readonly int[] Concurrencies = [256, MostCallers];
+
+    /// <summary>The larger of the two concurrencies every grains-vs-raw scenario runs.</summary>
+    public const int MostCallers = 1024;
 
     public static async Task<IReadOnlyList<BenchFigure>> RunAsync(
         string scenario,
@@ -22,7 +25,8 @@ public static class GrainsVsRawLua
         Func<IDatabase, int, Task<BenchRun>> runRaw,
         Func<IClusterClient, int, Task<BenchRun>> runGrains,
         Func<int, BenchRun, BenchRun, BenchFigure> figure,
-        IBenchProgress progress)
+        IBenchProgress progress,
+        Func<IClusterClient, IReadOnlyDictionary<int, BenchRun>, Task<BenchFigure>>? extra = null)
     {
         var (redis, clusterId, serviceId) = ClusterClient.FromEnvironment();
         var baselines = new Dictionary<int, BenchRun>();
@@ -48,6 +52,11 @@ public static class GrainsVsRawLua
             {
                 progress.Status($"{scenario}: {grainsLabel}, {concurrency} callers");
                 figures.Add(figure(concurrency, await runGrains(grains, concurrency), baselines[concurrency]));
+            }
+
+            if (extra is not null)
+            {
+                figures.Add(await extra(grains, baselines));
             }
 
             return figures;

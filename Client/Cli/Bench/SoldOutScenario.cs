@@ -26,7 +26,50 @@ public static class SoldOutScenario
                 $"deduct.lua (single purchase per call, EVALSHA) on {settings.Shape.Buckets} bucket stock keys set to 0, from {concurrency} concurrent " +
                 "callers in the bench process, one shared ConnectionMultiplexer: every call asks Redis and is refused",
                 TargetRatio: 3.0, null, Details(measured, baseline)),
-            progress);
+            progress,
+            (grains, baselines) => RunFloorAsync(grains, baselines[MostCallers], settings, progress));
+
+    /// <summary>
+    /// The cheapest answer a grain can give through the cluster client, under the same load: what a sold-out answer
+    /// from memory cannot beat. No target; its ratio shows how far the figures above can go on this machine.
+    /// </summary>
+    private static async Task<BenchFigure> RunFloorAsync(IClusterClient grains, BenchRun baseline, BenchSettings settings,
+        IBenchProgress progress)
+    {
+        var sku = NewSku("f");
+        var buckets = settings.Shape.Buckets;
+        // One unit per bucket: every answer must be 1, so a wrong or stale answer fails the run.
+        await CreateSaleAsync(grains, Name, sku, buckets, settings.Shape);
+        var wrong = 0L;
+        var outcome = await LoadRunner.RunAsync(MostCallers, settings, async (_, n) =>
+        {
+            if (await grains.Bucket(sku, (int)(n % buckets)).GetRemainingAsync(refresh: false) == 1)
+            {
+                return true;
+            }
+
+            Interlocked.Increment(ref wrong);
+            return false;
+        }, progress, $"cluster-client floor, {MostCallers} callers");
+
+        if (wrong > 0 || outcome.Succeeded != outcome.Started)
+        {
+            throw new BenchCheckException($"soldout floor {sku}: {wrong} of {outcome.Started} answers were not the bucket's 1 unit; no figure is reported");
+        }
+
+        var run = outcome.ToRun(new Dictionary<string, string>
+        {
+            ["sku"] = sku,
+            ["calls"] = outcome.Started.ToString(),
+        });
+        return new BenchFigure(Name, $"cluster-client floor, {MostCallers} callers", "answers/s", run.PerSecond,
+            $"{MostCallers} concurrent callers of IBucketGrain.GetRemainingAsync(refresh: false) over the {buckets} buckets of a fresh " +
+            "sale: the grain answers from memory (no Redis, no script, no validation). No grain answer through the cluster client " +
+            "is cheaper, so its ratio to the baseline is the most the sold-out figures can reach on this machine, and the deduct " +
+            "figures, which also run Redis scripts and the order pipeline, less",
+            baseline.PerSecond,
+            $"the {MostCallers}-caller baseline above (deduct.lua on empty keys)", null, null, Details(run, baseline));
+    }
 
     private static async Task<BenchRun> RunGrainsAsync(IClusterClient grains, int concurrency, BenchSettings settings, IBenchProgress progress)
     {
