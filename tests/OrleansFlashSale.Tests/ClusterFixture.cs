@@ -128,6 +128,22 @@ public class ClusterFixture : IAsyncLifetime
     /// <summary>
     /// Runs the reconciliation until the sale is at rest and balanced; fails with the problems if it never is.
     /// </summary>
+    /// <summary>
+    /// <paramref name="requests"/> concurrent purchases of one unit, spread over <paramref name="users"/> users, each with
+    /// its own request id; every one must get a definite answer (none unavailable).
+    /// </summary>
+    public async Task<SaleHistory> BuyOutAsync(SaleDefinition sale, int users, int requests)
+    {
+        var history = new SaleHistory();
+        await Task.WhenAll(Enumerable.Range(0, requests).Select(async j =>
+        {
+            var user = $"u{j % users}";
+            history.Record(user, $"r{j}", await BuyAsync(sale, user, $"r{j}"));
+        }));
+        Assert.Equal(0, history.Count(PurchaseOutcome.Unavailable));
+        return history;
+    }
+
     public async Task AssertNoDriftAsync(string sku)
     {
         var verifier = Client.GetGrain<IReconciliationGrain>(0);

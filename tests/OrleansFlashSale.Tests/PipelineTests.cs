@@ -19,7 +19,7 @@ public sealed class PipelineTests(ClusterFixture fixture)
     public async Task A_bought_out_sale_reaches_MySQL_with_exactly_the_acknowledged_orders()
     {
         var sale = await fixture.CreateSaleAsync("pipe", stock: 5000, buckets: 16, perUserLimit: 5);
-        var history = await BuyOutAsync(sale, users: 2000, requests: 8000);
+        var history = await fixture.BuyOutAsync(sale, users: 2000, requests: 8000);
         Assert.Equal(5000, history.AcknowledgedUnits);
 
         var stored = await WaitForOrdersAsync(sale.Sku, history.DistinctOrderIds, TimeSpan.FromSeconds(10));
@@ -55,7 +55,7 @@ public sealed class PipelineTests(ClusterFixture fixture)
         SaleHistory history;
         try
         {
-            history = await BuyOutAsync(sale, users: 300, requests: 900);
+            history = await fixture.BuyOutAsync(sale, users: 300, requests: 900);
         }
         finally
         {
@@ -77,7 +77,7 @@ public sealed class PipelineTests(ClusterFixture fixture)
     public async Task Messages_delivered_again_are_written_once()
     {
         var sale = await fixture.CreateSaleAsync("pipe-dup", stock: 200, buckets: 2, perUserLimit: 2);
-        var history = await BuyOutAsync(sale, users: 150, requests: 300);
+        var history = await fixture.BuyOutAsync(sale, users: 150, requests: 300);
         await WaitForOrdersAsync(sale.Sku, history.DistinctOrderIds, TimeSpan.FromSeconds(10));
 
         // Publish every order twice more: once with its own message id (the broker drops it) and once under a new
@@ -177,18 +177,6 @@ public sealed class PipelineTests(ClusterFixture fixture)
         await WaitUntilAsync(async () => (await orders.GetAsync(replay.Order.OrderId))?.Status == "pending_payment", TimeSpan.FromSeconds(20));
         Assert.Equal(2L, await ScalarAsync("SELECT COUNT(*) FROM orders WHERE sku = @sku", sale.Sku));
         await fixture.AssertNoDriftAsync(sale.Sku);
-    }
-
-    private async Task<SaleHistory> BuyOutAsync(SaleDefinition sale, int users, int requests)
-    {
-        var history = new SaleHistory();
-        await Task.WhenAll(Enumerable.Range(0, requests).Select(async j =>
-        {
-            var user = $"u{j % users}";
-            history.Record(user, $"r{j}", await fixture.BuyAsync(sale, user, $"r{j}"));
-        }));
-        Assert.Equal(0, history.Count(PurchaseOutcome.Unavailable));
-        return history;
     }
 
     private static async Task<Dictionary<string, int>> WaitForOrdersAsync(string sku, int expected, TimeSpan within)

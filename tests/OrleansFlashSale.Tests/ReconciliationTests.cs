@@ -20,7 +20,7 @@ public sealed class ReconciliationTests(ClusterFixture fixture)
     public async Task Verify_of_a_settled_bought_out_sale_reports_no_drift_and_exact_books()
     {
         var sale = await fixture.CreateSaleAsync("rec-ok", stock: 300, buckets: 4, perUserLimit: 3);
-        var history = await BuyOutAsync(sale, users: 150, requests: 600);
+        var history = await fixture.BuyOutAsync(sale, users: 150, requests: 600);
         Assert.Equal(300, history.AcknowledgedUnits);
 
         var report = await SettledAsync(sale.Sku);
@@ -52,7 +52,7 @@ public sealed class ReconciliationTests(ClusterFixture fixture)
     public async Task An_order_lost_on_the_way_to_MySQL_is_reported_missing_and_repair_brings_it_back_once()
     {
         var sale = await fixture.CreateSaleAsync("rec-lost", stock: 100, buckets: 2, perUserLimit: 1);
-        var history = await BuyOutAsync(sale, users: 100, requests: 100);
+        var history = await fixture.BuyOutAsync(sale, users: 100, requests: 100);
         Assert.Equal(100, history.AcknowledgedUnits);
         Assert.False((await SettledAsync(sale.Sku)).Drift);
 
@@ -117,7 +117,7 @@ public sealed class ReconciliationTests(ClusterFixture fixture)
     public async Task A_phantom_order_in_MySQL_is_reported_unknown_to_Redis()
     {
         var sale = await fixture.CreateSaleAsync("rec-phantom", stock: 20, buckets: 1, perUserLimit: 1);
-        await BuyOutAsync(sale, users: 20, requests: 20);
+        await fixture.BuyOutAsync(sale, users: 20, requests: 20);
         Assert.False((await SettledAsync(sale.Sku)).Drift);
 
         var phantom = "phantom-" + Guid.NewGuid().ToString("N")[..12];
@@ -231,18 +231,6 @@ public sealed class ReconciliationTests(ClusterFixture fixture)
         using var response = await fixture.Http.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
         return (response.StatusCode, string.IsNullOrEmpty(text) ? default : JsonDocument.Parse(text).RootElement.Clone());
-    }
-
-    private async Task<SaleHistory> BuyOutAsync(SaleDefinition sale, int users, int requests)
-    {
-        var history = new SaleHistory();
-        await Task.WhenAll(Enumerable.Range(0, requests).Select(async j =>
-        {
-            var user = $"u{j % users}";
-            history.Record(user, $"r{j}", await fixture.BuyAsync(sale, user, $"r{j}"));
-        }));
-        Assert.Equal(0, history.Count(PurchaseOutcome.Unavailable));
-        return history;
     }
 
     /// <summary>Verifies until the sale is at rest without drift, or the deadline passes; returns the last report.</summary>
