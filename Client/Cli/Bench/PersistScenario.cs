@@ -51,6 +51,8 @@ public sealed class PersistScenario
         var waiting = await RunGroupCommitAsync(settings, progress, 1);
         progress.Status($"persist: group commit, {PipelinedWindow} outstanding per producer");
         var pipelined = await RunGroupCommitAsync(settings, progress, PipelinedWindow);
+        progress.Status("persist: MariaDB insert floor");
+        var floor = await RunInsertFloorAsync(settings, progress);
 
         return
         [
@@ -58,6 +60,15 @@ public sealed class PersistScenario
                 "GroupCommitter.SubmitAsync from 64 producers, each awaiting its record's commit before submitting the next (≤ 64 in flight)"),
             Figure($"group commit, {PipelinedWindow} in flight per producer", pipelined, baseline,
                 $"GroupCommitter.SubmitAsync from 64 producers, each keeping up to {PipelinedWindow} records awaiting commit ({Producers * PipelinedWindow} in flight), as a queue consumer does"),
+            // No target: the ceiling the group commit figures are up against, measured in the same run.
+            new(Name, $"MariaDB insert floor: {FloorRows:N0}-row INSERTs, {FloorConnections} connections", "orders/s", floor.PerSecond,
+                $"the same order rows as literal {FloorRows:N0}-row INSERT IGNORE statements, {FloorConnections} connections, autocommit: " +
+                "no hot-row UPDATE, no transaction of several statements, no duplicate check, no parameters. No way of storing these " +
+                "rows in this table is cheaper for MariaDB, so this figure bounds the orders/s of any committer on this machine",
+                baseline.PerSecond, BaselineHow, null, null,
+                floor.Details.ToDictionary(kv => "measured." + kv.Key, kv => kv.Value)
+                    .Concat(baseline.Details.ToDictionary(kv => "baseline." + kv.Key, kv => kv.Value))
+                    .ToDictionary()),
         ];
 
         BenchFigure Figure(string name, BenchRun measured, BenchRun against, string how) =>
@@ -141,6 +152,75 @@ public sealed class PersistScenario
                 }
             }
         }
+    }
+
+    private const int FloorConnections = 4;
+    private const int FloorRows = 1_000;
+
+    /// <summary>The cheapest way to put order rows into MariaDB: big literal INSERTs, nothing else.</summary>
+    private async Task<BenchRun> RunInsertFloorAsync(BenchSettings settings, IBenchProgress progress)
+    {
+        var sku = NewSku("f");
+        var connections = new MySqlConnection[FloorConnections];
+        try
+        {
+            for (var i = 0; i < connections.Length; i++)
+            {
+                connections[i] = new MySqlConnection(_connectionString);
+                await connections[i].OpenAsync();
+            }
+
+            var nowMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            var outcome = await LoadRunner.RunAsync(FloorConnections, settings, async (worker, n) =>
+            {
+                await using var insert = new MySqlCommand(FloorInsert(sku, n, nowMs), connections[worker]);
+                return await insert.ExecuteNonQueryAsync() == FloorRows;
+            }, progress, "MariaDB insert floor");
+
+            await using var count = new MySqlCommand("SELECT COUNT(*) FROM orders WHERE sku = @sku", connections[0]);
+            count.Parameters.AddWithValue("@sku", sku);
+            var rows = Convert.ToInt64(await count.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+            if (outcome.Succeeded != outcome.Started || rows != outcome.Started * FloorRows)
+            {
+                throw new BenchCheckException($"persist floor {sku}: {outcome.Succeeded} of {outcome.Started} statements inserted " +
+                    $"{FloorRows} rows, {rows} rows stored; no figure is reported");
+            }
+
+            var counted = outcome.Measured * FloorRows;
+            return new BenchRun(counted, outcome.Window, new Dictionary<string, string>
+            {
+                ["sku"] = sku,
+                ["orders"] = rows.ToString(),
+                ["statements"] = outcome.Started.ToString(),
+            }.Concat(StackCpu.PerOperation(outcome.Cpu, counted)).ToDictionary());
+        }
+        finally
+        {
+            foreach (var connection in connections)
+            {
+                if (connection is not null)
+                {
+                    await connection.DisposeAsync();
+                }
+            }
+        }
+    }
+
+    /// <summary>Statement <paramref name="statement"/>'s rows: ids <c>sku-n</c>, ascending as the committer's mostly are.</summary>
+    private static string FloorInsert(string sku, long statement, long nowMs)
+    {
+        var sql = new System.Text.StringBuilder(FloorRows * 128);
+        sql.Append("INSERT IGNORE INTO orders (order_id, request_id, sku, user_id, quantity, bucket, status, commit_batch, committed_at_ms) VALUES ");
+        var batch = statement.ToString("x32", System.Globalization.CultureInfo.InvariantCulture);
+        for (var i = 0; i < FloorRows; i++)
+        {
+            var n = statement * FloorRows + i;
+            sql.Append(i == 0 ? "('" : ",('").Append(sku).Append('-').Append(n).Append("','r").Append(n).Append("','").Append(sku)
+                .Append("','u").Append(n % 100_000).Append("',1,").Append(n % 16).Append(",'").Append(OrderRowStatus.PendingPayment)
+                .Append("','").Append(batch).Append("',").Append(nowMs).Append(')');
+        }
+
+        return sql.ToString();
     }
 
     /// <summary>Refuses the run unless MariaDB holds exactly what was acknowledged.</summary>
