@@ -11,6 +11,12 @@ namespace OrleansFlashSale.Client.Cli.Bench;
 /// </summary>
 public static class BenchCommand
 {
+    // A scenario starts once the stack (silo, gateway, Redis, NATS, MariaDB) is this idle, or after the limit: the
+    // order pipeline catches up on a previous scenario's purchases for seconds after it ended. An idle stack uses a
+    // few percent of one core (timers, pulls, health checks).
+    private const double QuietShare = 0.15;
+    private static readonly TimeSpan QuietLimit = TimeSpan.FromSeconds(90);
+
     public static readonly string[] Scenarios =
     [
         PersistScenario.Name, DeductScenario.Name, SoldOutScenario.Name, HttpScenario.Name, HttpScenario.SoldOutName,
@@ -71,6 +77,7 @@ public static class BenchCommand
         var clock = Stopwatch.StartNew();
         var figures = new List<BenchFigure>();
         var failures = new List<string>();
+        var settling = new Dictionary<string, string>();
         var table = new Table().Border(TableBorder.Rounded).Title("flashsale bench" + (quick ? " --quick" : ""))
             .AddColumn("scenario").AddColumn("figure").AddColumn(new TableColumn("measured").RightAligned())
             .AddColumn(new TableColumn("baseline").RightAligned()).AddColumn(new TableColumn("ratio").RightAligned())
@@ -80,6 +87,8 @@ public static class BenchCommand
             var progress = new LiveProgress(ctx, table);
             foreach (var name in chosen)
             {
+                progress.Status($"{name}: waiting for the stack to settle (under {QuietShare:P0} of one core)");
+                settling[name] = (await StackCpu.WaitForQuietAsync(QuietShare, QuietLimit)).ToString();
                 try
                 {
                     IReadOnlyList<BenchFigure> results = name switch
@@ -116,7 +125,7 @@ public static class BenchCommand
             ctx.UpdateTarget(new Rows(table, new Markup($"done in {clock.Elapsed.TotalSeconds:F0} s")));
         });
 
-        var folder = WriteResults(started, clock.Elapsed, args, quick, figures, failures);
+        var folder = WriteResults(started, clock.Elapsed, args, quick, figures, failures, settling);
         AnsiConsole.MarkupLine($"Results in [bold]{Markup.Escape(folder)}[/]");
         foreach (var failure in failures)
         {
@@ -130,7 +139,7 @@ public static class BenchCommand
         figure.TargetsMet is not { } met ? "" : (met ? "[green]met[/] " : "[red]not met[/] ") + Markup.Escape(figure.TargetWords);
 
     private static string WriteResults(DateTimeOffset started, TimeSpan elapsed, string[] args, bool quick,
-        List<BenchFigure> figures, List<string> failures)
+        List<BenchFigure> figures, List<string> failures, IReadOnlyDictionary<string, string> settling)
     {
         var root = Environment.GetEnvironmentVariable("FLASHSALE_RESULTS_DIR") is { Length: > 0 } dir ? dir : Path.Combine(Environment.CurrentDirectory, "results");
         var folder = Path.Combine(root, $"bench-{started:yyyyMMdd-HHmmss}");
@@ -173,6 +182,7 @@ public static class BenchCommand
                 f.Details,
             }),
             failures,
+            settling,
             charts,
         };
         File.WriteAllText(Path.Combine(folder, "results.json"), JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
@@ -195,6 +205,11 @@ public static class BenchCommand
         foreach (var scenario in figures.GroupBy(f => f.Scenario))
         {
             md.AppendLine($"## {scenario.Key}").AppendLine();
+            if (settling.TryGetValue(scenario.Key, out var settled))
+            {
+                md.AppendLine($"Started once the stack was quiet: {settled}.").AppendLine();
+            }
+
             md.AppendLine($"Baseline: {scenario.First().BaselineHow}.").AppendLine();
             foreach (var f in scenario)
             {

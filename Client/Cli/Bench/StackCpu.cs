@@ -43,6 +43,36 @@ public sealed class StackCpu
         return used;
     }
 
+    /// <summary>How a wait for a quiet stack ended: how long it took, and the stack's last one-second CPU share.</summary>
+    public sealed record Settling(TimeSpan Waited, bool Quiet, double LastShare)
+    {
+        public override string ToString() =>
+            (Quiet ? $"quiet after {Waited.TotalSeconds:F0} s" : $"still busy after {Waited.TotalSeconds:F0} s")
+            + $" (stack {LastShare * 100:F0} % of one core)";
+    }
+
+    /// <summary>
+    /// Waits until the stack's processes other than this one use less than <paramref name="share"/> of one core over a
+    /// one-second sample, or <paramref name="limit"/> has passed, so that a scenario's baseline does not share the
+    /// machine with the order pipeline still persisting the previous scenario's purchases.
+    /// </summary>
+    public static async Task<Settling> WaitForQuietAsync(double share, TimeSpan limit, string? stateDir = null)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            var counting = Start(stateDir);
+            var sample = Stopwatch.StartNew();
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            var used = counting.Stop().Where(kv => kv.Key != "bench").Sum(kv => kv.Value.Ticks);
+            var last = used / (double)sample.Elapsed.Ticks;
+            if (last < share || clock.Elapsed >= limit)
+            {
+                return new Settling(clock.Elapsed, last < share, last);
+            }
+        }
+    }
+
     /// <summary>
     /// Detail entries "cpu µs/op &lt;role&gt;" and "cpu µs/op all": CPU per counted operation, the figure that
     /// compares across runs on a machine whose speed moves.
