@@ -126,9 +126,6 @@ public class ClusterFixture : IAsyncLifetime
             .PurchaseAsync(new PurchaseRequest(sale.Sku, user, requestId, quantity));
 
     /// <summary>
-    /// Runs the reconciliation until the sale is at rest and balanced; fails with the problems if it never is.
-    /// </summary>
-    /// <summary>
     /// <paramref name="requests"/> concurrent purchases of one unit, spread over <paramref name="users"/> users, each with
     /// its own request id; every one must get a definite answer (none unavailable).
     /// </summary>
@@ -144,6 +141,9 @@ public class ClusterFixture : IAsyncLifetime
         return history;
     }
 
+    /// <summary>
+    /// Runs the reconciliation until the sale is at rest and balanced; fails with the problems if it never is.
+    /// </summary>
     public async Task AssertNoDriftAsync(string sku)
     {
         var verifier = Client.GetGrain<IReconciliationGrain>(0);

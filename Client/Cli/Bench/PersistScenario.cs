@@ -65,17 +65,12 @@ public sealed class PersistScenario
                 $"the same order rows as literal {FloorRows:N0}-row INSERT IGNORE statements, {FloorConnections} connections, autocommit: " +
                 "no hot-row UPDATE, no transaction of several statements, no duplicate check, no parameters. No way of storing these " +
                 "rows in this table is cheaper for MariaDB, so this figure bounds the orders/s of any committer on this machine",
-                baseline.PerSecond, BaselineHow, null, null,
-                floor.Details.ToDictionary(kv => "measured." + kv.Key, kv => kv.Value)
-                    .Concat(baseline.Details.ToDictionary(kv => "baseline." + kv.Key, kv => kv.Value))
-                    .ToDictionary()),
+                baseline.PerSecond, BaselineHow, null, null, GrainsVsRawLua.Details(floor, baseline)),
         ];
 
         BenchFigure Figure(string name, BenchRun measured, BenchRun against, string how) =>
             new(Name, name, "orders/s", measured.PerSecond, how, against.PerSecond, BaselineHow, 50, 100_000,
-                measured.Details.ToDictionary(kv => "measured." + kv.Key, kv => kv.Value)
-                    .Concat(against.Details.ToDictionary(kv => "baseline." + kv.Key, kv => kv.Value))
-                    .ToDictionary());
+                GrainsVsRawLua.Details(measured, against));
     }
 
     private async Task<BenchRun> RunGroupCommitAsync(BenchSettings settings, IBenchProgress progress, int window)
