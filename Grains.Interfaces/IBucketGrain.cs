@@ -7,6 +7,15 @@ namespace OrleansFlashSale;
 [Alias("flashsale.IBucketGrain")]
 public interface IBucketGrain : IGrainWithIntegerCompoundKey
 {
+    /// <summary>
+    /// Purchases by users whose quota shard is this bucket, answered in the same order. The common case (this bucket
+    /// has stock) is one script for the whole call; the rest (this bucket is dry, a database sale, a request still
+    /// being settled) go on to the user's quota grain. A purchase whose outcome is unknown is answered
+    /// <see cref="PurchaseOutcome.Unavailable"/>, and retrying it with the same request id is safe.
+    /// </summary>
+    [Alias("PurchaseMany")]
+    Task<PurchaseReply[]> PurchaseManyAsync(PurchaseRequest[] requests);
+
     [Alias("Deduct")]
     Task<DeductResult> DeductAsync(DeductRequest request);
 

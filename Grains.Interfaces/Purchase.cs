@@ -50,3 +50,27 @@ public sealed record PurchaseResult(
 {
     public static PurchaseResult Rejected(PurchaseOutcome outcome, string? detail = null) => new(outcome, null, detail);
 }
+
+/// <summary>
+/// What a buyer needs back from a purchase, and nothing more: the order's id, quantity and bucket when one exists.
+/// The sale, user and request ids are the caller's own.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("flashsale.PurchaseReply")]
+public sealed record PurchaseReply(
+    [property: Id(0)] PurchaseOutcome Outcome,
+    [property: Id(1)] string? OrderId,
+    [property: Id(2)] int Quantity,
+    [property: Id(3)] int Bucket,
+    [property: Id(4)] string? Detail)
+{
+    public static PurchaseReply Rejected(PurchaseOutcome outcome, string? detail = null) => new(outcome, null, 0, -1, detail);
+
+    public static PurchaseReply From(PurchaseResult result) => result.Order is { } o
+        ? new(result.Outcome, o.OrderId, o.Quantity, o.Bucket, result.Detail)
+        : Rejected(result.Outcome, result.Detail);
+
+    /// <summary>The full result, rebuilt from the caller's own request.</summary>
+    public PurchaseResult ToResult(PurchaseRequest request) => OrderId is null
+        ? PurchaseResult.Rejected(Outcome, Detail)
+        : new(Outcome, new OrderInfo(OrderId, request.Sku, request.UserId, request.RequestId, Quantity, OrderStatuses.Reserved, Bucket), Detail);
+}

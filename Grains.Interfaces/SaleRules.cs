@@ -13,6 +13,12 @@ public static partial class SaleRules
     public const int MaxQuotaShards = 256;
     public const int DefaultQuotaShards = 16;
     public const int DefaultPaymentTimeoutSeconds = 900;
+
+    /// <summary>
+    /// One quota shard per bucket unless asked otherwise: shard N's users have bucket N as their home, where a
+    /// purchase is one script. Users of shards without a bucket of their own take the slower overflow path.
+    /// </summary>
+    public static int DefaultQuotaShardsFor(int buckets) => Math.Clamp(buckets, 1, MaxQuotaShards);
     public const int MaxPaymentTimeoutSeconds = 7 * 24 * 3600;
 
     [GeneratedRegex("^[A-Za-z0-9._-]{1,64}$", RegexOptions.CultureInvariant)]

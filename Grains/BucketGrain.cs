@@ -17,9 +17,12 @@ namespace OrleansFlashSale.Grains;
 /// </summary>
 /// <remarks>
 /// Reentrant so purchases queue up while a script call is out: one pump sends everything queued as one script
-/// call, one call at a time. Every stock change of the bucket (deduct, take, give, initialise) goes through that
-/// pump, so the cached figure is always the one of the last call Redis answered. The grain is still
+/// call, one call at a time. Every stock change of the bucket (purchase, deduct, take, give, initialise) goes through
+/// that pump, so the cached figure is always the one of the last call Redis answered. The grain is still
 /// single-threaded; the queue needs no lock.
+/// Two kinds of batch: home purchases (<see cref="PurchaseManyAsync"/>, users whose quota shard is this bucket:
+/// one script does idempotency, limit, stock and log) and overflow deductions (<see cref="DeductManyAsync"/>, orders
+/// already reserved by a quota grain). Each batch is one RocketMQ-style transaction: half message, script, commit.
 /// </remarks>
 [Reentrant]
 public sealed class BucketGrain : Grain, IBucketGrain
@@ -32,7 +35,9 @@ public sealed class BucketGrain : Grain, IBucketGrain
     private readonly DeductionOptions _options;
     private readonly FlashSaleMetrics _metrics;
     private readonly ILogger<BucketGrain> _logger;
-    private readonly Queue<Work> _queue = new();
+    private readonly SaleClock _time;
+    private readonly Queue<BucketWork> _queue = new();
+    private SaleDefinition? _sale;
     private string _sku = "";
     private int _index;
     private long? _remaining;
@@ -41,8 +46,9 @@ public sealed class BucketGrain : Grain, IBucketGrain
 
     public BucketGrain(RedisConnection redis, RedisScripts scripts, IOptions<DeductionOptions> options,
         FlashSaleMetrics metrics, ILogger<BucketGrain> logger, ITransactionalProducer producer, JetStreamConnection nats,
-        PipelineFaults faults)
+        PipelineFaults faults, SaleClock time)
     {
+        _time = time;
         _redis = redis;
         _producer = producer;
         _nats = nats;
@@ -70,7 +76,7 @@ public sealed class BucketGrain : Grain, IBucketGrain
             return Task.FromResult(new DeductResult(DeductOutcome.Insufficient, known));
         }
 
-        var work = new Work(request);
+        var work = BucketWork.ForDeduct(request);
         _queue.Enqueue(work);
         if (startPump)
         {
@@ -78,6 +84,84 @@ public sealed class BucketGrain : Grain, IBucketGrain
         }
 
         return work.Deduction!.Task;
+    }
+
+    public async Task<PurchaseReply[]> PurchaseManyAsync(PurchaseRequest[] requests)
+    {
+        var sale = _sale ??= await GrainFactory.Product(_sku).GetDefinitionAsync();
+        var now = _time.UtcNow;
+        var answers = new Task<PurchaseReply>[requests.Length];
+        for (var i = 0; i < requests.Length; i++)
+        {
+            var request = requests[i];
+            if (PurchaseChecks.Refuse(_sku, sale, request, now) is { } refused)
+            {
+                _metrics.Purchase(refused.Outcome);
+                answers[i] = Task.FromResult(PurchaseReply.From(refused));
+                continue;
+            }
+
+            // Only this bucket's own users, and only while it may have stock, take the one-script path; the rest go
+            // to the user's quota grain, which reserves there and finds a sibling bucket (or answers sold out).
+            var shard = GrainKeys.QuotaShard(request.UserId, sale!.QuotaShards);
+            var dry = _remaining is { } known && known < request.Quantity && _queue.Count == 0 && !_pumping;
+            answers[i] = sale.Mode == SaleModes.Database || shard != _index || dry
+                ? ForwardAsync(request, shard)
+                : PurchaseHereAsync(sale, request);
+        }
+
+        // Started once all of them are queued, so the whole call goes out in one batch.
+        EnsurePump();
+        return await Task.WhenAll(answers);
+    }
+
+    private async Task<PurchaseReply> PurchaseHereAsync(SaleDefinition sale, PurchaseRequest request)
+    {
+        var work = BucketWork.ForPurchase(request, Guid.CreateVersion7().ToString("N"));
+        _queue.Enqueue(work);
+        HomePurchaseAnswer answer;
+        try
+        {
+            answer = await work.Purchased!.Task;
+        }
+        catch (Exception)
+        {
+            // Logged by the pump. The script ran or it did not; either way a retry with the same request id finds the
+            // record or starts afresh, and the check-back fences an attempt that never reached Redis.
+            _metrics.Purchase(PurchaseOutcome.Unavailable);
+            return PurchaseReply.Rejected(PurchaseOutcome.Unavailable, PurchaseChecks.RetryDetail);
+        }
+
+        PurchaseReply? reply = answer.Outcome switch
+        {
+            HomePurchaseOutcome.Created => new(PurchaseOutcome.Created, work.OrderId, request.Quantity, _index, null),
+            HomePurchaseOutcome.LimitExceeded => PurchaseReply.Rejected(PurchaseOutcome.LimitExceeded, PurchaseChecks.LimitDetail(sale)),
+            HomePurchaseOutcome.BadQuantity => PurchaseReply.Rejected(PurchaseOutcome.Invalid, $"quantity must be between 1 and {sale.PerUserLimit}"),
+            HomePurchaseOutcome.Existing when RequestRecord.TryParse(answer.Record!, out var record) && record.Done =>
+                new(PurchaseOutcome.Replayed, record.OrderId, record.Quantity, record.Bucket, null),
+            // Not enough here, or a request the overflow path has reserved and not settled: the quota grain finishes it.
+            _ => null,
+        };
+        if (reply is null)
+        {
+            return await ForwardAsync(request, _index);
+        }
+
+        _metrics.Purchase(reply.Outcome);
+        return reply;
+    }
+
+    private async Task<PurchaseReply> ForwardAsync(PurchaseRequest request, int shard)
+    {
+        try
+        {
+            return PurchaseReply.From(await GrainFactory.Quota(_sku, shard).PurchaseAsync(request));
+        }
+        catch (Exception ex)
+        {
+            Log.ForwardFailed(_logger, ex, _sku, _index, shard);
+            return PurchaseReply.Rejected(PurchaseOutcome.Unavailable, PurchaseChecks.RetryDetail);
+        }
     }
 
     public async Task<DeductResult[]> DeductManyAsync(DeductRequest[] requests)
@@ -185,20 +269,15 @@ public sealed class BucketGrain : Grain, IBucketGrain
     /// <summary>Queues a single Redis operation that returns the bucket's new remaining stock.</summary>
     private Task<long> Run(Func<IDatabase, Task<long>> operation)
     {
-        var work = new Work(operation);
-        Enqueue(work);
-        return work.Operation!.Task;
-    }
-
-    private void Enqueue(Work work)
-    {
+        var work = BucketWork.ForOperation(operation);
         _queue.Enqueue(work);
         EnsurePump();
+        return work.Operation!.Task;
     }
 
     private void EnsurePump()
     {
-        if (!_pumping)
+        if (!_pumping && _queue.Count > 0)
         {
             _pumping = true;
             // Started inside a grain turn, so the pump and its continuations run on this activation's scheduler.
@@ -210,10 +289,10 @@ public sealed class BucketGrain : Grain, IBucketGrain
     {
         try
         {
-            Batch? next = null;
+            BucketBatch? next = null;
             while (next is not null || _queue.Count > 0)
             {
-                if (next is null && _queue.Peek().Deduction is null)
+                if (next is null && _queue.Peek().Kind == BucketWorkKind.Operation)
                 {
                     await RunOperationAsync(_queue.Dequeue());
                     continue;
@@ -228,10 +307,10 @@ public sealed class BucketGrain : Grain, IBucketGrain
                         continue;
                     }
 
-                    var script = EvaluateDeductAsync(current);
+                    var script = EvaluateAsync(current);
                     // Two-stage pipeline: while Redis runs this batch, the next batch's half message is stored. Its
                     // script still starts only after its own half message is stored and this script has answered.
-                    if (_queue.Count > 0 && _queue.Peek().Deduction is not null)
+                    if (_queue.Count > 0 && _queue.Peek().Kind != BucketWorkKind.Operation)
                     {
                         next = StartBatch();
                     }
@@ -242,11 +321,8 @@ public sealed class BucketGrain : Grain, IBucketGrain
                 {
                     // Never leave a caller waiting: whatever went wrong, every purchase in the batch gets an answer.
                     _remaining = null;
-                    Log.BucketScriptFailed(_logger, ex, _sku, _index, "deduct-answer", current.Works.Count);
-                    foreach (var work in current.Works)
-                    {
-                        work.Deduction!.TrySetException(ex);
-                    }
+                    Log.BucketScriptFailed(_logger, ex, _sku, _index, "batch-answer", current.Works.Count);
+                    current.Works.ForEach(w => w.Fail(ex));
                 }
             }
         }
@@ -256,19 +332,22 @@ public sealed class BucketGrain : Grain, IBucketGrain
         }
     }
 
-    /// <summary>Takes the deductions at the head of the queue and starts storing their half message.</summary>
-    private Batch StartBatch()
+    /// <summary>Takes the works of one kind at the head of the queue and starts storing their half message.</summary>
+    private BucketBatch StartBatch()
     {
-        var works = new List<Work>(Math.Min(_queue.Count, _options.MaxBatch));
-        while (works.Count < _options.MaxBatch && _queue.Count > 0 && _queue.Peek().Deduction is not null)
+        var kind = _queue.Peek().Kind;
+        var works = new List<BucketWork>(Math.Min(_queue.Count, _options.MaxBatch));
+        while (works.Count < _options.MaxBatch && _queue.Count > 0 && _queue.Peek().Kind == kind)
         {
             works.Add(_queue.Dequeue());
         }
 
-        return new Batch(works, SendHalfAsync(works));
+        var batch = new BucketBatch(kind, works, Guid.CreateVersion7().ToString("N"));
+        batch.Half = SendHalfAsync(batch);
+        return batch;
     }
 
-    private async Task RunOperationAsync(Work work)
+    private async Task RunOperationAsync(BucketWork work)
     {
         try
         {
@@ -289,28 +368,21 @@ public sealed class BucketGrain : Grain, IBucketGrain
     /// <summary>
     /// RocketMQ-style transaction: the half message is stored first, the Redis script is the local transaction,
     /// then commit (through the stream bridge) or rollback. If this process dies in between, the broker's check-back
-    /// asks Redis and finishes the job, so an order deducted in Redis always reaches the queue. Null when JetStream
-    /// did not take it: every purchase of the batch is then answered with the failure and Redis is not asked.
+    /// asks Redis (fence.lua) and finishes the job, so an order deducted in Redis always reaches the queue, and a
+    /// rolled-back transaction's script can never deduct later. Null when JetStream did not take it: every purchase
+    /// of the batch is then answered with the failure and Redis is not asked.
     /// </summary>
-    private async Task<HalfMessageHandle?> SendHalfAsync(List<Work> batch)
+    private async Task<HalfMessageHandle?> SendHalfAsync(BucketBatch batch)
     {
-        var transactionId = Guid.CreateVersion7().ToString("N");
         try
         {
-            var orders = new PendingOrder[batch.Count];
-            for (var i = 0; i < batch.Count; i++)
-            {
-                var r = batch[i].Request!;
-                orders[i] = new PendingOrder(r.OrderId, r.RequestId, r.UserId, r.Quantity);
-            }
-
             // Bounded: while NATS is down the client waits for the reconnect instead of failing, and this pump (so
             // every purchase queued on the bucket) would wait with it for the whole outage.
             using var timeout = new CancellationTokenSource(_nats.Options.OperationTimeout);
             try
             {
-                return await _producer.SendHalfAsync(transactionId, _nats.Topology.Deductions(_sku),
-                    PipelineJson.Serialize(new HalfPayload(_sku, _index, orders)), timeout.Token);
+                return await _producer.SendHalfAsync(batch.TransactionId, _nats.Topology.Deductions(_sku),
+                    PipelineJson.Serialize(batch.Payload(_sku, _index)), timeout.Token);
             }
             catch (OperationCanceledException ex) when (timeout.IsCancellationRequested)
             {
@@ -321,116 +393,89 @@ public sealed class BucketGrain : Grain, IBucketGrain
         {
             // Nothing was deducted: the queue could not take the intent, so Redis is not asked.
             _metrics.RedisFailure("half-message");
-            PipelineLog.HalfSendFailed(_logger, ex, _sku, _index, batch.Count);
-            foreach (var work in batch)
-            {
-                work.Deduction!.TrySetException(ex);
-            }
-
+            PipelineLog.HalfSendFailed(_logger, ex, _sku, _index, batch.Works.Count);
+            batch.Works.ForEach(w => w.Fail(ex));
             return null;
         }
     }
 
-    /// <summary>Sends the batch's deduct script; only called once the batch's half message is stored.</summary>
-    private async Task<RedisResult[]> EvaluateDeductAsync(Batch batch)
+    /// <summary>Sends the batch's script; only called once the batch's half message is stored.</summary>
+    private async Task<RedisResult> EvaluateAsync(BucketBatch batch)
     {
-        var works = batch.Works;
-        var keys = new RedisKey[works.Count + 2];
-        var args = new RedisValue[2 + works.Count * 4];
-        keys[0] = RedisKeys.Stock(_sku, _index);
-        keys[1] = RedisKeys.Log(_sku, _index);
-        args[0] = _index;
-        args[1] = (long)_options.RecordTtl.TotalSeconds;
-        for (var i = 0; i < works.Count; i++)
-        {
-            var request = works[i].Request!;
-            keys[2 + i] = RedisKeys.OrderMarker(_sku, _index, request.OrderId);
-            args[2 + i * 4] = request.OrderId;
-            args[3 + i * 4] = request.UserId;
-            args[4 + i * 4] = request.RequestId;
-            args[5 + i * 4] = request.Quantity;
-        }
-
-        batch.ScriptStarted = Stopwatch.GetTimestamp();
         var db = await _redis.GetDatabaseAsync();
-        return (RedisResult[])(await RedisScripts.EvaluateAsync(db, _scripts.Deduct, keys, args))!;
+        return await batch.EvaluateAsync(db, _scripts, _sku, _index, (long)_options.RecordTtl.TotalSeconds, _sale?.PerUserLimit ?? 1);
     }
 
-    private async Task FinishBatchAsync(Batch current, HalfMessageHandle half, Task<RedisResult[]> script)
+    private async Task FinishBatchAsync(BucketBatch batch, HalfMessageHandle half, Task<RedisResult> script)
     {
-        var batch = current.Works;
+        var works = batch.Works;
         RedisResult[] results;
         try
         {
-            results = await script;
+            results = (RedisResult[])(await script)!;
         }
         catch (Exception ex)
         {
             // The script may or may not have run: forget the cached stock and let callers settle each order.
             _remaining = null;
-            _metrics.RedisFailure("deduct");
-            Log.BucketScriptFailed(_logger, ex, _sku, _index, "deduct", batch.Count);
-            foreach (var work in batch)
-            {
-                work.Deduction!.TrySetException(ex);
-            }
-
+            _metrics.RedisFailure(batch.Kind == BucketWorkKind.Purchase ? "purchase" : "deduct");
+            Log.BucketScriptFailed(_logger, ex, _sku, _index, batch.Kind == BucketWorkKind.Purchase ? "purchase" : "deduct", works.Count);
+            works.ForEach(w => w.Fail(ex));
             return;
         }
 
-        _metrics.DeductBatch(batch.Count, Stopwatch.GetElapsedTime(current.ScriptStarted).TotalMilliseconds);
+        _metrics.DeductBatch(works.Count, Stopwatch.GetElapsedTime(batch.ScriptStarted).TotalMilliseconds);
         if ((long)results[0] < 0)
         {
-            Log.StockKeyMissing(_logger, _sku, _index);
-            _remaining = null;
-            var missing = new InvalidOperationException($"Bucket {_sku}/{_index} has no stock key in Redis.");
-            foreach (var work in batch)
+            Exception failure = (long)results[0] == -3
+                ? new TransactionFencedException(half.TransactionId)
+                : new InvalidOperationException($"Bucket {_sku}/{_index} has no stock key in Redis.");
+            if (failure is InvalidOperationException)
             {
-                work.Deduction!.TrySetException(missing);
+                Log.StockKeyMissing(_logger, _sku, _index);
+            }
+            else
+            {
+                PipelineLog.TransactionFenced(_logger, _sku, _index, half.TransactionId);
             }
 
+            _remaining = null;
+            works.ForEach(w => w.Fail(failure));
             _ = FinishTransactionAsync(half, [], []);
             return;
         }
 
-        var remaining = (long)results[0];
-        Observe(remaining);
-        var committed = new List<DeductionRecord>(batch.Count);
-        var logEntries = new List<string>(batch.Count);
-        for (var i = 0; i < batch.Count; i++)
+        Observe((long)results[0]);
+        var (committed, logEntries) = batch.Answer(results, _sku, _index, _sale?.PerUserLimit ?? 1);
+        if (committed.Count > 0 && batch.Kind == BucketWorkKind.Purchase)
         {
-            // A deduction answers with its log entry id (a string); every other outcome is a small integer.
-            var text = results[i + 1].ToString();
-            var outcome = !long.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var code)
-                ? DeductOutcome.Deducted
-                : code switch
-                {
-                    2 => DeductOutcome.AlreadyDeducted,
-                    0 => DeductOutcome.Insufficient,
-                    _ => (DeductOutcome?)null,
-                };
-            if (outcome == DeductOutcome.Deducted)
-            {
-                var r = batch[i].Request!;
-                committed.Add(new DeductionRecord(r.OrderId, r.RequestId, _sku, r.UserId, r.Quantity, _index, EntryMilliseconds(text)));
-                logEntries.Add(text);
-            }
-
-            if (outcome is { } known)
-            {
-                batch[i].Deduction!.TrySetResult(new DeductResult(known, remaining));
-            }
-            else
-            {
-                batch[i].Deduction!.TrySetException(new ArgumentOutOfRangeException(nameof(DeductRequest.Quantity),
-                    $"Bucket {_sku}/{_index} refused quantity {batch[i].Request!.Quantity}."));
-            }
+            _ = IndexOrdersAsync(committed);
         }
 
         // Buyers have their answers. The commit goes out without holding the pump: the next batch need not wait for
         // the stream hop, and a commit event that is lost or fails leaves the half message, which the check-back
         // commits from Redis (FinishTransactionAsync logs every failure itself).
         _ = FinishTransactionAsync(half, committed, logEntries);
+    }
+
+    /// <summary>
+    /// Order id → sale, bucket and buyer, so an order can be looked up by id alone while it is still on its way to
+    /// MySQL. Another slot than the bucket's, so not part of the script; pipelined, one round trip for the batch.
+    /// </summary>
+    private async Task IndexOrdersAsync(List<DeductionRecord> orders)
+    {
+        try
+        {
+            var db = await _redis.GetDatabaseAsync();
+            var ttl = _options.RecordTtl;
+            await Task.WhenAll(orders.Select(o => db.StringSetAsync(RedisKeys.OrderIndex(o.OrderId),
+                string.Join('|', _sku, _index, o.Quantity, o.RequestId, o.UserId), ttl)));
+        }
+        catch (Exception ex)
+        {
+            _metrics.RedisFailure("order-index");
+            Log.OrderIndexFailed(_logger, ex, _sku, _index, orders.Count);
+        }
     }
 
     /// <summary>Commits the batch's transaction through the stream bridge, or rolls it back when nothing was deducted.</summary>
@@ -472,10 +517,6 @@ public sealed class BucketGrain : Grain, IBucketGrain
         }
     }
 
-    /// <summary>A stream entry id is "milliseconds-sequence", stamped by Redis at the commit.</summary>
-    private static long EntryMilliseconds(string entryId) =>
-        long.TryParse(entryId.AsSpan(0, Math.Max(0, entryId.IndexOf('-'))), out var ms) ? ms : 0;
-
     private void Observe(long remaining)
     {
         _remaining = remaining;
@@ -494,37 +535,5 @@ public sealed class BucketGrain : Grain, IBucketGrain
             _reportedEmpty = true;
             _ = GrainFactory.Product(_sku).BucketEmptiedAsync(_index);
         }
-    }
-
-    private sealed class Batch(List<Work> works, Task<HalfMessageHandle?> half)
-    {
-        public List<Work> Works { get; } = works;
-
-        public Task<HalfMessageHandle?> Half { get; } = half;
-
-        public long ScriptStarted { get; set; }
-    }
-
-    private sealed class Work
-    {
-        public Work(DeductRequest request)
-        {
-            Request = request;
-            Deduction = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        }
-
-        public Work(Func<IDatabase, Task<long>> run)
-        {
-            Run = run;
-            Operation = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        }
-
-        public DeductRequest? Request { get; }
-
-        public TaskCompletionSource<DeductResult>? Deduction { get; }
-
-        public Func<IDatabase, Task<long>>? Run { get; }
-
-        public TaskCompletionSource<long>? Operation { get; }
     }
 }

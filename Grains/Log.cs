@@ -36,4 +36,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "Quota shard {Sku}/{Shard}: stored request record '{Record}' cannot be read")]
     public static partial void BadRecord(ILogger logger, string sku, int shard, string record);
+
+    [LoggerMessage(EventId = 1012, Level = LogLevel.Warning, Message = "Bucket {Sku}/{Bucket}: handing a purchase to quota shard {Shard} failed; the buyer is answered unavailable")]
+    public static partial void ForwardFailed(ILogger logger, Exception exception, string sku, int bucket, int shard);
+
+    [LoggerMessage(EventId = 1013, Level = LogLevel.Warning, Message = "Bucket {Sku}/{Bucket}: writing the order index of {Count} orders failed; those orders are found by id only once MySQL has them")]
+    public static partial void OrderIndexFailed(ILogger logger, Exception exception, string sku, int bucket, int count);
 }

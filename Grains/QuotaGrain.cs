@@ -101,41 +101,15 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
 
     private async Task<PurchaseResult> PurchaseOnceAsync(PurchaseRequest request)
     {
-        if (request.Sku != _sku)
-        {
-            return PurchaseResult.Rejected(PurchaseOutcome.Invalid, "the request is for another sale");
-        }
-
         var sale = _sale ??= await GrainFactory.Product(_sku).GetDefinitionAsync();
-        if (sale is null)
+        if (PurchaseChecks.Refuse(_sku, sale, request, _time.UtcNow) is { } refused)
         {
-            return PurchaseResult.Rejected(PurchaseOutcome.UnknownSale);
+            return refused;
         }
 
-        if ((SaleRules.ValidateId(request.UserId, "userId") ?? SaleRules.ValidateId(request.RequestId, "requestId")) is { } idError)
-        {
-            return PurchaseResult.Rejected(PurchaseOutcome.Invalid, idError);
-        }
-
-        if (request.Quantity < 1 || request.Quantity > sale.PerUserLimit)
-        {
-            return PurchaseResult.Rejected(PurchaseOutcome.Invalid, $"quantity must be between 1 and {sale.PerUserLimit}");
-        }
-
-        if (GrainKeys.QuotaShard(request.UserId, sale.QuotaShards) != _shard)
+        if (GrainKeys.QuotaShard(request.UserId, sale!.QuotaShards) != _shard)
         {
             return PurchaseResult.Rejected(PurchaseOutcome.Invalid, "the request was sent to the wrong quota shard");
-        }
-
-        var now = _time.UtcNow;
-        if (sale.StartsAt is { } start && now < start)
-        {
-            return PurchaseResult.Rejected(PurchaseOutcome.NotStarted, $"the sale starts at {start:O}");
-        }
-
-        if (sale.EndsAt is { } end && now >= end)
-        {
-            return PurchaseResult.Rejected(PurchaseOutcome.Ended, $"the sale ended at {end:O}");
         }
 
         // The same request arriving twice at once shares one attempt: the second caller gets the first's order.
@@ -198,13 +172,13 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
         catch (Exception)
         {
             // Already logged by the pump. The record may or may not exist: a replay settles it.
-            return PurchaseResult.Rejected(PurchaseOutcome.Unavailable, "the stock service did not answer; retry with the same requestId");
+            return PurchaseResult.Rejected(PurchaseOutcome.Unavailable, PurchaseChecks.RetryDetail);
         }
 
         switch (answer.Kind)
         {
             case ReserveKind.LimitExceeded:
-                return PurchaseResult.Rejected(PurchaseOutcome.LimitExceeded, $"at most {sale.PerUserLimit} units per user");
+                return PurchaseResult.Rejected(PurchaseOutcome.LimitExceeded, PurchaseChecks.LimitDetail(sale));
             case ReserveKind.NoRecord:
                 return PurchaseResult.Rejected(PurchaseOutcome.SoldOut);
             case ReserveKind.Existing:
@@ -297,7 +271,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
             {
                 return new PurchaseResult(PurchaseOutcome.Unavailable,
                     new OrderInfo(record.OrderId, _sku, request.UserId, request.RequestId, record.Quantity, OrderStatuses.Reserved, -1),
-                    "the stock service did not answer; retry with the same requestId");
+                    PurchaseChecks.RetryDetail);
             }
 
             if (result.Outcome is DeductOutcome.Deducted or DeductOutcome.AlreadyDeducted)
@@ -338,7 +312,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
             Log.DatabaseDeductFailed(_logger, ex, _sku, _shard, record.OrderId);
             return new PurchaseResult(PurchaseOutcome.Unavailable,
                 new OrderInfo(record.OrderId, _sku, request.UserId, request.RequestId, record.Quantity, OrderStatuses.Reserved, NoBucket),
-                "the stock service did not answer; retry with the same requestId");
+                PurchaseChecks.RetryDetail);
         }
 
         if (outcome == DatabaseDeductOutcome.Deducted)

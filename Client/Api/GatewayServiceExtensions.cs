@@ -1,3 +1,4 @@
+using OrleansFlashSale.ClientLibrary;
 using Microsoft.Extensions.Options;
 using OrleansFlashSale.Client.Api.Dashboard;
 
@@ -13,6 +14,7 @@ public static class GatewayServiceExtensions
         services.AddSingleton<JsonBody>();
         services.AddSingleton<AdminAuth>();
         services.AddSingleton<SaleDirectory>();
+        services.AddFlashSalePurchasing(configuration);
         services.AddFlashSaleSecurity(configuration);
         services.AddMetrics();
         services.AddSingleton<SoldOutCache>();

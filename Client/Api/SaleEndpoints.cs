@@ -1,3 +1,4 @@
+using OrleansFlashSale.ClientLibrary;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Logging;
 
@@ -40,7 +41,7 @@ public static partial class SaleEndpoints
 
         var sale = new SaleDefinition(body.Sku, body.Stock.Value, body.Buckets.Value, body.PerUserLimit.Value,
             body.StartsAt, body.EndsAt, body.PaymentTimeoutSeconds ?? SaleRules.DefaultPaymentTimeoutSeconds,
-            body.QuotaShards ?? SaleRules.DefaultQuotaShards, body.Mode ?? SaleModes.Redis, body.RequirePurchaseToken ?? false);
+            body.QuotaShards ?? SaleRules.DefaultQuotaShardsFor(body.Buckets.Value), body.Mode ?? SaleModes.Redis, body.RequirePurchaseToken ?? false);
         if (SaleRules.Validate(sale) is { } error)
         {
             return Problems.Invalid(error);
@@ -80,7 +81,7 @@ public static partial class SaleEndpoints
     }
 
     internal static async Task<IResult> PurchaseAsync(string sku, HttpRequest request, JsonBody json, BuyerAuth buyers, PurchaseTokens tokens,
-        SaleDirectory sales, SoldOutCache soldOut, IGrainFactory grains, ILoggerFactory logs)
+        SaleDirectory sales, SoldOutCache soldOut, PurchaseClient purchases, ILoggerFactory logs)
     {
         if (!SaleRules.IsValidSku(sku))
         {
@@ -132,9 +133,8 @@ public static partial class SaleEndpoints
                 return SoldOutProblem.Instance;
             }
 
-            var shard = GrainKeys.QuotaShard(userId!, sale.QuotaShards);
             var purchase = new PurchaseRequest(sku, userId!, body.RequestId!, quantity);
-            var result = await grains.Quota(sku, shard).PurchaseAsync(purchase);
+            var result = await purchases.PurchaseAsync(sale, purchase);
             soldOut.Observe(sale, purchase, result);
             return ToHttp(result);
         });

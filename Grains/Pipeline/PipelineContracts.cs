@@ -22,7 +22,16 @@ public static class PipelineStreams
 }
 
 /// <summary>What a bucket stores with its half message: enough for the check-back to ask Redis what happened.</summary>
-public sealed record HalfPayload(string Sku, int Bucket, IReadOnlyList<PendingOrder> Orders);
+/// <param name="Kind">
+/// Which script the transaction runs: <see cref="HomePurchase"/> (purchase.lua, proof = the request record) or
+/// <see cref="Deduction"/> (deduct.lua, proof = the order marker). Both are fenced (fence.lua). Null for half
+/// messages stored before fencing existed: those are answered from the order markers alone.
+/// </param>
+public sealed record HalfPayload(string Sku, int Bucket, IReadOnlyList<PendingOrder> Orders, string? Kind = null)
+{
+    public const string HomePurchase = "purchase";
+    public const string Deduction = "deduct";
+}
 
 public sealed record PendingOrder(string OrderId, string RequestId, string UserId, int Quantity);
 

@@ -36,4 +36,7 @@ internal static partial class PipelineLog
 
     [LoggerMessage(EventId = 4013, Level = LogLevel.Error, Message = "Order writer: message {Sequence} moved to the dead-letter stream: {Reason}")]
     public static partial void DeadLettered(ILogger logger, ulong sequence, string reason);
+
+    [LoggerMessage(EventId = 4014, Level = LogLevel.Warning, Message = "Bucket {Sku}/{Bucket}: transaction {TransactionId} reached Redis after the check-back rolled it back; its script deducted nothing")]
+    public static partial void TransactionFenced(ILogger logger, string sku, int bucket, string transactionId);
 }

@@ -3,15 +3,17 @@ using StackExchange.Redis;
 namespace OrleansFlashSale.Grains.Redis;
 
 /// <summary>
-/// Key layout. Every key a script touches shares one hash tag, the part in braces: a bucket's keys share
-/// <c>{fs:SKU:bN}</c>, a quota shard's keys share <c>{fs:SKU:qN}</c>. On Redis Cluster each tag maps to one slot,
-/// so buckets of a SKU spread over the masters while each script stays single-slot.
+/// Key layout. Every key a script touches shares one hash tag, the part in braces: bucket N and quota shard N share
+/// <c>{fs:SKU:bN}</c>. On Redis Cluster each tag maps to one slot, so buckets of a SKU spread over the masters while
+/// each script stays single-slot; and because a user's quota shard is also their home bucket, the common purchase
+/// (home bucket has stock) checks the request record, the limit and the stock in one script (purchase.lua).
 /// </summary>
 public static class RedisKeys
 {
     public static string BucketTag(string sku, int bucket) => $"{{fs:{sku}:b{bucket}}}";
 
-    public static string QuotaTag(string sku, int shard) => $"{{fs:{sku}:q{shard}}}";
+    /// <summary>The same tag as bucket <paramref name="shard"/>: the shard's users buy from that bucket in one script.</summary>
+    public static string QuotaTag(string sku, int shard) => BucketTag(sku, shard);
 
     public static RedisKey Stock(string sku, int bucket) => BucketTag(sku, bucket) + ":stock";
 
@@ -24,6 +26,12 @@ public static class RedisKeys
 
     /// <summary>Order id → where it lives, so GET /api/orders/{id} can answer "reserved" before MySQL has it.</summary>
     public static RedisKey OrderIndex(string orderId) => "fs:order:" + orderId;
+
+    /// <summary>
+    /// A transaction's fence: 'C' once its script deducted, 'X' once the check-back rolled it back (the script then
+    /// refuses to run). Kept as long as the records.
+    /// </summary>
+    public static RedisKey Fence(string sku, int bucket, string transactionId) => BucketTag(sku, bucket) + ":tx:" + transactionId;
 
     public static RedisKey Transfer(string sku, int bucket, string transferId) => BucketTag(sku, bucket) + ":t:" + transferId;
 

@@ -33,7 +33,15 @@ public sealed class RedisScripts
         Reserve = Load("reserve");
         Finalize = Load("finalize");
         Return = Load("return");
+        Purchase = Load("purchase");
+        Fence = Load("fence");
     }
+
+    /// <summary>The common purchase: idempotency, limit, stock and log in the home bucket's slot.</summary>
+    public RedisScript Purchase { get; }
+
+    /// <summary>The check-back's final answer for a transaction (commit or a fenced rollback).</summary>
+    public RedisScript Fence { get; }
 
     public RedisScript Deduct { get; }
 

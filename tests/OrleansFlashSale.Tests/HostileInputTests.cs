@@ -217,7 +217,7 @@ public sealed class HostileInputTests(ClusterFixture fixture)
             var deducted = new Dictionary<string, Item>();
             foreach (var batch in batches)
             {
-                var keys = new List<RedisKey> { stockKey, RedisKeys.Log(sku, 0) };
+                var keys = new List<RedisKey> { stockKey, RedisKeys.Log(sku, 0), RedisKeys.Fence(sku, 0, Guid.NewGuid().ToString("N")) };
                 var args = new List<RedisValue> { 0, 600 };
                 foreach (var i in batch)
                 {

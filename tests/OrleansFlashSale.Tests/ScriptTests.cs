@@ -13,7 +13,7 @@ public sealed class ScriptTests(ClusterFixture fixture)
     /// <summary>Runs deduct.lua; a log entry id (a deduction) is reported as 1, other answers as they come.</summary>
     private async Task<long[]> DeductAsync(string sku, int bucket, params (string Order, string User, string Qty)[] items)
     {
-        var keys = new List<RedisKey> { RedisKeys.Stock(sku, bucket), RedisKeys.Log(sku, bucket) };
+        var keys = new List<RedisKey> { RedisKeys.Stock(sku, bucket), RedisKeys.Log(sku, bucket), RedisKeys.Fence(sku, bucket, Guid.NewGuid().ToString("N")) };
         var args = new List<RedisValue> { bucket, 3600 };
         foreach (var (order, user, qty) in items)
         {
@@ -124,6 +124,94 @@ public sealed class ScriptTests(ClusterFixture fixture)
         Assert.Equal(3, (long)await Db.StringGetAsync(RedisKeys.UserUnits(sku, 0, "u")));
     }
 
+    /// <summary>Runs purchase.lua in bucket 0 for user "u" (limit 3): each answer as the script gives it.</summary>
+    private async Task<string[]> PurchaseAsync(string sku, string tx, params (string Order, string Request, string Qty)[] items)
+    {
+        var keys = new List<RedisKey> { RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Buyers(sku, 0), RedisKeys.Fence(sku, 0, tx) };
+        var args = new List<RedisValue> { 0, 3600, 3 };
+        foreach (var (order, request, qty) in items)
+        {
+            keys.AddRange([RedisKeys.UserUnits(sku, 0, "u"), RedisKeys.Request(sku, 0, "u", request)]);
+            args.AddRange([order, "u", request, qty]);
+        }
+
+        var results = (RedisResult[])(await RedisScripts.EvaluateAsync(Db, _scripts.Purchase, keys.ToArray(), args.ToArray()))!;
+        return results.Select(r => r.ToString()).ToArray();
+    }
+
+    private async Task<string[]> FenceAsync(string sku, string tx, params (string Request, string Order)[] probes)
+    {
+        var keys = new[] { RedisKeys.Fence(sku, 0, tx) }.Concat(probes.Select(p => RedisKeys.Request(sku, 0, "u", p.Request))).ToArray();
+        var args = new RedisValue[] { 3600 }.Concat(probes.Select(p => (RedisValue)(p.Order + "|"))).ToArray();
+        var results = (RedisResult[])(await RedisScripts.EvaluateAsync(Db, _scripts.Fence, keys, args))!;
+        return results.Select(r => r.ToString()).ToArray();
+    }
+
+    [Fact]
+    public async Task Purchase_checks_record_limit_and_stock_in_one_script_and_answers_a_replay_with_the_stored_record()
+    {
+        var sku = ClusterFixture.NewSku("lua-purchase");
+        await Db.StringSetAsync(RedisKeys.Stock(sku, 0), 4);
+        var first = await PurchaseAsync(sku, "t1", ("o-a", "a", "2"), ("o-b", "b", "1"), ("o-c", "c", "1"), ("o-a2", "a", "1"));
+        // a takes 2, b takes 1 (3 = the limit), c is over the limit, a's repeat answers a's record.
+        Assert.Equal("1", first[0]);
+        Assert.Matches(@"^\d+-\d+$", first[1]);
+        Assert.Matches(@"^\d+-\d+$", first[2]);
+        Assert.Equal("L", first[3]);
+        Assert.StartsWith("Eo-a|2|D|0|", first[4]);
+        Assert.Equal(3, (long)await Db.StringGetAsync(RedisKeys.UserUnits(sku, 0, "u")));
+        Assert.Equal(2, await Db.StreamLengthAsync(RedisKeys.Log(sku, 0)));
+        Assert.Equal("C", (string?)await Db.StringGetAsync(RedisKeys.Fence(sku, 0, "t1")));
+
+        // The user holds 3 of 3: a new request is over the limit, and a transaction that deducted nothing is not fenced.
+        var second = await PurchaseAsync(sku, "t2", ("o-d", "d", "2"));
+        Assert.Equal(new[] { "1", "L" }, second);
+        Assert.False(await Db.KeyExistsAsync(RedisKeys.Fence(sku, 0, "t2")), "a transaction that deducted nothing leaves no fence");
+    }
+
+    [Fact]
+    public async Task Purchase_answers_S_when_the_bucket_has_too_little_and_writes_nothing()
+    {
+        var sku = ClusterFixture.NewSku("lua-purchase-short");
+        await Db.StringSetAsync(RedisKeys.Stock(sku, 0), 1);
+        Assert.Equal(new[] { "1", "S" }, await PurchaseAsync(sku, "t1", ("o-a", "a", "2")));
+        Assert.False(await Db.KeyExistsAsync(RedisKeys.Request(sku, 0, "u", "a")));
+        Assert.False(await Db.KeyExistsAsync(RedisKeys.UserUnits(sku, 0, "u")));
+        Assert.False(await Db.KeyExistsAsync(RedisKeys.Log(sku, 0)));
+    }
+
+    [Fact]
+    public async Task A_check_back_rollback_is_final_the_late_script_deducts_nothing()
+    {
+        var sku = ClusterFixture.NewSku("lua-fence");
+        await Db.StringSetAsync(RedisKeys.Stock(sku, 0), 5);
+        // The check-back comes first (the script is still on its way): it fences the transaction.
+        Assert.Equal(new[] { "X" }, await FenceAsync(sku, "late", ("a", "o-a")));
+        Assert.Equal(new[] { "-3" }, await PurchaseAsync(sku, "late", ("o-a", "a", "1")));
+        Assert.Equal(5, (long)await Db.StringGetAsync(RedisKeys.Stock(sku, 0)));
+        Assert.False(await Db.KeyExistsAsync(RedisKeys.Request(sku, 0, "u", "a")));
+        // Asked again, the answer stays a rollback.
+        Assert.Equal(new[] { "X" }, await FenceAsync(sku, "late", ("a", "o-a")));
+
+        // A transaction whose script ran first is committed, order by order: a replay in the batch is not its order.
+        await PurchaseAsync(sku, "on-time", ("o-b", "b", "1"), ("o-b2", "b", "1"));
+        Assert.Equal(new[] { "C", "1", "0" }, await FenceAsync(sku, "on-time", ("b", "o-b"), ("b", "o-b2")));
+    }
+
+    [Fact]
+    public async Task Deduct_refuses_a_fenced_transaction()
+    {
+        var sku = ClusterFixture.NewSku("lua-deduct-fence");
+        await Db.StringSetAsync(RedisKeys.Stock(sku, 0), 5);
+        var fence = RedisKeys.Fence(sku, 0, "tx");
+        await Db.StringSetAsync(fence, "X");
+        var results = (RedisResult[])(await RedisScripts.EvaluateAsync(Db, _scripts.Deduct,
+            [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), fence, RedisKeys.OrderMarker(sku, 0, "o1")], [0, 3600, "o1", "u1", "r1", 1]))!;
+        Assert.Equal(-3, (long)results[0]);
+        Assert.Equal(5, (long)await Db.StringGetAsync(RedisKeys.Stock(sku, 0)));
+        Assert.False(await Db.KeyExistsAsync(RedisKeys.OrderMarker(sku, 0, "o1")));
+    }
+
     [Fact]
     public void Every_key_of_a_bucket_and_of_a_quota_shard_shares_one_hash_slot()
     {
@@ -138,6 +226,13 @@ public sealed class ScriptTests(ClusterFixture fixture)
             RedisKeys.UserUnits(sku, 3, "u"), RedisKeys.Request(sku, 3, "u", "r"), RedisKeys.Request(sku, 3, "other", "x"), RedisKeys.Buyers(sku, 3),
         }.Select(k => KeySlot.Of(k!)).Distinct().ToArray();
         Assert.Single(quotaSlots);
+        // Quota shard N lives in bucket N's slot, with the transaction fences: a home purchase is one script.
+        var home = new[]
+        {
+            RedisKeys.Stock(sku, 3), RedisKeys.Log(sku, 3), RedisKeys.UserUnits(sku, 3, "u"), RedisKeys.Request(sku, 3, "u", "r"),
+            RedisKeys.Buyers(sku, 3), RedisKeys.Fence(sku, 3, "tx"),
+        }.Select(k => KeySlot.Of(k!)).Distinct();
+        Assert.Single(home);
         // Buckets of one SKU are spread over slots (and so over the masters of a Redis Cluster).
         var spread = Enumerable.Range(0, 16).Select(i => KeySlot.Of(RedisKeys.Stock(sku, i)!)).Distinct().Count();
         Assert.True(spread > 8, $"only {spread} distinct slots for 16 buckets");

@@ -1,3 +1,4 @@
+using OrleansFlashSale.ClientLibrary;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orleans.Configuration;
@@ -40,6 +41,8 @@ public static class ClusterClient
                 o.ConfigurationOptions.AbortOnConnectFail = false;
             });
         });
+        // Purchases go through the client library, exactly as a gateway service sends them.
+        builder.Services.AddFlashSalePurchasing(builder.Configuration);
         return builder.Build();
     }
 }

@@ -1,3 +1,4 @@
+using OrleansFlashSale.ClientLibrary;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using OrleansFlashSale.Grains.Redis;
@@ -79,13 +80,14 @@ public static class GrainsVsRawLua
         }
     }
 
-    /// <summary>Purchase number <paramref name="n"/> of one unit, by one of <see cref="Users"/> users, as the gateway routes it.</summary>
-    public static Task<PurchaseResult> PurchaseAsync(IClusterClient grains, string sku, long n, string requestPrefix, SaleShape shape)
-    {
-        var user = $"u{n % Users}";
-        return grains.Quota(sku, GrainKeys.QuotaShard(user, shape.QuotaShards))
-            .PurchaseAsync(new PurchaseRequest(sku, user, $"{requestPrefix}{n}", 1));
-    }
+    /// <summary>
+    /// Purchase number <paramref name="n"/> of one unit, by one of <see cref="Users"/> users, through the client
+    /// library (<see cref="PurchaseClient"/>) as every gateway service sends it: concurrent purchases for one bucket
+    /// share a grain call. <paramref name="shape"/> is the sale's, which the library reads from the product grain.
+    /// </summary>
+    public static Task<PurchaseResult> PurchaseAsync(IClusterClient grains, string sku, long n, string requestPrefix, SaleShape shape) =>
+        grains.ServiceProvider.GetRequiredService<PurchaseClient>()
+            .PurchaseAsync(new PurchaseRequest(sku, $"u{n % Users}", $"{requestPrefix}{n}", 1));
 
     /// <summary>
     /// deduct.lua for purchase number <paramref name="n"/>, one purchase per call, in the user's bucket: what a
@@ -99,10 +101,46 @@ public static class GrainsVsRawLua
         string orderId, string requestId, int quantity, int buckets)
     {
         var bucket = StableHash.Bucket(user, buckets);
-        return (RedisResult[])(await RedisScripts.EvaluateAsync(db, scripts.Deduct,
+        return (RedisResult[])(await RedisScripts.EvaluateAsync(db, RawDeduct,
             [RedisKeys.Stock(sku, bucket), RedisKeys.Log(sku, bucket), RedisKeys.OrderMarker(sku, bucket, orderId)],
             [bucket, 3600, orderId, user, requestId, quantity]))!;
     }
+
+    /// <summary>
+    /// The baseline's script: deduct.lua as it was before transactions were fenced (stock check, decrement, order
+    /// marker, log entry), kept here unchanged so every run compares with the same minimal script a team would write.
+    /// </summary>
+    public static readonly RedisScript RawDeduct = new("raw-deduct", """
+        local stock = redis.call('GET', KEYS[1])
+        if not stock then
+          return { -1 }
+        end
+        stock = tonumber(stock)
+        local bucket = ARGV[1]
+        local ttl = ARGV[2]
+        local t = redis.call('TIME')
+        local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
+        local results = { 0 }
+        for i = 1, #KEYS - 2 do
+          local a = 2 + (i - 1) * 4
+          local order_id, user_id, request_id, qty_text = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+          local qty = string.match(qty_text, '^[1-9][0-9]?[0-9]?[0-9]?[0-9]?[0-9]?[0-9]?$') and tonumber(qty_text)
+          local marker = KEYS[2 + i]
+          if not qty or qty > 1000000 then
+            results[i + 1] = -2
+          elseif redis.call('EXISTS', marker) == 1 then
+            results[i + 1] = 2
+          elseif stock < qty then
+            results[i + 1] = 0
+          else
+            stock = redis.call('DECRBY', KEYS[1], qty_text)
+            redis.call('SET', marker, '1', 'EX', ttl)
+            results[i + 1] = redis.call('XADD', KEYS[2], '*', 'o', order_id, 'u', user_id, 'r', request_id, 'q', qty_text, 'b', bucket, 't', now)
+          end
+        end
+        results[1] = stock
+        return results
+        """);
 
     /// <summary>The raw baselines' stock keys, one per bucket, set to <paramref name="perBucket"/>.</summary>
     public static async Task SeedRawStockAsync(IDatabase db, string sku, long[] perBucket)
