@@ -19,6 +19,12 @@ public enum DeductOutcome
     Insufficient,
 
     /// <summary>
+    /// A replay of the same request already settled that this order id was not deducted here
+    /// (<see cref="IBucketGrain.VoidOrderAsync"/>), so it never will be; the replay finishes the purchase.
+    /// </summary>
+    Voided,
+
+    /// <summary>
     /// Only in <see cref="IBucketGrain.DeductManyAsync"/>: the bucket's queue or script call failed, so the order
     /// may or may not have been deducted (a single <see cref="IBucketGrain.DeductAsync"/> throws instead).
     /// </summary>

@@ -30,6 +30,14 @@ public interface IBucketGrain : IGrainWithIntegerCompoundKey
     [Alias("HasOrder")]
     Task<bool> HasOrderAsync(string orderId);
 
+    /// <summary>
+    /// True when <paramref name="orderId"/> was deducted here; otherwise makes sure it never will be (a deduction of
+    /// it still on its way is refused as <see cref="DeductOutcome.Voided"/>) and answers false. Atomic in Redis, so
+    /// a replay that gets false from every bucket may release or re-buy without racing its own first attempt.
+    /// </summary>
+    [Alias("VoidOrder")]
+    Task<bool> VoidOrderAsync(string orderId);
+
     [Alias("GetRemaining")]
     Task<long> GetRemainingAsync(bool refresh);
 

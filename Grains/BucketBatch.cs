@@ -218,6 +218,7 @@ internal sealed class BucketBatch(BucketWorkKind kind, List<BucketWork> works, s
         : text switch
         {
             "2" => DeductOutcome.AlreadyDeducted,
+            "3" => DeductOutcome.Voided,
             "0" => DeductOutcome.Insufficient,
             _ => null,
         };

@@ -211,10 +211,22 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
             return await DeductInDatabaseAsync(request, record, created: false);
         }
 
+        // The first attempt may still be on its way to a bucket (its call timed out, or its silo died). Each bucket
+        // either has the order or bans it for good, atomically, so the answer cannot change behind this replay.
         var routing = await GetRoutingAsync(seenEmpty: null);
         var highest = routing?.HighestBucketCount ?? 0;
-        var found = await Task.WhenAll(Enumerable.Range(0, highest)
-            .Select(i => GrainFactory.Bucket(_sku, i).HasOrderAsync(record.OrderId)));
+        bool[] found;
+        try
+        {
+            found = await Task.WhenAll(Enumerable.Range(0, highest)
+                .Select(i => GrainFactory.Bucket(_sku, i).VoidOrderAsync(record.OrderId)));
+        }
+        catch (Exception ex)
+        {
+            Log.BucketCallFailed(_logger, ex, _sku, _shard, -1, record.OrderId);
+            return Unknown(request, record);
+        }
+
         var bucket = Array.IndexOf(found, true);
         if (bucket >= 0)
         {
@@ -222,8 +234,17 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
             return Success(request, record.OrderId, record.Quantity, bucket, PurchaseOutcome.Replayed);
         }
 
-        return await DeductAsync(request, record, created: false);
+        // No bucket has the order, and none ever will: give its units back, then buy afresh under a new order id.
+        // The release is awaited, so the new reservation cannot find the old record.
+        return await SettleBatchAsync([new Settlement(request.UserId, request.RequestId, record, null)])
+            ? await PurchaseCoreAsync(sale, request)
+            : Unknown(request, record);
     }
+
+    private PurchaseResult Unknown(PurchaseRequest request, RequestRecord record) =>
+        new(PurchaseOutcome.Unavailable,
+            new OrderInfo(record.OrderId, _sku, request.UserId, request.RequestId, record.Quantity, OrderStatuses.Reserved, -1),
+            PurchaseChecks.RetryDetail);
 
     private async Task<PurchaseResult> DeductAsync(PurchaseRequest request, RequestRecord record, bool created)
     {
@@ -267,11 +288,11 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
                 result = new DeductResult(DeductOutcome.Unknown, -1);
             }
 
-            if (result.Outcome == DeductOutcome.Unknown)
+            // Unknown: keep the reservation for a replay. Voided: a replay already took this request over (and owns
+            // its record), so this attempt must neither settle nor release it.
+            if (result.Outcome is DeductOutcome.Unknown or DeductOutcome.Voided)
             {
-                return new PurchaseResult(PurchaseOutcome.Unavailable,
-                    new OrderInfo(record.OrderId, _sku, request.UserId, request.RequestId, record.Quantity, OrderStatuses.Reserved, -1),
-                    PurchaseChecks.RetryDetail);
+                return Unknown(request, record);
             }
 
             if (result.Outcome is DeductOutcome.Deducted or DeductOutcome.AlreadyDeducted)
@@ -493,7 +514,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
                 // Settlements are sent first and reservations right behind them on the same connection, so Redis
                 // runs them in that order and one round trip serves both (a replay in this reserve batch sees the
                 // settled record; if it saw the reserved one it would look the order up in the buckets, also right).
-                var settle = _settlements.Count > 0 ? SettleBatchAsync(Take(_settlements)) : Task.CompletedTask;
+                Task settle = _settlements.Count > 0 ? SettleBatchAsync(Take(_settlements)) : Task.CompletedTask;
                 var reserve = Task.CompletedTask;
                 List<Reservation>? batch = null;
                 if (_reservations.Count > 0)
@@ -591,7 +612,8 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
         }
     }
 
-    private async Task SettleBatchAsync(List<Settlement> batch)
+    /// <summary>Runs the batch's settlements; false when Redis did not answer (they stay reservations).</summary>
+    private async Task<bool> SettleBatchAsync(List<Settlement> batch)
     {
         var keys = new RedisKey[1 + batch.Count * 2];
         var args = new RedisValue[batch.Count * 5];
@@ -626,7 +648,10 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
             // Left as reservations: replays finish them; units of unreplayed ones stay reserved (never oversold).
             _metrics.RedisFailure("finalize");
             Log.QuotaScriptFailed(_logger, ex, _sku, _shard, "finalize", batch.Count);
+            return false;
         }
+
+        return true;
     }
 
     private enum ReserveKind

@@ -86,7 +86,7 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
         var mysql = await ReadMySqlAsync(sku);
         var messages = await messagesTask;
 
-        // Markers are written by the same script call that deducts, so every stored order must have one.
+        // The script that deducts an order also writes its proof, so every stored order must have one.
         var db = await _redis.GetDatabaseAsync();
         var storedOrders = mysql.Orders.ToArray();
         // A database-mode sale deducts in MySQL itself: there are no buckets, markers or Redis stock to compare,
@@ -94,7 +94,7 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
         var databaseMode = sale.Mode == SaleModes.Database;
         var markers = databaseMode
             ? storedOrders.Select(_ => true).ToArray()
-            : await Task.WhenAll(storedOrders.Select(o => db.KeyExistsAsync(RedisKeys.OrderMarker(sku, o.Value, o.Key))));
+            : await Task.WhenAll(storedOrders.Select(o => HasProofAsync(db, sku, o.Key, o.Value)));
         var unknown = storedOrders.Where((_, i) => !markers[i]).Select(o => o.Key).Order(StringComparer.Ordinal).ToList();
 
         var pending = new List<LogEntry>();
@@ -331,13 +331,13 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
             logRows = Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
         }
 
-        var orders = new Dictionary<string, int>(StringComparer.Ordinal);
-        await using (var command = Command(connection, "SELECT order_id, bucket FROM orders WHERE sku = @sku", sku))
+        var orders = new Dictionary<string, StoredOrder>(StringComparer.Ordinal);
+        await using (var command = Command(connection, "SELECT order_id, bucket, user_id, request_id FROM orders WHERE sku = @sku", sku))
         await using (var reader = await command.ExecuteReaderAsync())
         {
             while (await reader.ReadAsync())
             {
-                orders[reader.GetString(0)] = reader.GetInt32(1);
+                orders[reader.GetString(0)] = new StoredOrder(reader.GetInt32(1), reader.GetString(2), reader.GetString(3));
             }
         }
 
@@ -489,11 +489,25 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
         return new OrderIdList(all.Count, [.. all.Take(MaxListedIds)]);
     }
 
+    /// <summary>
+    /// An overflow deduction (deduct.lua) leaves its order marker; a home purchase (purchase.lua) leaves the request
+    /// record in its bucket's slot, naming the order. Either proves Redis committed the order.
+    /// </summary>
+    private static async Task<bool> HasProofAsync(IDatabase db, string sku, string orderId, StoredOrder order)
+    {
+        var marker = db.StringGetAsync(RedisKeys.OrderMarker(sku, order.Bucket, orderId));
+        var record = db.StringGetAsync(RedisKeys.Request(sku, order.Bucket, order.UserId, order.RequestId));
+        return await marker == "1"
+            || (await record is { IsNull: false } value && value.ToString().StartsWith(orderId + "|", StringComparison.Ordinal));
+    }
+
     private sealed record LogEntry(string EntryId, DeductionRecord Record);
 
     private sealed record RedisView(long Remaining, List<LogEntry> Log, long NowMs);
 
-    private sealed record MySqlView(List<OrderStatusUnits> ByStatus, long? Available, long LogRows, Dictionary<string, int> Orders);
+    private sealed record MySqlView(List<OrderStatusUnits> ByStatus, long? Available, long LogRows, Dictionary<string, StoredOrder> Orders);
+
+    private sealed record StoredOrder(int Bucket, string UserId, string RequestId);
 }
 
 internal static partial class ReconciliationLog

@@ -35,7 +35,11 @@ public sealed class RedisScripts
         Return = Load("return");
         Purchase = Load("purchase");
         Fence = Load("fence");
+        Void = Load("void");
     }
+
+    /// <summary>A replay's final word on whether an order was deducted in a bucket (and a ban on it if not).</summary>
+    public RedisScript Void { get; }
 
     /// <summary>The common purchase: idempotency, limit, stock and log in the home bucket's slot.</summary>
     public RedisScript Purchase { get; }

@@ -121,9 +121,15 @@ public class ClusterFixture : IAsyncLifetime
         return sale;
     }
 
+    /// <summary>
+    /// Buys through the client library, as every gateway does: home bucket first (users whose quota shard has a
+    /// bucket of the same index), the quota grain's overflow path for the others.
+    /// </summary>
     public Task<PurchaseResult> BuyAsync(SaleDefinition sale, string user, string requestId, int quantity = 1) =>
-        Client.Quota(sale.Sku, GrainKeys.QuotaShard(user, sale.QuotaShards))
-            .PurchaseAsync(new PurchaseRequest(sale.Sku, user, requestId, quantity));
+        (_purchases ??= new OrleansFlashSale.ClientLibrary.PurchaseClient(Client))
+            .PurchaseAsync(sale, new PurchaseRequest(sale.Sku, user, requestId, quantity));
+
+    private OrleansFlashSale.ClientLibrary.PurchaseClient? _purchases;
 
     /// <summary>
     /// <paramref name="requests"/> concurrent purchases of one unit, spread over <paramref name="users"/> users, each with

@@ -64,8 +64,8 @@ public sealed record BenchSettings(bool Quick, SaleShape? Sales = null)
 /// <summary>Buckets and quota shards of a benchmark's sale; one shard per bucket, so shard i's users prefer bucket i.</summary>
 public sealed record SaleShape(int Buckets, int QuotaShards)
 {
-    /// <summary>What every run before <c>--buckets</c> existed measured.</summary>
-    public static readonly SaleShape Default = new(16, SaleRules.DefaultQuotaShards);
+    /// <summary>16 buckets, one quota shard each: every user has a home bucket.</summary>
+    public static readonly SaleShape Default = new(16, 16);
 
     public override string ToString() => $"{Buckets} buckets, {QuotaShards} quota shards";
 }

@@ -5,7 +5,8 @@ using static OrleansFlashSale.Client.Cli.Bench.GrainsVsRawLua;
 namespace OrleansFlashSale.Client.Cli.Bench;
 
 /// <summary>
-/// Successful deductions per second through the cluster client → quota grain → bucket grains → Redis, against the
+/// Successful purchases per second through the client library (<see cref="ClientLibrary.PurchaseClient"/>, as every
+/// gateway service sends them) → the buyer's home bucket grain → one purchase.lua per batch, against the
 /// same deduct.lua called directly, one purchase per call, from this process with one shared multiplexer. The sale
 /// never runs out and the per-user limit is never reached, so every call should succeed; each run is checked
 /// (units sold == units acknowledged) before its figure counts.
@@ -22,8 +23,9 @@ public static class DeductScenario
             (db, concurrency) => RunRawAsync(db, concurrency, settings, progress),
             (grains, concurrency) => RunGrainsAsync(grains, concurrency, settings, progress),
             (concurrency, measured, baseline) => new BenchFigure(Name, $"{concurrency} callers", "deductions/s", measured.PerSecond,
-                $"{concurrency} concurrent callers of IQuotaGrain.PurchaseAsync (quantity 1, {Users:N0} users, limit {SaleRules.MaxPerUserLimit:N0}) " +
-                $"through the Orleans cluster client to the running silo(s); sale of {Stock:N0} units in {settings.Shape}",
+                $"{concurrency} concurrent callers of PurchaseClient.PurchaseAsync, the client library gateways use (quantity 1, {Users:N0} users, " +
+                $"limit {SaleRules.MaxPerUserLimit:N0}), through the Orleans cluster client to the running silo(s), order writer running; " +
+                $"sale of {Stock:N0} units in {settings.Shape}",
                 baseline.PerSecond,
                 $"deduct.lua (single purchase per call, EVALSHA) from {concurrency} concurrent callers in the bench process, one shared " +
                 $"ConnectionMultiplexer, stock spread over the same {settings.Shape.Buckets} bucket keys; no quota/idempotency script",

@@ -65,7 +65,7 @@ public static class HttpScenario
                       $"for a sale of {SoldOutStock:N0} units bought out beforehand; every answer must be 409 sold_out (the gateway's " +
                       "sold-out cache answers new buyers)"
                     : $"wrk ({Connections} connections, 2 threads, {Users:N0} users, new request id per request) posting purchases " +
-                      $"to the gateway (cluster client → quota grain → {settings.Shape.Buckets} bucket grains → Redis, order pipeline running); " +
+                      $"to the gateway (client library → home bucket grain, one purchase.lua per batch, of {settings.Shape.Buckets} buckets → Redis, order pipeline running); " +
                       "every answer must be 201 and units sold == 201s (+ at most the requests wrk abandoned at the end)",
                 baseline.Run.PerSecond, baselineHow,
                 soldOut ? 2 : 1, null, details,
@@ -212,6 +212,6 @@ public static class HttpScenario
             ["units sold (warm-up + measured)"] = sold.ToString(),
             ["p50 ms"] = run.P50Ms.ToString("F2"),
             ["p99 ms"] = run.P99Ms.ToString("F2"),
-        });
+        }.Concat(run.Costs ?? new Dictionary<string, string>()).ToDictionary());
     }
 }

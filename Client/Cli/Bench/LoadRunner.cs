@@ -10,14 +10,14 @@ public static class LoadRunner
 {
     /// <summary>What one run did. <see cref="Measured"/> counts the successes that completed inside the window.</summary>
     public sealed record Outcome(long Started, long Succeeded, long Measured, TimeSpan Window, IReadOnlyDictionary<string, TimeSpan> Cpu,
-        DateTimeOffset WindowStart, DateTimeOffset WindowEnd)
+        DateTimeOffset WindowStart, DateTimeOffset WindowEnd, IReadOnlyDictionary<string, string>? Calls = null)
     {
         /// <summary>CPU per counted operation of each process of the stack over the window (see <see cref="StackCpu"/>).</summary>
         public IEnumerable<KeyValuePair<string, string>> CpuDetails => StackCpu.PerOperation(Cpu, Measured);
 
         /// <summary>The counted run, with <paramref name="details"/> and the CPU per operation.</summary>
         public BenchRun ToRun(IReadOnlyDictionary<string, string> details) =>
-            new(Measured, Window, details.Concat(CpuDetails).ToDictionary());
+            new(Measured, Window, details.Concat(CpuDetails).Concat(Calls ?? new Dictionary<string, string>()).ToDictionary());
     }
 
     /// <param name="operation">
@@ -46,6 +46,7 @@ public static class LoadRunner
 
         // Sampling the success counter at the window's edges keeps warm-up and drain out of the figure.
         await Task.WhenAny(all, Task.Delay(settings.Warmup));
+        await using var calls = await ServiceCalls.StartAsync();
         var atStart = Interlocked.Read(ref succeeded);
         var cpu = StackCpu.Start();
         var windowStartUtc = DateTimeOffset.UtcNow;
@@ -62,9 +63,10 @@ public static class LoadRunner
         var window = clock.Elapsed - windowStart;
         var windowEndUtc = DateTimeOffset.UtcNow;
         var used = cpu.Stop();
+        var served = await calls.StopAsync(atEnd - atStart);
         Volatile.Write(ref stop, 1);
         // A failed operation surfaces here: the run is then not reported.
         await all;
-        return new Outcome(Interlocked.Read(ref next) + 1, Interlocked.Read(ref succeeded), atEnd - atStart, window, used, windowStartUtc, windowEndUtc);
+        return new Outcome(Interlocked.Read(ref next) + 1, Interlocked.Read(ref succeeded), atEnd - atStart, window, used, windowStartUtc, windowEndUtc, served);
     }
 }

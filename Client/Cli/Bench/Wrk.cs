@@ -11,8 +11,12 @@ namespace OrleansFlashSale.Client.Cli.Bench;
 public static class Wrk
 {
     /// <summary>One wrk run: status counts, latency percentiles (all answers) and socket errors.</summary>
+    /// <param name="Costs">
+    /// CPU µs per request of each process of the stack and of wrk itself ("cpu µs/op wrk"), Redis commands and
+    /// JetStream API calls per request, all over the run (see <see cref="StackCpu"/> and <see cref="ServiceCalls"/>).
+    /// </param>
     public sealed record Result(IReadOnlyDictionary<int, long> Statuses, double P50Ms, double P99Ms, long Requests,
-        TimeSpan Duration, long SocketErrors)
+        TimeSpan Duration, long SocketErrors, IReadOnlyDictionary<string, string>? Costs = null)
     {
         public long Count(int status) => Statuses.GetValueOrDefault(status);
     }
@@ -97,21 +101,46 @@ public static class Wrk
                 start.ArgumentList.Add(arg);
             }
 
+            await using var calls = await ServiceCalls.StartAsync();
+            var cpu = StackCpu.Start();
+            var childrenBefore = ReapedChildrenCpu();
             using var process = Process.Start(start) ?? throw new BenchCheckException("wrk did not start");
             var stdout = process.StandardOutput.ReadToEndAsync();
             var stderr = process.StandardError.ReadToEndAsync();
             await process.WaitForExitAsync();
+            var used = new Dictionary<string, TimeSpan>(cpu.Stop());
+            // wrk is reaped by now, so its CPU is in this process's children's time.
+            used["wrk"] = ReapedChildrenCpu() - childrenBefore;
             var output = await stdout;
             if (process.ExitCode != 0)
             {
                 throw new BenchCheckException($"wrk exited with {process.ExitCode}: {(await stderr).Trim()} {output.Trim()}");
             }
 
-            return Parse(output);
+            var result = Parse(output);
+            var costs = StackCpu.PerOperation(used, result.Requests).Concat(await calls.StopAsync(result.Requests)).ToDictionary();
+            return result with { Costs = costs };
         }
         finally
         {
             File.Delete(script);
+        }
+    }
+
+    /// <summary>User and system CPU of this process's reaped children (/proc/self/stat cutime + cstime).</summary>
+    private static TimeSpan ReapedChildrenCpu()
+    {
+        try
+        {
+            var stat = File.ReadAllText("/proc/self/stat");
+            // Fields after the command name (which may hold spaces) start at state, field 3; cutime and cstime are 16 and 17.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            var ticks = long.Parse(fields[13], CultureInfo.InvariantCulture) + long.Parse(fields[14], CultureInfo.InvariantCulture);
+            return TimeSpan.FromSeconds(ticks / 100.0); // USER_HZ is 100 on Linux
+        }
+        catch (Exception ex) when (ex is IOException or FormatException or IndexOutOfRangeException or UnauthorizedAccessException)
+        {
+            return TimeSpan.Zero;
         }
     }
 

@@ -4,7 +4,7 @@
 -- KEYS[3+i] marker "order i was deducted here".
 -- ARGV[1] bucket index, ARGV[2] marker TTL in seconds, then 4 per purchase: order id, user id, request id, quantity.
 -- Returns { remaining, r1, r2, ... } with r = the log entry id (a string) when deducted, 2 already deducted,
--- 0 not enough stock, -2 bad quantity;
+-- 3 voided by a replay (void.lua: this order id may never be deducted), 0 not enough stock, -2 bad quantity;
 -- or { -1 } when the stock key is missing (the bucket was never initialised or Redis lost it), { -3 } when the
 -- check-back already rolled this transaction back.
 if redis.call('EXISTS', KEYS[3]) == 1 then
@@ -30,9 +30,12 @@ for i = 1, n do
   local qty = string.match(qty_text, '^[1-9][0-9]?[0-9]?[0-9]?[0-9]?[0-9]?[0-9]?$') and tonumber(qty_text)
   local marker = KEYS[3 + i]
   -- All checks of this purchase come before any of its writes.
+  local mark = redis.call('GET', marker)
   if not qty or qty > 1000000 then
     results[i + 1] = -2
-  elseif redis.call('EXISTS', marker) == 1 then
+  elseif mark == 'F' then
+    results[i + 1] = 3
+  elseif mark then
     results[i + 1] = 2
   elseif stock < qty then
     results[i + 1] = 0

@@ -1,0 +1,83 @@
+namespace OrleansFlashSale.Grains;
+
+/// <summary>The home purchases of a bucket: users whose quota shard is this bucket buy here in one script per batch.</summary>
+public sealed partial class BucketGrain
+{
+    public async Task<PurchaseReply[]> PurchaseManyAsync(PurchaseRequest[] requests)
+    {
+        var sale = _sale ??= await GrainFactory.Product(_sku).GetDefinitionAsync();
+        var now = _time.UtcNow;
+        var answers = new Task<PurchaseReply>[requests.Length];
+        for (var i = 0; i < requests.Length; i++)
+        {
+            var request = requests[i];
+            if (PurchaseChecks.Refuse(_sku, sale, request, now) is { } refused)
+            {
+                _metrics.Purchase(refused.Outcome);
+                answers[i] = Task.FromResult(PurchaseReply.From(refused));
+                continue;
+            }
+
+            // Only this bucket's own users, and only while it may have stock, take the one-script path; the rest go
+            // to the user's quota grain, which reserves there and finds a sibling bucket (or answers sold out).
+            var shard = GrainKeys.QuotaShard(request.UserId, sale!.QuotaShards);
+            var dry = _remaining is { } known && known < request.Quantity && _queue.Count == 0 && !_pumping;
+            answers[i] = sale.Mode == SaleModes.Database || shard != _index || dry
+                ? ForwardAsync(request, shard)
+                : PurchaseHereAsync(sale, request);
+        }
+
+        // Started once all of them are queued, so the whole call goes out in one batch.
+        EnsurePump();
+        return await Task.WhenAll(answers);
+    }
+
+    private async Task<PurchaseReply> PurchaseHereAsync(SaleDefinition sale, PurchaseRequest request)
+    {
+        var work = BucketWork.ForPurchase(request, Guid.CreateVersion7().ToString("N"));
+        _queue.Enqueue(work);
+        HomePurchaseAnswer answer;
+        try
+        {
+            answer = await work.Purchased!.Task;
+        }
+        catch (Exception)
+        {
+            // Logged by the pump. The script ran or it did not; either way a retry with the same request id finds the
+            // record or starts afresh, and the check-back fences an attempt that never reached Redis.
+            _metrics.Purchase(PurchaseOutcome.Unavailable);
+            return PurchaseReply.Rejected(PurchaseOutcome.Unavailable, PurchaseChecks.RetryDetail);
+        }
+
+        PurchaseReply? reply = answer.Outcome switch
+        {
+            HomePurchaseOutcome.Created => new(PurchaseOutcome.Created, work.OrderId, request.Quantity, _index, null),
+            HomePurchaseOutcome.LimitExceeded => PurchaseReply.Rejected(PurchaseOutcome.LimitExceeded, PurchaseChecks.LimitDetail(sale)),
+            HomePurchaseOutcome.BadQuantity => PurchaseReply.Rejected(PurchaseOutcome.Invalid, $"quantity must be between 1 and {sale.PerUserLimit}"),
+            HomePurchaseOutcome.Existing when RequestRecord.TryParse(answer.Record!, out var record) && record.Done =>
+                new(PurchaseOutcome.Replayed, record.OrderId, record.Quantity, record.Bucket, null),
+            // Not enough here, or a request the overflow path has reserved and not settled: the quota grain finishes it.
+            _ => null,
+        };
+        if (reply is null)
+        {
+            return await ForwardAsync(request, _index);
+        }
+
+        _metrics.Purchase(reply.Outcome);
+        return reply;
+    }
+
+    private async Task<PurchaseReply> ForwardAsync(PurchaseRequest request, int shard)
+    {
+        try
+        {
+            return PurchaseReply.From(await GrainFactory.Quota(_sku, shard).PurchaseAsync(request));
+        }
+        catch (Exception ex)
+        {
+            Log.ForwardFailed(_logger, ex, _sku, _index, shard);
+            return PurchaseReply.Rejected(PurchaseOutcome.Unavailable, PurchaseChecks.RetryDetail);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+using Microsoft.Extensions.Options;
+using OrleansFlashSale.Grains;
+using OrleansFlashSale.Grains.Messaging;
+using OrleansFlashSale.Grains.Pipeline;
+using OrleansFlashSale.Grains.Redis;
+using StackExchange.Redis;
+
+namespace OrleansFlashSale.Tests.Messaging;
+
+/// <summary>
+/// A check-back rollback is final. A bucket's script is held on its way to the real Redis (a TCP proxy holds the
+/// bucket's connection) past the transaction timeout; the real check-back (TransactionCheckService on the real
+/// JetStream, RedisTransactionChecker on its own connection) rolls the transaction back; then the script is released.
+/// It must deduct nothing: no unit gone, no request record that a replay would answer with, no order published.
+/// </summary>
+public sealed class FencedCheckBackTests : IAsyncLifetime
+{
+    private readonly string _prefix = MessagingHost.NewPrefix("FCB");
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public Task DisposeAsync() => MessagingHost.DeleteStreamsAsync(_prefix);
+
+    [Theory]
+    [InlineData(HalfPayload.HomePurchase)]
+    [InlineData(HalfPayload.Deduction)]
+    public async Task A_script_that_reaches_Redis_after_the_rollback_deducts_nothing(string kind)
+    {
+        var direct = ConfigurationOptions.Parse(TestStack.Redis);
+        var (host, port) = direct.EndPoints[0] switch
+        {
+            System.Net.DnsEndPoint d => (d.Host, d.Port),
+            System.Net.IPEndPoint ip => (ip.Address.ToString(), ip.Port),
+            var other => throw new InvalidOperationException($"unexpected Redis end point {other}"),
+        };
+        await using var proxy = HoldingProxy.Start(host, port);
+        var viaProxy = ConfigurationOptions.Parse(TestStack.Redis);
+        viaProxy.EndPoints.Clear();
+        viaProxy.EndPoints.Add("127.0.0.1", proxy.Port);
+        // Long enough to see the held script's own answer once it is released.
+        viaProxy.AsyncTimeout = 60_000;
+        await using var bucketRedis = await ConnectionMultiplexer.ConnectAsync(viaProxy);
+        await using var checkerRedis = new RedisConnection(Options.Create(new FlashSaleRedisOptions { ConnectionString = TestStack.Redis }));
+        var scripts = new RedisScripts();
+
+        var checker = new DeferredChecker();
+        await using var messaging = await MessagingHost.StartAsync(_prefix, checker, transactionTimeout: TimeSpan.FromSeconds(1));
+        checker.Inner = new RedisTransactionChecker(checkerRedis, scripts, messaging.Nats, Options.Create(new DeductionOptions()));
+
+        var sku = ClusterFixture.NewSku("fence-" + kind);
+        var db = await checkerRedis.GetDatabaseAsync();
+        await db.StringSetAsync(RedisKeys.Stock(sku, 0), 5);
+        var tx = Guid.NewGuid().ToString("N");
+        var order = new PendingOrder(Guid.NewGuid().ToString("N"), "r1", "u1", 1);
+        await messaging.Producer.SendHalfAsync(tx, messaging.Topology.Deductions(sku),
+            PipelineJson.Serialize(new HalfPayload(sku, 0, [order], kind)), default);
+
+        proxy.Hold();
+        var script = kind == HalfPayload.HomePurchase
+            ? RedisScripts.EvaluateAsync(bucketRedis.GetDatabase(), scripts.Purchase,
+                [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Buyers(sku, 0), RedisKeys.Fence(sku, 0, tx),
+                    RedisKeys.UserUnits(sku, 0, order.UserId), RedisKeys.Request(sku, 0, order.UserId, order.RequestId)],
+                [0, 3600, 1, order.OrderId, order.UserId, order.RequestId, 1])
+            : RedisScripts.EvaluateAsync(bucketRedis.GetDatabase(), scripts.Deduct,
+                [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Fence(sku, 0, tx), RedisKeys.OrderMarker(sku, 0, order.OrderId)],
+                [0, 3600, order.OrderId, order.UserId, order.RequestId, 1]);
+
+        // The transaction timeout passes with the script held; the check-back answers and removes the half message.
+        await messaging.EventuallyAsync(async () => await messaging.CountAsync(messaging.Topology.HalfStream) == 0, "the check-back resolves the held transaction");
+        Assert.Equal("X", (string?)await db.StringGetAsync(RedisKeys.Fence(sku, 0, tx)));
+        Assert.Equal(1, messaging.Metrics.Sum("flashsale.tx.resolved", "by", "check"));
+
+        proxy.Release();
+        var answer = (RedisResult[])(await script)!;
+        Assert.Equal(-3, (long)answer[0]);
+        Assert.Equal(5, (long)await db.StringGetAsync(RedisKeys.Stock(sku, 0)));
+        Assert.False(await db.KeyExistsAsync(RedisKeys.Request(sku, 0, order.UserId, order.RequestId)), "a replay would answer an order nobody publishes");
+        Assert.False(await db.KeyExistsAsync(RedisKeys.OrderMarker(sku, 0, order.OrderId)));
+        Assert.False(await db.KeyExistsAsync(RedisKeys.Log(sku, 0)));
+        Assert.Empty(await messaging.ReadUntilMarkerAsync(messaging.Topology.DeductionsStream, messaging.Topology.Deductions(sku)));
+    }
+
+    private sealed class DeferredChecker : ITransactionChecker
+    {
+        public ITransactionChecker? Inner { get; set; }
+
+        public Task<TransactionCheckResult> CheckAsync(HalfMessage half, CancellationToken ct) =>
+            (Inner ?? throw new InvalidOperationException("checker not set yet")).CheckAsync(half, ct);
+    }
+}
