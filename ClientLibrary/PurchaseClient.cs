@@ -21,7 +21,7 @@ public sealed partial class PurchaseClient
     private readonly IGrainFactory _grains;
     private readonly PurchaseClientOptions _options;
     private readonly ILogger _logger;
-    private readonly ConcurrentDictionary<(string Sku, int Bucket), BucketLane> _lanes = new();
+    private readonly ConcurrentDictionary<(string Sku, int Bucket), PurchaseLane> _lanes = new();
     private readonly ConcurrentDictionary<string, SaleDefinition> _sales = new(StringComparer.Ordinal);
 
     public PurchaseClient(IGrainFactory grains, IOptions<PurchaseClientOptions>? options = null, ILogger<PurchaseClient>? logger = null)
@@ -52,7 +52,7 @@ public sealed partial class PurchaseClient
             return await _grains.Quota(sale.Sku, home).PurchaseAsync(request);
         }
 
-        var lane = _lanes.GetOrAdd((sale.Sku, home), key => new BucketLane(this, _grains.Bucket(key.Sku, key.Bucket)));
+        var lane = _lanes.GetOrAdd((sale.Sku, home), NewLane);
         return (await lane.PurchaseAsync(request)).ToResult(request);
     }
 
@@ -73,91 +73,13 @@ public sealed partial class PurchaseClient
         return sale;
     }
 
-    [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "A purchase call to bucket {Bucket} of {Sku} failed; {Count} purchases answered unavailable")]
+    private PurchaseLane NewLane((string Sku, int Bucket) key)
+    {
+        var bucket = _grains.Bucket(key.Sku, key.Bucket);
+        return new PurchaseLane(bucket.PurchaseManyAsync, _options.MaxBatch, _options.CallsInFlightPerBucket,
+            (ex, count) => CallFailed(_logger, ex, key.Sku, key.Bucket, count));
+    }
+
+    [LoggerMessage(EventId = 7001, Level = LogLevel.Warning, Message = "A purchase call to bucket {Bucket} of {Sku} failed; {Count} purchases answered unavailable")]
     private static partial void CallFailed(ILogger logger, Exception exception, string sku, long bucket, int count);
-
-    /// <summary>The purchases waiting for one bucket, and the calls out to it.</summary>
-    private sealed class BucketLane(PurchaseClient owner, IBucketGrain bucket)
-    {
-        private readonly object _gate = new();
-        private readonly Queue<Pending> _queue = new();
-        private int _senders;
-
-        public Task<PurchaseReply> PurchaseAsync(PurchaseRequest request)
-        {
-            var pending = new Pending(request);
-            bool start;
-            lock (_gate)
-            {
-                _queue.Enqueue(pending);
-                start = _senders < owner._options.CallsInFlightPerBucket;
-                if (start)
-                {
-                    _senders++;
-                }
-            }
-
-            if (start)
-            {
-                _ = SendAsync();
-            }
-
-            return pending.Answer.Task;
-        }
-
-        private async Task SendAsync()
-        {
-            while (true)
-            {
-                Pending[] batch;
-                lock (_gate)
-                {
-                    if (_queue.Count == 0)
-                    {
-                        _senders--;
-                        return;
-                    }
-
-                    batch = new Pending[Math.Min(_queue.Count, owner._options.MaxBatch)];
-                    for (var i = 0; i < batch.Length; i++)
-                    {
-                        batch[i] = _queue.Dequeue();
-                    }
-                }
-
-                try
-                {
-                    var requests = new PurchaseRequest[batch.Length];
-                    for (var i = 0; i < batch.Length; i++)
-                    {
-                        requests[i] = batch[i].Request;
-                    }
-
-                    var replies = await bucket.PurchaseManyAsync(requests).ConfigureAwait(false);
-                    for (var i = 0; i < batch.Length; i++)
-                    {
-                        batch[i].Answer.TrySetResult(replies[i]);
-                    }
-                }
-                catch (Exception ex)
-                {
-                    var key = bucket.GetPrimaryKeyLong(out var sku);
-                    CallFailed(owner._logger, ex, sku ?? "", key, batch.Length);
-                    var unavailable = PurchaseReply.Rejected(PurchaseOutcome.Unavailable,
-                        "the cluster did not answer; retry with the same requestId");
-                    foreach (var p in batch)
-                    {
-                        p.Answer.TrySetResult(unavailable);
-                    }
-                }
-            }
-        }
-    }
-
-    private sealed class Pending(PurchaseRequest request)
-    {
-        public PurchaseRequest Request { get; } = request;
-
-        public TaskCompletionSource<PurchaseReply> Answer { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    }
 }

@@ -11,10 +11,11 @@ public sealed class PurchaseClientOptions
 
     /// <summary>
     /// Grain calls to one bucket that may be out at once. Purchases arriving meanwhile wait and go together in the
-    /// next call, so the batch grows with the load. Two, so the bucket always has the next batch at hand (it stores
-    /// one batch's half message while Redis runs the other's script).
+    /// next call, so the batch grows with the load: with one call out, a batch carries everything that arrived while
+    /// the previous one was served, and every per-batch cost (grain call, script, half message, commit) is shared by
+    /// as many purchases as possible. docs/performance.md has the figures that chose one over two.
     /// </summary>
-    public int CallsInFlightPerBucket { get; set; } = 2;
+    public int CallsInFlightPerBucket { get; set; } = 1;
 }
 
 public sealed class PurchaseClientOptionsValidator : IValidateOptions<PurchaseClientOptions>

@@ -11,7 +11,12 @@ public static partial class SaleRules
     public const int MaxIdLength = 64;
     public const int MaxPerUserLimit = 1_000_000;
     public const int MaxQuotaShards = 256;
-    public const int DefaultQuotaShards = 16;
+    /// <summary>
+    /// Buckets of a sale created without saying: few, because every bucket's batches pay their own script, half
+    /// message and commit, and the fewer the buckets the larger the batches. docs/performance.md has the figures
+    /// (1, 4 and 16 buckets) this was chosen from; a sale on a Redis Cluster wants at least one bucket per master.
+    /// </summary>
+    public const int DefaultBuckets = 4;
     public const int DefaultPaymentTimeoutSeconds = 900;
 
     /// <summary>

@@ -34,14 +34,16 @@ public static partial class SaleEndpoints
             return problem;
         }
 
-        if (body!.Sku is null || body.Stock is null || body.Buckets is null || body.PerUserLimit is null)
+        if (body!.Sku is null || body.Stock is null || body.PerUserLimit is null)
         {
-            return Problems.Invalid("sku, stock, buckets and perUserLimit are required");
+            return Problems.Invalid("sku, stock and perUserLimit are required");
         }
 
-        var sale = new SaleDefinition(body.Sku, body.Stock.Value, body.Buckets.Value, body.PerUserLimit.Value,
+        // No more buckets than units: a small sale without a bucket count gets one per unit at most.
+        var buckets = body.Buckets ?? (int)Math.Clamp(body.Stock.Value, 1, SaleRules.DefaultBuckets);
+        var sale = new SaleDefinition(body.Sku, body.Stock.Value, buckets, body.PerUserLimit.Value,
             body.StartsAt, body.EndsAt, body.PaymentTimeoutSeconds ?? SaleRules.DefaultPaymentTimeoutSeconds,
-            body.QuotaShards ?? SaleRules.DefaultQuotaShardsFor(body.Buckets.Value), body.Mode ?? SaleModes.Redis, body.RequirePurchaseToken ?? false);
+            body.QuotaShards ?? SaleRules.DefaultQuotaShardsFor(buckets), body.Mode ?? SaleModes.Redis, body.RequirePurchaseToken ?? false);
         if (SaleRules.Validate(sale) is { } error)
         {
             return Problems.Invalid(error);

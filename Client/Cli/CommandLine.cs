@@ -18,7 +18,7 @@ public static class CommandLine
             """,
         ["sale"] = """
             sale create --sku SKU --stock N [[--buckets N]] [[--limit N]] [[--quota-shards N]]
-                create a sale (buckets 8, limit 1, quota shards 16 unless given)
+                create a sale (limit 1, and the gateway's defaults: 4 buckets, one quota shard per bucket, unless given)
             sale show SKU [[--json]]
                 stock, remaining, sold and every bucket
             sale rebucket SKU N
@@ -46,7 +46,8 @@ public static class CommandLine
                 measure each scenario against its baseline (same run): persist, deduct, soldout, http, http-soldout,
                 pipeline, modes, memory (all without a name); table, JSON, Markdown and PNG charts in results/;
                 --silos runs deduct once per silo count; --buckets N gives the sales of deduct, soldout, http,
-                http-soldout, pipeline and memory N buckets and N quota shards (default 16 and 16)
+                http-soldout and pipeline N buckets and N quota shards (default: the default sale, 4 and 4; a full run
+                without --buckets also runs deduct and http with 16)
             """,
     };
 
@@ -149,9 +150,9 @@ public static class CommandLine
                 {
                     sku = o.Required("sku"),
                     stock = o.Long("stock", null),
-                    buckets = o.Int("buckets", 8),
+                    buckets = o.IntOrNull("buckets"),
                     perUserLimit = o.Int("limit", 1),
-                    quotaShards = o.Int("quota-shards", 16),
+                    quotaShards = o.IntOrNull("quota-shards"),
                 };
                 using var client = GatewayClient.FromEnvironment();
                 return Print(await client.SendAsync(HttpMethod.Post, "/api/sales", body), 201);
@@ -330,6 +331,9 @@ public sealed class Options
         var value = Long(name, fallback);
         return value <= int.MaxValue ? (int)value : throw new UsageException($"--{name} must be at most {int.MaxValue}, got {value}");
     }
+
+    /// <summary>The flag's value, or null when it is absent (the server's default applies).</summary>
+    public int? IntOrNull(string name) => _values.ContainsKey(name) ? Int(name, 0) : null;
 
     public bool Bool(string name, bool fallback)
     {

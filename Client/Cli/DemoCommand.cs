@@ -13,7 +13,7 @@ public static class DemoCommand
     public static async Task<int> RunAsync(Options options)
     {
         var stock = options.Long("stock", 1000);
-        var buckets = options.Int("buckets", 8);
+        var buckets = options.Int("buckets", SaleRules.DefaultBuckets);
         var limit = options.Int("limit", 2);
         var users = options.Int("users", 2000);
         var requests = options.Int("requests", 6000);

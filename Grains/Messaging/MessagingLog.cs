@@ -37,9 +37,6 @@ internal static partial class MessagingLog
     [LoggerMessage(EventId = 2011, Level = LogLevel.Information, Message = "Transaction check-back stopped; half messages it held are delivered again after the ack wait")]
     public static partial void CheckServiceStopped(ILogger logger);
 
-    [LoggerMessage(EventId = 2012, Level = LogLevel.Warning, Message = "Transaction check-back: the consumer of stream {Stream} ended; starting it again")]
-    public static partial void ConsumeEnded(ILogger logger, string stream);
-
     [LoggerMessage(EventId = 2013, Level = LogLevel.Debug, Message = "Half message {Sequence}: delivery {Delivery} abandoned while stopping")]
     public static partial void CheckAbandoned(ILogger logger, ulong sequence, ulong delivery);
 }

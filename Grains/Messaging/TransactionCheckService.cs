@@ -16,8 +16,9 @@ namespace OrleansFlashSale.Grains.Messaging;
 /// Timing, driven by the server so that it survives restarts (times are the server's):
 /// <list type="number">
 /// <item>The consumer's ack wait is <see cref="JetStreamOptions.TransactionTimeout"/>.</item>
-/// <item>Delivery 1 comes right after the half message is stored. It is not a check: it is handed back (NAK) with a
-/// delay that ends <see cref="JetStreamOptions.TransactionTimeout"/> after the message was stored. A producer that
+/// <item>Delivery 1 comes at the first poll after the half message is stored (see <see cref="PollAsync"/>). It is
+/// not a check: it is handed back (NAK) with a delay that ends <see cref="JetStreamOptions.TransactionTimeout"/> after
+/// the message was stored. A producer that
 /// resolves its transaction before then deletes the message, which also removes it from the consumer, and the checker
 /// never hears of it. If delivery 1 is lost (the process stopped), the ack wait brings it back no earlier.</item>
 /// <item>Delivery n (n ≥ 2) is check n − 1: the checker is asked; Commit publishes and deletes, Rollback deletes,
@@ -76,18 +77,7 @@ public sealed class TransactionCheckService : BackgroundService
                 var consumer = await _nats.JetStream.CreateOrUpdateConsumerAsync(Topology.HalfStream, ConsumerConfig(), stoppingToken);
                 MessagingLog.CheckServiceStarted(_logger, Topology.HalfStream, Topology.CheckConsumer, Options.TransactionTimeout, Options.CheckInterval, Options.MaxChecks);
                 retryDelay = FirstRetryDelay;
-                await Parallel.ForEachAsync(
-                    consumer.ConsumeAsync<byte[]>(opts: new NatsJSConsumeOpts { MaxMsgs = Prefetch }, cancellationToken: stoppingToken),
-                    new ParallelOptions { MaxDegreeOfParallelism = Concurrency, CancellationToken = stoppingToken },
-                    async (message, ct) => await HandleAsync(message, ct));
-
-                // The enumeration ends without cancellation when the consumer was deleted under us: create it again,
-                // after the same pause as a failure, so a consume that keeps ending at once cannot spin.
-                if (!stoppingToken.IsCancellationRequested)
-                {
-                    MessagingLog.ConsumeEnded(_logger, Topology.HalfStream);
-                    await Task.Delay(FirstRetryDelay, _clock, stoppingToken);
-                }
+                await PollAsync(consumer, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -112,6 +102,42 @@ public sealed class TransactionCheckService : BackgroundService
 
         MessagingLog.CheckServiceStopped(_logger);
     }
+
+    /// <summary>
+    /// Asks the server for the half messages still there, then sleeps, until stopped. Not a standing pull: with one,
+    /// the server hands over every half message the moment it is stored (delivery 1, then a NAK from here), although
+    /// producers resolve nearly all of them within milliseconds. Asking now and then, most are deleted by the time
+    /// of the next fetch and the consumer skips them, so a healthy transaction costs the check-back nothing.
+    /// </summary>
+    private async Task PollAsync(INatsJSConsumer consumer, CancellationToken stoppingToken)
+    {
+        var poll = PollInterval(Options);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var fetched = 0;
+            await Parallel.ForEachAsync(
+                consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = Prefetch }, cancellationToken: stoppingToken),
+                new ParallelOptions { MaxDegreeOfParallelism = Concurrency, CancellationToken = stoppingToken },
+                async (message, ct) =>
+                {
+                    Interlocked.Increment(ref fetched);
+                    await HandleAsync(message, ct);
+                });
+
+            // A full fetch may have left more behind: ask again at once.
+            if (fetched < Prefetch)
+            {
+                await Task.Delay(poll, _clock, stoppingToken);
+            }
+        }
+    }
+
+    /// <summary>
+    /// How often the check-back asks for half messages: a quarter of the transaction timeout, at most a second, so a
+    /// first check comes at most that much after the timeout.
+    /// </summary>
+    internal static TimeSpan PollInterval(JetStreamOptions options) =>
+        TimeSpan.FromTicks(Math.Min(options.TransactionTimeout.Ticks / 4, TimeSpan.FromSeconds(1).Ticks));
 
     private ConsumerConfig ConsumerConfig() => new(Topology.CheckConsumer)
     {

@@ -46,7 +46,7 @@ public sealed class CommandLineTests
 
         Assert.Null(OrleansFlashSale.Client.Cli.Bench.BenchCommand.TakeBuckets(["deduct"], out rest));
         Assert.Equal(["deduct"], rest);
-        Assert.Equal(new OrleansFlashSale.Client.Cli.Bench.SaleShape(16, 16), new OrleansFlashSale.Client.Cli.Bench.BenchSettings(Quick: true).Shape);
+        Assert.Equal(new OrleansFlashSale.Client.Cli.Bench.SaleShape(SaleRules.DefaultBuckets, SaleRules.DefaultBuckets), new OrleansFlashSale.Client.Cli.Bench.BenchSettings(Quick: true).Shape);
     }
 
     [Theory]

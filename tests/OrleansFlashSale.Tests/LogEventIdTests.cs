@@ -17,6 +17,7 @@ public sealed class LogEventIdTests
             typeof(OrleansFlashSale.Grains.BucketGrain).Assembly,
             typeof(OrleansFlashSale.Silo.FlashSaleSiloOptions).Assembly,
             typeof(OrleansFlashSale.Client.Cli.CommandLine).Assembly,
+            typeof(OrleansFlashSale.ClientLibrary.PurchaseClient).Assembly,
         ];
         var messages = assemblies
             .SelectMany(a => a.GetTypes())

@@ -32,7 +32,7 @@ public sealed record BenchFigure(
     public string TargetWords =>
         string.Join(", ", new[]
         {
-            TargetRatio is { } r ? $"ratio ≥ {r:N0}" : null,
+            TargetRatio is { } r ? $"ratio ≥ {r:0.##}" : null,
             TargetAbsolute is { } a ? $"≥ {a:N0} {Unit}" : null,
             TargetMax is { } m ? $"≤ {m:N0} {Unit}" : null,
             TargetCondition,
@@ -64,8 +64,11 @@ public sealed record BenchSettings(bool Quick, SaleShape? Sales = null)
 /// <summary>Buckets and quota shards of a benchmark's sale; one shard per bucket, so shard i's users prefer bucket i.</summary>
 public sealed record SaleShape(int Buckets, int QuotaShards)
 {
-    /// <summary>16 buckets, one quota shard each: every user has a home bucket.</summary>
-    public static readonly SaleShape Default = new(16, 16);
+    /// <summary>The default sale's shape (<see cref="SaleRules.DefaultBuckets"/>, one quota shard each).</summary>
+    public static readonly SaleShape Default = new(SaleRules.DefaultBuckets, SaleRules.DefaultBuckets);
+
+    /// <summary>What runs before the default changed measured; reported beside the default in every full run.</summary>
+    public static readonly SaleShape Sixteen = new(16, 16);
 
     public override string ToString() => $"{Buckets} buckets, {QuotaShards} quota shards";
 }

@@ -22,7 +22,7 @@ public static class DeductScenario
         GrainsVsRawLua.RunAsync(Name, "raw deduct.lua", "cluster client → grains",
             (db, concurrency) => RunRawAsync(db, concurrency, settings, progress),
             (grains, concurrency) => RunGrainsAsync(grains, concurrency, settings, progress),
-            (concurrency, measured, baseline) => new BenchFigure(Name, $"{concurrency} callers", "deductions/s", measured.PerSecond,
+            (concurrency, measured, baseline) => new BenchFigure(Name, $"{concurrency} callers, {settings.Shape.Buckets} buckets", "purchases/s", measured.PerSecond,
                 $"{concurrency} concurrent callers of PurchaseClient.PurchaseAsync, the client library gateways use (quantity 1, {Users:N0} users, " +
                 $"limit {SaleRules.MaxPerUserLimit:N0}), through the Orleans cluster client to the running silo(s), order writer running; " +
                 $"sale of {Stock:N0} units in {settings.Shape}",

@@ -58,7 +58,7 @@ public static class HttpScenario
             "as order id; no quota/limit, no order pipeline" + (soldOut ? ", stock keys at 0 so every request asks Redis and is refused" : "");
         var figures = new List<BenchFigure>
         {
-            new BenchFigure(scenario, $"{Connections} connections, p99 {measured.Wrk.P99Ms:F1} vs {baseline.Wrk.P99Ms:F1} ms", unit,
+            new BenchFigure(scenario, $"{Connections} connections, {settings.Shape.Buckets} buckets, p99 {measured.Wrk.P99Ms:F1} vs {baseline.Wrk.P99Ms:F1} ms", unit,
                 measured.Run.PerSecond,
                 soldOut
                     ? $"wrk ({Connections} connections, 2 threads, new user and request id per request) posting purchases to the gateway " +

@@ -48,7 +48,7 @@ public static class MemoryScenario
             for (var i = 0; i < sales; i++)
             {
                 var sku = NewSku("m");
-                await CreateSaleAsync(grains, Name, sku, BucketsPerSale, SaleShape.Default with { Buckets = BucketsPerSale });
+                await CreateSaleAsync(grains, Name, sku, BucketsPerSale, new SaleShape(BucketsPerSale, 16));
                 // The status asks every bucket for its remaining units, which activates each bucket grain.
                 var status = await grains.Product(sku).GetStatusAsync(refresh: false)
                     ?? throw new BenchCheckException($"memory {sku}: the sale has no status");

@@ -33,7 +33,7 @@ public static class ModesScenario
             {
                 // Every sale has the default shape for its bucket count: one quota shard per bucket, so each user has a
                 // home bucket. The database tier keeps 16 shards: its quota grains reserve and settle in parallel.
-                var shape = mode == SaleModes.Database ? SaleShape.Default with { Buckets = buckets } : new SaleShape(buckets, buckets);
+                var shape = mode == SaleModes.Database ? new SaleShape(buckets, 16) : new SaleShape(buckets, buckets);
                 runs.Add((label, await SellOut.RunAsync(grains, Name, label, stock, shape, mode, Callers, progress)));
             }
 
