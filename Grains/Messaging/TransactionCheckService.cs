@@ -32,8 +32,6 @@ public sealed class TransactionCheckService : BackgroundService
     /// <summary>Half messages handled at once per process; checks are rare, delivery 1 is cheap.</summary>
     private const int Concurrency = 8;
 
-    /// <summary>Few buffered messages: one waiting behind slow checks longer than the ack wait would be delivered twice.</summary>
-    private const int Prefetch = 16;
 
     private static readonly TimeSpan FirstRetryDelay = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(30);
@@ -116,7 +114,9 @@ public sealed class TransactionCheckService : BackgroundService
         {
             var fetched = 0;
             await Parallel.ForEachAsync(
-                consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = Prefetch }, cancellationToken: stoppingToken),
+                // No more than can be handled at once: a fetched message waiting behind slow checks (Redis down, each
+                // check running into its timeout) past the ack wait would be delivered again, using up its checks.
+                consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = Concurrency }, cancellationToken: stoppingToken),
                 new ParallelOptions { MaxDegreeOfParallelism = Concurrency, CancellationToken = stoppingToken },
                 async (message, ct) =>
                 {
@@ -125,7 +125,7 @@ public sealed class TransactionCheckService : BackgroundService
                 });
 
             // A full fetch may have left more behind: ask again at once.
-            if (fetched < Prefetch)
+            if (fetched < Concurrency)
             {
                 await Task.Delay(poll, _clock, stoppingToken);
             }

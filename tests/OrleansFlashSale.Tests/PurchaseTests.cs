@@ -132,12 +132,17 @@ public sealed class PurchaseTests(ClusterFixture fixture)
     [Fact]
     public async Task The_per_user_limit_holds_across_buckets()
     {
-        var sale = await fixture.CreateSaleAsync("limit", stock: 100, buckets: 8, perUserLimit: 3);
+        // One unit per bucket: the buyer's home bucket serves one purchase (the one-script path), and the other two
+        // must come from two sibling buckets through the overflow path, which counts against the same limit.
+        var sale = await fixture.CreateSaleAsync("limit", stock: 8, buckets: 8, perUserLimit: 3, quotaShards: 8);
         var results = await Task.WhenAll(Enumerable.Range(0, 40).Select(i => fixture.BuyAsync(sale, "greedy", $"r{i}")));
 
         Assert.Equal(3, results.Count(r => r.Outcome == PurchaseOutcome.Created));
         Assert.Equal(37, results.Count(r => r.Outcome == PurchaseOutcome.LimitExceeded));
-        Assert.True(results.Where(r => r.Order is not null).Select(r => r.Order!.Bucket).Distinct().Count() >= 1);
+        var buckets = results.Where(r => r.Order is not null).Select(r => r.Order!.Bucket).ToArray();
+        Assert.Equal(3, buckets.Distinct().Count());
+        Assert.Contains(GrainKeys.QuotaShard("greedy", sale.QuotaShards), buckets);
+        Assert.Equal(5, (await fixture.RedisStockAsync(sale.Sku, 8)).Sum());
         var shard = GrainKeys.QuotaShard("greedy", sale.QuotaShards);
         Assert.Equal(3, await fixture.Client.Quota(sale.Sku, shard).GetUserUnitsAsync("greedy"));
         Assert.Equal(97, (await fixture.RedisStockAsync(sale.Sku, 8)).Sum());

@@ -125,6 +125,7 @@ public static class BenchCommand
             ctx.UpdateTarget(new Rows(table, new Markup($"done in {clock.Elapsed.TotalSeconds:F0} s")));
         });
 
+        PrintCosts(figures);
         var folder = WriteResults(started, clock.Elapsed, args, quick, figures, failures, settling);
         AnsiConsole.MarkupLine($"Results in [bold]{Markup.Escape(folder)}[/]");
         foreach (var failure in failures)
@@ -149,6 +150,34 @@ public static class BenchCommand
         }
 
         return figures;
+    }
+
+    /// <summary>What each figure cost, under the table: CPU per operation of every process, Redis and JetStream calls.</summary>
+    private static void PrintCosts(IReadOnlyList<BenchFigure> figures)
+    {
+        var costs = new Table().Border(TableBorder.Rounded).Title("cost per operation (measured run; baseline in results.json)")
+            .AddColumn("scenario").AddColumn("figure").AddColumn(new TableColumn("CPU µs, all").RightAligned())
+            .AddColumn("CPU µs by process").AddColumn(new TableColumn("Redis cmds").RightAligned())
+            .AddColumn(new TableColumn("JetStream API").RightAligned());
+        foreach (var f in figures)
+        {
+            string Get(string key) => f.Details.TryGetValue("measured." + key, out var v) || f.Details.TryGetValue(key, out v) ? v : "";
+            var byProcess = f.Details
+                .Where(kv => kv.Key.Replace("measured.", "", StringComparison.Ordinal).StartsWith("cpu µs/op ", StringComparison.Ordinal)
+                    && !kv.Key.StartsWith("baseline.", StringComparison.Ordinal) && !kv.Key.EndsWith(" all", StringComparison.Ordinal))
+                .Select(kv => $"{kv.Key[(kv.Key.LastIndexOf(' ') + 1)..]} {kv.Value}");
+            var all = Get("cpu µs/op all");
+            if (all.Length > 0)
+            {
+                costs.AddRow(f.Scenario, Markup.Escape(f.Name), all, Markup.Escape(string.Join(", ", byProcess)),
+                    Markup.Escape(Get("redis cmds/op")), Markup.Escape(Get("jetstream api/op")));
+            }
+        }
+
+        if (costs.Rows.Count > 0)
+        {
+            AnsiConsole.Write(costs);
+        }
     }
 
     private static string TargetText(BenchFigure figure) =>

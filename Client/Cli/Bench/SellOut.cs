@@ -24,6 +24,8 @@ public static class SellOut
         await CreateSaleAsync(grains, scenario, sku, stock, shape, mode);
         long next = -1, created = 0, other = 0;
         var latencies = new List<double>[callers];
+        await using var calls = await ServiceCalls.StartAsync();
+        var cpu = StackCpu.Start();
         var clock = Stopwatch.StartNew();
         var workers = Enumerable.Range(0, callers).Select(worker => Task.Run(async () =>
         {
@@ -58,6 +60,9 @@ public static class SellOut
 
         await all;
         var elapsed = clock.Elapsed;
+        // The sell-out's own cost; the pipeline's catching up afterwards (verify below) is not in it.
+        var used = cpu.Stop();
+        var served = await calls.StopAsync(created);
         var status = await grains.Product(sku).GetStatusAsync(refresh: true)
             ?? throw new BenchCheckException($"{scenario} {sku}: the sale has no status");
         if (created != stock || status.Sold != stock || status.Remaining != 0 || other != 0)
@@ -98,7 +103,7 @@ public static class SellOut
             ["p50 ms"] = p50.ToString("F2"),
             ["p99 ms"] = p99.ToString("F2"),
             ["verify clean after s"] = settling.Elapsed.TotalSeconds.ToString("F1"),
-        });
+        }.Concat(StackCpu.PerOperation(used, created)).Concat(served).ToDictionary());
     }
 
     /// <summary>Nearest-rank percentile of sorted values.</summary>
