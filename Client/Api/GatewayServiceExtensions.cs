@@ -13,7 +13,6 @@ public static class GatewayServiceExtensions
         services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
         services.AddSingleton<JsonBody>();
         services.AddSingleton<AdminAuth>();
-        services.AddSingleton<SaleDirectory>();
         services.AddFlashSalePurchasing(configuration);
         services.AddFlashSaleSecurity(configuration);
         services.AddMetrics();

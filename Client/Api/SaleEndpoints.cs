@@ -83,7 +83,7 @@ public static partial class SaleEndpoints
     }
 
     internal static async Task<IResult> PurchaseAsync(string sku, HttpRequest request, JsonBody json, BuyerAuth buyers, PurchaseTokens tokens,
-        SaleDirectory sales, SoldOutCache soldOut, PurchaseClient purchases, ILoggerFactory logs)
+        SoldOutCache soldOut, PurchaseClient purchases, ILoggerFactory logs)
     {
         if (!SaleRules.IsValidSku(sku))
         {
@@ -114,7 +114,7 @@ public static partial class SaleEndpoints
 
         return await GuardAsync(logs, async () =>
         {
-            var sale = await sales.GetAsync(sku);
+            var sale = await purchases.GetSaleAsync(sku);
             if (sale is null)
             {
                 return Problems.Create(StatusCodes.Status404NotFound, ErrorCodes.UnknownSale);

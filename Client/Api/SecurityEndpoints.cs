@@ -1,3 +1,4 @@
+using OrleansFlashSale.ClientLibrary;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -66,7 +67,7 @@ public static class SecurityEndpoints
     }
 
     internal static async Task<IResult> IssueAsync(string sku, HttpRequest request, BuyerAuth buyers, PurchaseTokens tokens,
-        JsonBody json, SaleDirectory sales, ILoggerFactory logs)
+        JsonBody json, PurchaseClient sales, ILoggerFactory logs)
     {
         if (!SaleRules.IsValidSku(sku))
         {
@@ -104,7 +105,7 @@ public static class SecurityEndpoints
 
         return await SaleEndpoints.GuardAsync(logs, async () =>
         {
-            var sale = await sales.GetAsync(sku);
+            var sale = await sales.GetSaleAsync(sku);
             if (sale is null)
             {
                 return Problems.Create(StatusCodes.Status404NotFound, ErrorCodes.UnknownSale);

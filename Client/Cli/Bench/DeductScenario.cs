@@ -75,14 +75,13 @@ public static class DeductScenario
 
     private static async Task<BenchRun> RunRawAsync(IDatabase db, int concurrency, BenchSettings settings, IBenchProgress progress)
     {
-        var scripts = new RedisScripts();
         var sku = NewSku("r");
         await SeedRawStockAsync(db, sku, SaleRules.Split(Stock, settings.Shape.Buckets));
 
         long failed = 0;
         var outcome = await LoadRunner.RunAsync(concurrency, settings, async (_, n) =>
         {
-            var result = await DeductRawAsync(db, scripts, sku, n, settings.Shape.Buckets);
+            var result = await DeductRawAsync(db, sku, n, settings.Shape.Buckets);
             // A deduction answers with its log entry id ("ms-seq"); anything else is a refusal.
             if (result.Length == 2 && result[1].ToString().Contains('-', StringComparison.Ordinal))
             {

@@ -93,11 +93,11 @@ public static class GrainsVsRawLua
     /// deduct.lua for purchase number <paramref name="n"/>, one purchase per call, in the user's bucket: what a
     /// team without this project would call. Returns the script's whole answer ({ remaining, result }).
     /// </summary>
-    public static Task<RedisResult[]> DeductRawAsync(IDatabase db, RedisScripts scripts, string sku, long n, int buckets) =>
-        DeductRawAsync(db, scripts, sku, $"u{n % Users}", $"{sku}-{n}", $"r{n}", 1, buckets);
+    public static Task<RedisResult[]> DeductRawAsync(IDatabase db, string sku, long n, int buckets) =>
+        DeductRawAsync(db, sku, $"u{n % Users}", $"{sku}-{n}", $"r{n}", 1, buckets);
 
     /// <summary>deduct.lua for one purchase in the user's bucket (of <paramref name="buckets"/>), one call per purchase.</summary>
-    public static async Task<RedisResult[]> DeductRawAsync(IDatabase db, RedisScripts scripts, string sku, string user,
+    public static async Task<RedisResult[]> DeductRawAsync(IDatabase db, string sku, string user,
         string orderId, string requestId, int quantity, int buckets)
     {
         var bucket = StableHash.Bucket(user, buckets);

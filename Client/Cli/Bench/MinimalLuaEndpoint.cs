@@ -33,7 +33,6 @@ public sealed class MinimalLuaEndpoint : IAsyncDisposable
         builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, BaselineJson.Default));
         var app = builder.Build();
-        var scripts = new RedisScripts();
         var db = redis.GetDatabase();
         app.MapPost("/api/sales/{sku}/purchases", async (string sku, BaselinePurchase body) =>
         {
@@ -42,7 +41,7 @@ public sealed class MinimalLuaEndpoint : IAsyncDisposable
                 return Results.Problem(statusCode: 400, extensions: new Dictionary<string, object?> { ["code"] = "invalid_request" });
             }
 
-            var result = await GrainsVsRawLua.DeductRawAsync(db, scripts, sku, body.UserId, body.RequestId, body.RequestId, body.Quantity, buckets);
+            var result = await GrainsVsRawLua.DeductRawAsync(db, sku, body.UserId, body.RequestId, body.RequestId, body.Quantity, buckets);
             var answer = result.Length == 2 ? result[1] : result[0];
             // A log entry id ("ms-seq") is a deduction; 2 is a retry of one.
             if (answer.Resp2Type == ResultType.BulkString || (answer.Resp2Type == ResultType.Integer && (long)answer == 2))

@@ -113,13 +113,12 @@ public static class SoldOutScenario
 
     private static async Task<BenchRun> RunRawAsync(IDatabase db, int concurrency, BenchSettings settings, IBenchProgress progress)
     {
-        var scripts = new RedisScripts();
         var sku = NewSku("t");
         await SeedRawStockAsync(db, sku, new long[settings.Shape.Buckets]);
 
         var outcome = await LoadRunner.RunAsync(concurrency, settings, async (_, n) =>
         {
-            var result = await DeductRawAsync(db, scripts, sku, n, settings.Shape.Buckets);
+            var result = await DeductRawAsync(db, sku, n, settings.Shape.Buckets);
             // 0: not enough stock, the refusal this scenario counts.
             return result.Length == 2 && result[1].Resp2Type == ResultType.Integer && (long)result[1] == 0;
         }, progress, $"raw Lua, sold out, {concurrency} callers");
