@@ -142,10 +142,9 @@ public sealed class PurchaseTests(ClusterFixture fixture)
         var buckets = results.Where(r => r.Order is not null).Select(r => r.Order!.Bucket).ToArray();
         Assert.Equal(3, buckets.Distinct().Count());
         Assert.Contains(GrainKeys.QuotaShard("greedy", sale.QuotaShards), buckets);
-        Assert.Equal(5, (await fixture.RedisStockAsync(sale.Sku, 8)).Sum());
         var shard = GrainKeys.QuotaShard("greedy", sale.QuotaShards);
         Assert.Equal(3, await fixture.Client.Quota(sale.Sku, shard).GetUserUnitsAsync("greedy"));
-        Assert.Equal(97, (await fixture.RedisStockAsync(sale.Sku, 8)).Sum());
+        Assert.Equal(5, (await fixture.RedisStockAsync(sale.Sku, 8)).Sum());
     }
 
     [Fact]
