@@ -17,4 +17,11 @@ namespace OrleansFlashSale.Grains.Messaging;
 public interface ITransactionChecker
 {
     Task<TransactionCheckResult> CheckAsync(HalfMessage half, CancellationToken ct);
+
+    /// <summary>
+    /// Called once a <see cref="TransactionState.Commit"/> answer was carried out: the messages are stored and the half
+    /// message is gone. For clean-up that must wait for the commit (the local store may now forget what it kept for
+    /// the check). A failure is logged and not retried: the transaction stays committed.
+    /// </summary>
+    Task CommittedAsync(HalfMessage half, TransactionCheckResult result, CancellationToken ct) => Task.CompletedTask;
 }

@@ -39,4 +39,7 @@ internal static partial class MessagingLog
 
     [LoggerMessage(EventId = 2013, Level = LogLevel.Debug, Message = "Half message {Sequence}: delivery {Delivery} abandoned while stopping")]
     public static partial void CheckAbandoned(ILogger logger, ulong sequence, ulong delivery);
+
+    [LoggerMessage(EventId = 2014, Level = LogLevel.Warning, Message = "Transaction {TransactionId}: committed by the check-back, but its clean-up failed; verify --repair finishes it")]
+    public static partial void CommittedCleanupFailed(ILogger logger, Exception exception, string transactionId);
 }

@@ -221,6 +221,14 @@ public sealed class TransactionCheckService : BackgroundService
             if (result.State == TransactionState.Commit)
             {
                 await _producer.CommitAsync(handle, result.ToCommit ?? [], JetStreamTransactionalProducer.ByCheck, CancellationToken.None);
+                try
+                {
+                    await _checker.CommittedAsync(half, result, CancellationToken.None);
+                }
+                catch (Exception ex)
+                {
+                    MessagingLog.CommittedCleanupFailed(_logger, ex, half.TransactionId);
+                }
             }
             else if (result.State == TransactionState.Rollback)
             {

@@ -14,6 +14,12 @@ namespace OrleansFlashSale.Grains.Pipeline;
 public sealed class RedisTransactionChecker(RedisConnection redis, RedisScripts scripts, JetStreamConnection nats, Microsoft.Extensions.Options.IOptions<DeductionOptions> options)
     : ITransactionChecker
 {
+    /// <summary>How far before the half message's time the bucket's log is read: the broker's and Redis' clocks may differ.</summary>
+    private static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(1);
+
+    /// <summary>Most log entries read to find one transaction's; the log is short unless the pipeline is far behind.</summary>
+    private const int MaxEntriesRead = 10_000;
+
     public async Task<TransactionCheckResult> CheckAsync(HalfMessage half, CancellationToken ct)
     {
         var payload = PipelineJson.Deserialize<HalfPayload>(half.Payload);
@@ -36,6 +42,37 @@ public sealed class RedisTransactionChecker(RedisConnection redis, RedisScripts 
         return committed.Length > 0
             ? new TransactionCheckResult(TransactionState.Commit, [PipelineJson.ToTransactionMessage(half.TransactionId, committed, subject)])
             : new TransactionCheckResult(TransactionState.Rollback, []);
+    }
+
+    /// <summary>
+    /// The check-back published the orders, so their entries may leave the bucket's log, as the bridge trims them
+    /// after its own commit; otherwise the log would keep them until an operator's repair. The script wrote them after
+    /// the half message was stored, so only entries from that time on (less the clock skew) are read.
+    /// </summary>
+    public async Task CommittedAsync(HalfMessage half, TransactionCheckResult result, CancellationToken ct)
+    {
+        var payload = PipelineJson.Deserialize<HalfPayload>(half.Payload);
+        var committed = (result.ToCommit ?? [])
+            .SelectMany(m => PipelineJson.ReadDeductions(m.Payload))
+            .Select(r => r.OrderId)
+            .ToHashSet(StringComparer.Ordinal);
+        if (committed.Count == 0)
+        {
+            return;
+        }
+
+        var db = await redis.GetDatabaseAsync();
+        var log = RedisKeys.Log(payload.Sku, payload.Bucket);
+        var from = Math.Max(0, (half.SentAt - ClockSkew).ToUnixTimeMilliseconds());
+        var entries = await db.StreamRangeAsync(log, minId: $"{from}-0", maxId: "+", count: MaxEntriesRead);
+        var forwarded = entries
+            .Where(e => e.Values.FirstOrDefault(v => v.Name == "o").Value is { IsNull: false } order && committed.Contains(order.ToString()))
+            .Select(e => e.Id)
+            .ToArray();
+        if (forwarded.Length > 0)
+        {
+            await db.StreamDeleteAsync(log, forwarded);
+        }
     }
 
     /// <summary>Null when the transaction is (now) rolled back, else which of its orders were deducted.</summary>

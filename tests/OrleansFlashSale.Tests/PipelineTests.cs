@@ -70,6 +70,14 @@ public sealed class PipelineTests(ClusterFixture fixture)
         var stored = await WaitForOrdersAsync(sale.Sku, history.DistinctOrderIds, TimeSpan.FromSeconds(30));
         Assert.Equal(history.Orders.Select(o => o.OrderId).Order(), stored.Keys.Order());
         Assert.Equal((600L, 0L), await InventoryAsync(sale.Sku));
+
+        // The check-back trims what it committed from the buckets' logs, as the bridge does: nothing stays behind.
+        var db = fixture.Redis.GetDatabase();
+        await WaitUntilAsync(async () =>
+        {
+            var lengths = await Task.WhenAll(Enumerable.Range(0, 4).Select(b => db.StreamLengthAsync(OrleansFlashSale.Grains.Redis.RedisKeys.Log(sale.Sku, b))));
+            return lengths.Sum() == 0;
+        }, TimeSpan.FromSeconds(30));
         await fixture.AssertNoDriftAsync(sale.Sku);
     }
 
