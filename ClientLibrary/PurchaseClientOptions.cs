@@ -13,7 +13,7 @@ public sealed class PurchaseClientOptions
     /// Grain calls to one bucket that may be out at once. Purchases arriving meanwhile wait and go together in the
     /// next call, so the batch grows with the load: with one call out, a batch carries everything that arrived while
     /// the previous one was served, and every per-batch cost (grain call, script, half message, commit) is shared by
-    /// as many purchases as possible. docs/performance.md has the figures that chose one over two.
+    /// as many purchases as possible. docs/hot-path.md has the figures that chose one over two.
     /// </summary>
     public int CallsInFlightPerBucket { get; set; } = 1;
 }

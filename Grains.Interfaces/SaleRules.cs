@@ -13,7 +13,7 @@ public static partial class SaleRules
     public const int MaxQuotaShards = 256;
     /// <summary>
     /// Buckets of a sale created without saying: few, because every bucket's batches pay their own script, half
-    /// message and commit, and the fewer the buckets the larger the batches. docs/performance.md has the figures
+    /// message and commit, and the fewer the buckets the larger the batches. docs/hot-path.md has the figures
     /// (1, 4 and 16 buckets) this was chosen from; a sale on a Redis Cluster wants at least one bucket per master.
     /// </summary>
     public const int DefaultBuckets = 4;
