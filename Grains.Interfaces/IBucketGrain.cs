@@ -41,7 +41,10 @@ public interface IBucketGrain : IGrainWithIntegerCompoundKey
     [Alias("GetRemaining")]
     Task<long> GetRemainingAsync(bool refresh);
 
-    /// <summary>Sets the bucket's stock when a sale is created.</summary>
+    /// <summary>
+    /// Sets the bucket's stock when a sale is created; a bucket that already has a stock key keeps it (initialising
+    /// twice never restocks).
+    /// </summary>
     [Alias("Initialize")]
     Task InitializeAsync(long stock);
 

@@ -145,8 +145,16 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
     public Task InitializeAsync(long stock) =>
         Run(async db =>
         {
-            await db.StringSetAsync(RedisKeys.Stock(_sku, _index), stock);
-            return stock;
+            // Only a bucket that has no stock key yet gets one: a second initialisation (a sale created again after
+            // its definition failed to store) must not sell again the units already sold.
+            var key = RedisKeys.Stock(_sku, _index);
+            if (await db.StringSetAsync(key, stock, when: When.NotExists))
+            {
+                return stock;
+            }
+
+            var current = await db.StringGetAsync(key);
+            return current.IsNull ? 0 : (long)current;
         });
 
     public async Task<long> TakeAsync(string transferId, long amount)

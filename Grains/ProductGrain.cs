@@ -78,6 +78,7 @@ public sealed class ProductGrain : Grain, IProductGrain
 
         await _orders.EnsureInventoryAsync(Sku, sale.Stock);
         await _lifecycle.SetPaymentTimeoutAsync(Sku, sale.PaymentTimeoutSeconds);
+        var previous = _state.State;
         _state.State = new ProductState
         {
             Sale = sale,
@@ -85,7 +86,16 @@ public sealed class ProductGrain : Grain, IProductGrain
             HighestBucketCount = database ? 0 : sale.Buckets,
             LayoutVersion = 1,
         };
-        await _state.WriteStateAsync();
+        try
+        {
+            await _state.WriteStateAsync();
+        }
+        catch
+        {
+            // Not stored, so the sale does not exist: this activation must not serve it either.
+            _state.State = previous;
+            throw;
+        }
         ResetStockView();
         Log.SaleCreated(_logger, Sku, sale.Stock, sale.Buckets, sale.QuotaShards);
         return new CreateSaleResult(CreateSaleOutcome.Created, sale, null);

@@ -49,4 +49,18 @@ public sealed class BatchedPurchaseTests(ClusterFixture fixture)
         Assert.Equal(0, history.ReplayMismatches);
         Assert.Equal(new long[1], await fixture.RedisStockAsync(sale.Sku, 1));
     }
+
+    [Fact]
+    public async Task Initialising_a_bucket_again_never_restocks_what_was_sold()
+    {
+        // As when a sale is created again after its definition failed to store: the buckets are initialised twice.
+        var sale = await fixture.CreateSaleAsync("init-twice", stock: 10, buckets: 1, perUserLimit: 5, quotaShards: 1);
+        Assert.Equal(PurchaseOutcome.Created, (await fixture.BuyAsync(sale, "u1", "r1", quantity: 3)).Outcome);
+        Assert.Equal(new long[] { 7 }, await fixture.RedisStockAsync(sale.Sku, 1));
+
+        await fixture.Client.Bucket(sale.Sku, 0).InitializeAsync(10);
+
+        Assert.Equal(new long[] { 7 }, await fixture.RedisStockAsync(sale.Sku, 1));
+        Assert.Equal(7, await fixture.Client.Bucket(sale.Sku, 0).GetRemainingAsync(refresh: false));
+    }
 }
