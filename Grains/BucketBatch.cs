@@ -96,6 +96,9 @@ internal sealed class BucketBatch(BucketWorkKind kind, List<BucketWork> works, s
 
     public long ScriptStarted { get; set; }
 
+    /// <summary>The script this batch runs, for logs and failure metrics.</summary>
+    public string ScriptName => Kind == BucketWorkKind.Purchase ? "purchase" : "deduct";
+
     public HalfPayload Payload(string sku, int bucket) =>
         new(sku, bucket, Works.Select(w => new PendingOrder(w.Order, w.Request, w.User, w.Quantity)).ToArray(),
             Kind == BucketWorkKind.Purchase ? HalfPayload.HomePurchase : HalfPayload.Deduction);
@@ -109,7 +112,7 @@ internal sealed class BucketBatch(BucketWorkKind kind, List<BucketWork> works, s
     }
 
     /// <summary>Answers every work from the script's reply; returns the committed orders with their log entry ids.</summary>
-    public (List<DeductionRecord> Committed, List<string> LogEntries) Answer(RedisResult[] results, string sku, int bucket, int perUserLimit)
+    public (List<DeductionRecord> Committed, List<string> LogEntries) Answer(RedisResult[] results, string sku, int bucket)
     {
         var remaining = (long)results[0];
         var committed = new List<DeductionRecord>(Works.Count);

@@ -72,7 +72,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
     {
         if (_remaining is { } known && known < request.Quantity && _queue.Count == 0 && !_pumping)
         {
-            // Known short: no Redis round trip. A retry of an order deducted here is settled by HasOrderAsync.
+            // Known short: no Redis round trip. A replay of an order deducted here is settled by VoidOrderAsync.
             return Task.FromResult(new DeductResult(DeductOutcome.Insufficient, known));
         }
 
@@ -107,7 +107,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
             catch (Exception)
             {
                 // Already logged with the bucket's key by the pump; the caller keeps the reservation and a replay
-                // finds out whether this order was deducted here (HasOrderAsync).
+                // finds out whether this order was deducted here (VoidOrderAsync).
                 results[i] = new DeductResult(DeductOutcome.Unknown, -1);
             }
         }
@@ -355,8 +355,8 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
         {
             // The script may or may not have run: forget the cached stock and let callers settle each order.
             _remaining = null;
-            _metrics.RedisFailure(batch.Kind == BucketWorkKind.Purchase ? "purchase" : "deduct");
-            Log.BucketScriptFailed(_logger, ex, _sku, _index, batch.Kind == BucketWorkKind.Purchase ? "purchase" : "deduct", works.Count);
+            _metrics.RedisFailure(batch.ScriptName);
+            Log.BucketScriptFailed(_logger, ex, _sku, _index, batch.ScriptName, works.Count);
             works.ForEach(w => w.Fail(ex));
             return;
         }
@@ -364,16 +364,16 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
         _metrics.DeductBatch(works.Count, Stopwatch.GetElapsedTime(batch.ScriptStarted).TotalMilliseconds);
         if ((long)results[0] < 0)
         {
-            Exception failure = (long)results[0] == -3
-                ? new TransactionFencedException(half.TransactionId)
-                : new InvalidOperationException($"Bucket {_sku}/{_index} has no stock key in Redis.");
-            if (failure is InvalidOperationException)
+            Exception failure;
+            if ((long)results[0] == -3)
             {
-                Log.StockKeyMissing(_logger, _sku, _index);
+                PipelineLog.TransactionFenced(_logger, _sku, _index, half.TransactionId);
+                failure = new TransactionFencedException(half.TransactionId);
             }
             else
             {
-                PipelineLog.TransactionFenced(_logger, _sku, _index, half.TransactionId);
+                Log.StockKeyMissing(_logger, _sku, _index);
+                failure = new InvalidOperationException($"Bucket {_sku}/{_index} has no stock key in Redis.");
             }
 
             _remaining = null;
@@ -383,7 +383,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
         }
 
         Observe((long)results[0]);
-        var (committed, logEntries) = batch.Answer(results, _sku, _index, _sale?.PerUserLimit ?? 1);
+        var (committed, logEntries) = batch.Answer(results, _sku, _index);
         if (committed.Count > 0 && batch.Kind == BucketWorkKind.Purchase)
         {
             _ = IndexOrdersAsync(committed);

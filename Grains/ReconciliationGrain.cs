@@ -497,8 +497,8 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
     {
         var marker = db.StringGetAsync(RedisKeys.OrderMarker(sku, order.Bucket, orderId));
         var record = db.StringGetAsync(RedisKeys.Request(sku, order.Bucket, order.UserId, order.RequestId));
-        return await marker == "1"
-            || (await record is { IsNull: false } value && value.ToString().StartsWith(orderId + "|", StringComparison.Ordinal));
+        return await marker == OrderProof.Marker
+            || (await record is { IsNull: false } value && value.ToString().StartsWith(OrderProof.RecordPrefix(orderId), StringComparison.Ordinal));
     }
 
     private sealed record LogEntry(string EntryId, DeductionRecord Record);

@@ -88,8 +88,8 @@ public sealed class RedisTransactionChecker(RedisConnection redis, RedisScripts 
             var o = orders[i];
             // purchase.lua's proof is the request record holding this order id; deduct.lua's is the order marker.
             (keys[1 + i], args[1 + i]) = payload.Kind == HalfPayload.HomePurchase
-                ? (RedisKeys.Request(payload.Sku, payload.Bucket, o.UserId, o.RequestId), (RedisValue)(o.OrderId + "|"))
-                : (RedisKeys.OrderMarker(payload.Sku, payload.Bucket, o.OrderId), (RedisValue)"1");
+                ? (RedisKeys.Request(payload.Sku, payload.Bucket, o.UserId, o.RequestId), (RedisValue)OrderProof.RecordPrefix(o.OrderId))
+                : (RedisKeys.OrderMarker(payload.Sku, payload.Bucket, o.OrderId), (RedisValue)OrderProof.Marker);
         }
 
         var results = (RedisResult[])(await RedisScripts.EvaluateAsync(db, scripts.Fence, keys, args))!;
