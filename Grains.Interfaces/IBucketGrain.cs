@@ -16,6 +16,10 @@ public interface IBucketGrain : IGrainWithIntegerCompoundKey
     [Alias("PurchaseMany")]
     Task<PurchaseReply[]> PurchaseManyAsync(PurchaseRequest[] requests);
 
+    /// <summary>The product changed the sale's definition (it was closed): purchases from now on see the new one.</summary>
+    [Alias("SaleChanged")]
+    Task SaleChangedAsync(SaleDefinition sale);
+
     [Alias("Deduct")]
     Task<DeductResult> DeductAsync(DeductRequest request);
 

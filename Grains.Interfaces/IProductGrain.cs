@@ -30,6 +30,14 @@ public interface IProductGrain : IGrainWithStringKey
     [Alias("GetRouting")]
     Task<BucketRouting?> GetRoutingAsync(int[] seenEmpty);
 
+    /// <summary>
+    /// Ends the sale now (a sale with an earlier end keeps it) and gives its per-user counters and request records,
+    /// kept without a TTL while the sale had no end, the TTL of a closed sale: the payment timeout plus the record
+    /// retention. Safe to call again, for instance after a crash half-way.
+    /// </summary>
+    [Alias("Close"), ResponseTimeout("00:05:00")]
+    Task<CloseSaleResult> CloseAsync();
+
     [Alias("Rebucket")]
     Task<RebucketResult> RebucketAsync(int buckets);
 

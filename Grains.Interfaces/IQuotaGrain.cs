@@ -10,6 +10,10 @@ public interface IQuotaGrain : IGrainWithIntegerCompoundKey
     [Alias("Purchase")]
     Task<PurchaseResult> PurchaseAsync(PurchaseRequest request);
 
+    /// <summary>The product changed the sale's definition (it was closed): purchases from now on see the new one.</summary>
+    [Alias("SaleChanged")]
+    Task SaleChangedAsync(SaleDefinition sale);
+
     /// <summary>Units held by the user in this sale (reserved or bought).</summary>
     [Alias("GetUserUnits")]
     Task<long> GetUserUnitsAsync(string userId);

@@ -44,3 +44,13 @@ public sealed record CreateSaleResult(
     [property: Id(0)] CreateSaleOutcome Outcome,
     [property: Id(1)] SaleDefinition? Sale,
     [property: Id(2)] string? Error);
+
+/// <summary>
+/// The answer to closing a sale: the definition as it now is (its end set), when it was closed, and how many of its
+/// Redis records were given a TTL by this call. <see cref="Sale"/> is null for an unknown sale.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("flashsale.CloseSaleResult")]
+public sealed record CloseSaleResult(
+    [property: Id(0)] SaleDefinition? Sale,
+    [property: Id(1)] DateTimeOffset? ClosedAt,
+    [property: Id(2)] long RecordsExpiring);

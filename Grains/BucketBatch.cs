@@ -103,12 +103,16 @@ internal sealed class BucketBatch(BucketWorkKind kind, List<BucketWork> works, s
         new(sku, bucket, Works.Select(w => new PendingOrder(w.Order, w.Request, w.User, w.Quantity)).ToArray(),
             Kind == BucketWorkKind.Purchase ? HalfPayload.HomePurchase : HalfPayload.Deduction);
 
-    public Task<RedisResult> EvaluateAsync(IDatabase db, RedisScripts scripts, string sku, int bucket, long ttlSeconds, int perUserLimit)
+    /// <param name="retentionSeconds">TTL of the fence and of the order markers.</param>
+    /// <param name="saleRecordSeconds">TTL of the users' counters and request records (<see cref="SaleLifetime"/>).</param>
+    public Task<RedisResult> EvaluateAsync(IDatabase db, RedisScripts scripts, string sku, int bucket, long retentionSeconds,
+        long saleRecordSeconds, int perUserLimit)
     {
         ScriptStarted = Stopwatch.GetTimestamp();
         return Kind == BucketWorkKind.Purchase
-            ? RedisScripts.EvaluateAsync(db, scripts.Purchase, PurchaseKeys(sku, bucket), PurchaseArgs(bucket, ttlSeconds, perUserLimit))
-            : RedisScripts.EvaluateAsync(db, scripts.Deduct, DeductKeys(sku, bucket), DeductArgs(bucket, ttlSeconds));
+            ? RedisScripts.EvaluateAsync(db, scripts.Purchase, PurchaseKeys(sku, bucket),
+                PurchaseArgs(bucket, saleRecordSeconds, perUserLimit, retentionSeconds))
+            : RedisScripts.EvaluateAsync(db, scripts.Deduct, DeductKeys(sku, bucket), DeductArgs(bucket, retentionSeconds));
     }
 
     /// <summary>Answers every work from the script's reply; returns the committed orders with their log entry ids.</summary>
@@ -162,13 +166,14 @@ internal sealed class BucketBatch(BucketWorkKind kind, List<BucketWork> works, s
         return keys;
     }
 
-    private RedisValue[] PurchaseArgs(int bucket, long ttlSeconds, int perUserLimit)
+    private RedisValue[] PurchaseArgs(int bucket, long recordSeconds, int perUserLimit, long fenceSeconds)
     {
-        var args = new RedisValue[3 + Works.Count * 4];
+        var args = new RedisValue[4 + Works.Count * 4];
         args[0] = bucket;
-        args[1] = ttlSeconds;
+        args[1] = recordSeconds;
         args[2] = perUserLimit;
-        Fill(args, 3);
+        args[3] = fenceSeconds;
+        Fill(args, 4);
         return args;
     }
 

@@ -66,6 +66,12 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
         return Task.CompletedTask;
     }
 
+    public Task SaleChangedAsync(SaleDefinition sale)
+    {
+        _sale = sale;
+        return Task.CompletedTask;
+    }
+
     public Task<DeductResult> DeductAsync(DeductRequest request) => Deduct(request, startPump: true);
 
     private Task<DeductResult> Deduct(DeductRequest request, bool startPump)
@@ -340,7 +346,10 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
     private async Task<RedisResult> EvaluateAsync(BucketBatch batch)
     {
         var db = await _redis.GetDatabaseAsync();
-        return await batch.EvaluateAsync(db, _scripts, _sku, _index, (long)_options.RecordTtl.TotalSeconds, _sale?.PerUserLimit ?? 1);
+        var retention = (long)_options.RecordTtl.TotalSeconds;
+        // Only purchase batches write records, and only they need the sale (always loaded before one is queued).
+        var records = _sale is { } sale ? SaleLifetime.RecordTtlSeconds(sale, _time.UtcNow, _options.RecordTtl) : retention;
+        return await batch.EvaluateAsync(db, _scripts, _sku, _index, retention, records, _sale?.PerUserLimit ?? 1);
     }
 
     private async Task FinishBatchAsync(BucketBatch batch, HalfMessageHandle half, Task<RedisResult> script)

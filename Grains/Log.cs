@@ -42,4 +42,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 1013, Level = LogLevel.Warning, Message = "Bucket {Sku}/{Bucket}: writing the order index of {Count} orders failed; those orders are found by id only once MySQL has them")]
     public static partial void OrderIndexFailed(ILogger logger, Exception exception, string sku, int bucket, int count);
+
+    [LoggerMessage(EventId = 1020, Level = LogLevel.Information, Message = "Sale {Sku} closed at {ClosedAt}; its per-user records expire after the payment timeout and the record retention")]
+    public static partial void SaleClosed(ILogger logger, string sku, DateTimeOffset closedAt);
 }

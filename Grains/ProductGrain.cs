@@ -1,6 +1,8 @@
 using Orleans.Runtime;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using OrleansFlashSale.Grains.Persistence;
+using OrleansFlashSale.Grains.Redis;
 
 namespace OrleansFlashSale.Grains;
 
@@ -21,6 +23,8 @@ public sealed class ProductGrain : Grain, IProductGrain
     private readonly MySqlOrderStore _orders;
     private readonly OrderLifecycleStore _lifecycle;
     private readonly ILogger<ProductGrain> _logger;
+    private readonly RedisConnection _redis;
+    private readonly DeductionOptions _deduction;
     private readonly SortedSet<int> _withStock = new();
     private bool _soldOut;
 
@@ -29,8 +33,12 @@ public sealed class ProductGrain : Grain, IProductGrain
         SaleClock time,
         MySqlOrderStore orders,
         OrderLifecycleStore lifecycle,
+        RedisConnection redis,
+        IOptions<DeductionOptions> deduction,
         ILogger<ProductGrain> logger)
     {
+        _redis = redis;
+        _deduction = deduction.Value;
         _state = state;
         _time = time;
         _orders = orders;
@@ -170,6 +178,46 @@ public sealed class ProductGrain : Grain, IProductGrain
         }
 
         return Task.CompletedTask;
+    }
+
+    public async Task<CloseSaleResult> CloseAsync()
+    {
+        if (_state.State.Sale is not { } sale)
+        {
+            return new CloseSaleResult(null, null, 0);
+        }
+
+        var closedAt = _state.State.ClosedAt ?? _time.UtcNow;
+        if (_state.State.ClosedAt is null)
+        {
+            var closed = sale.EndsAt is { } end && end <= closedAt ? sale : sale with { EndsAt = closedAt };
+            var previous = (_state.State.Sale, _state.State.ClosedAt);
+            _state.State.Sale = closed;
+            _state.State.ClosedAt = closedAt;
+            try
+            {
+                await _state.WriteStateAsync();
+            }
+            catch
+            {
+                (_state.State.Sale, _state.State.ClosedAt) = previous;
+                throw;
+            }
+
+            sale = closed;
+            Log.SaleClosed(_logger, Sku, closedAt);
+        }
+
+        // Buckets and quota grains keep the definition they loaded; they must refuse purchases from now on before
+        // the records lose their forever, or a purchase in flight could write one the scan below has passed.
+        var buckets = sale.Mode == SaleModes.Database ? 0 : await GetHighestBucketCountAsync();
+        await Task.WhenAll(Enumerable.Range(0, buckets).Select(i => GrainFactory.Bucket(Sku, i).SaleChangedAsync(sale))
+            .Concat(Enumerable.Range(0, sale.QuotaShards).Select(i => GrainFactory.Quota(Sku, i).SaleChangedAsync(sale))));
+        var expiring = sale.Mode == SaleModes.Database
+            ? 0
+            : await SaleRecordExpiry.ExpireAsync(await _redis.GetMultiplexerAsync(), Sku,
+                SaleLifetime.AfterClose(sale, _deduction.RecordTtl), CancellationToken.None);
+        return new CloseSaleResult(sale, closedAt, expiring);
     }
 
     public async Task<RebucketResult> RebucketAsync(int buckets)

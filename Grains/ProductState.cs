@@ -15,6 +15,9 @@ public sealed class ProductState
 
     /// <summary>A re-bucketing written down before it starts, so a crash half-way is finished, not lost.</summary>
     [Id(4)] public RebucketPlan? PendingRebucket { get; set; }
+
+    /// <summary>When an operator closed the sale (its end is then at most this), null while open.</summary>
+    [Id(5)] public DateTimeOffset? ClosedAt { get; set; }
 }
 
 /// <summary>

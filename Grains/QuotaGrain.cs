@@ -85,6 +85,12 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
         }
     }
 
+    public Task SaleChangedAsync(SaleDefinition sale)
+    {
+        _sale = sale;
+        return Task.CompletedTask;
+    }
+
     public async Task<long> GetUserUnitsAsync(string userId)
     {
         var db = await _redis.GetDatabaseAsync();
@@ -563,7 +569,7 @@ public sealed class QuotaGrain : Grain, IQuotaGrain
         var args = new RedisValue[3 + batch.Count * 4];
         keys[0] = RedisKeys.Buyers(_sku, _shard);
         args[0] = sale.PerUserLimit;
-        args[1] = (long)_options.RecordTtl.TotalSeconds;
+        args[1] = SaleLifetime.RecordTtlSeconds(sale, _time.UtcNow, _options.RecordTtl);
         // One flag for the whole call: a batch mixing look-ups and reservations is sent as reservations, which is
         // still correct (a sold-out sale then fails in the bucket step and releases).
         args[2] = batch.TrueForAll(r => r.LookupOnly) ? "1" : "0";

@@ -16,15 +16,33 @@ internal sealed partial class DependencyExceptionFilter(ILogger<DependencyExcept
         {
             await context.Invoke();
         }
-        catch (Exception ex) when (DependencyOf(ex) is { } dependency)
+        catch (Exception ex) when (DriverFailure(ex) is var (dependency, cause))
         {
             LogConverted(logger, ex, context.TargetId.ToString(), context.InterfaceMethod?.Name ?? "?", dependency);
-            throw new DependencyUnavailableException(dependency, ex.GetType().FullName ?? ex.GetType().Name, ex.Message);
+            throw new DependencyUnavailableException(dependency, cause.GetType().FullName ?? cause.GetType().Name, cause.Message);
         }
     }
 
+    /// <summary>
+    /// The first driver exception in the chain and its store, or null when there is none. Wrapped ones count too:
+    /// the grain storage provider throws its own exception around MySqlConnector's, and that inner one has no codec
+    /// either.
+    /// </summary>
+    internal static (string Dependency, Exception Cause)? DriverFailure(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (DependencyOf(e) is { } dependency)
+            {
+                return (dependency, e);
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>Which store a driver exception comes from, by the driver's assembly; null for any other exception.</summary>
-    internal static string? DependencyOf(Exception exception) => exception.GetType().Assembly.GetName().Name switch
+    private static string? DependencyOf(Exception exception) => exception.GetType().Assembly.GetName().Name switch
     {
         "StackExchange.Redis" => "redis",
         "MySqlConnector" => "mysql",

@@ -35,6 +35,9 @@ public sealed record SaleView(
         new(s.Sku, s.Stock, s.Buckets, s.PerUserLimit, s.StartsAt, s.EndsAt, s.PaymentTimeoutSeconds, s.QuotaShards, s.Mode, s.RequirePurchaseToken);
 }
 
+/// <summary>A closed sale: its definition (the end now set), when it was closed, and the records given a TTL by this call.</summary>
+public sealed record ClosedSaleView(SaleView Sale, DateTimeOffset ClosedAt, long RecordsExpiring);
+
 public sealed record BucketView(int Index, long Remaining);
 
 public sealed record SaleStatusView(

@@ -13,6 +13,7 @@ public static partial class SaleEndpoints
         api.MapGet("/sales/{sku}", GetSaleAsync);
         api.MapPost("/sales/{sku}/purchases", PurchaseAsync);
         api.MapPut("/sales/{sku}/buckets", RebucketAsync);
+        api.MapPost("/sales/{sku}/close", CloseAsync);
         api.MapGet("/admin/sales", ListSalesAsync);
         api.MapGet("/admin/verify/{sku}", VerifyAsync);
         app.MapFlashSaleOrders();
@@ -174,6 +175,27 @@ public static partial class SaleEndpoints
                 RebucketOutcome.UnknownSale => Problems.Create(StatusCodes.Status404NotFound, ErrorCodes.UnknownSale),
                 _ => Problems.Invalid(result.Error ?? "invalid bucket count"),
             };
+        });
+    }
+
+    internal static async Task<IResult> CloseAsync(string sku, HttpRequest request, AdminAuth auth, IGrainFactory grains, ILoggerFactory logs)
+    {
+        if (auth.Check(request) is { } denied)
+        {
+            return denied;
+        }
+
+        if (!SaleRules.IsValidSku(sku))
+        {
+            return Problems.Invalid("sku must be 1-64 characters of A-Z a-z 0-9 . _ -");
+        }
+
+        return await GuardAsync(logs, async () =>
+        {
+            var result = await grains.Product(sku).CloseAsync();
+            return result.Sale is { } sale
+                ? TypedResults.Ok(new ClosedSaleView(SaleView.From(sale), result.ClosedAt!.Value, result.RecordsExpiring))
+                : Problems.Create(StatusCodes.Status404NotFound, ErrorCodes.UnknownSale);
         });
     }
 

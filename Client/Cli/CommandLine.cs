@@ -23,6 +23,9 @@ public static class CommandLine
                 stock, remaining, sold and every bucket
             sale rebucket SKU N
                 move the sale to N buckets while it sells
+            sale close SKU
+                end the sale now; its per-user limits and replay answers are kept for the payment timeout and the
+                record retention, then expire (a sale without an end keeps them until closed)
             """,
         ["order"] = """
             order show ORDER_ID [[--json]]
@@ -138,7 +141,7 @@ public static class CommandLine
     {
         if (args.Length == 0)
         {
-            throw new UsageException("sale needs a subcommand: create, show or rebucket");
+            throw new UsageException("sale needs a subcommand: create, show, rebucket or close");
         }
 
         switch (args[0])
@@ -179,8 +182,16 @@ public static class CommandLine
 
             case "rebucket":
                 throw new UsageException("sale rebucket needs a SKU and a bucket count");
+            case "close" when args.Length == 2:
+            {
+                using var client = GatewayClient.FromEnvironment();
+                return Print(await client.SendAsync(HttpMethod.Post, $"/api/sales/{Uri.EscapeDataString(args[1])}/close", null), 200);
+            }
+
+            case "close":
+                throw new UsageException("sale close needs exactly one SKU");
             default:
-                throw new UsageException($"unknown sale subcommand '{args[0]}' (create, show or rebucket)");
+                throw new UsageException($"unknown sale subcommand '{args[0]}' (create, show, rebucket or close)");
         }
     }
 

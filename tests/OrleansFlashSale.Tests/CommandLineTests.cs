@@ -18,6 +18,8 @@ public sealed class CommandLineTests
     [InlineData("sale show", "sale show SKU takes exactly one id")]
     [InlineData("sale rebucket x", "sale rebucket needs a SKU and a bucket count")]
     [InlineData("sale rebucket x 0", "'0' is not a bucket count")]
+    [InlineData("sale close", "sale close needs exactly one SKU")]
+    [InlineData("sale close a b", "sale close needs exactly one SKU")]
     [InlineData("order", "order needs a subcommand: show")]
     [InlineData("order show a b", "order show ORDER_ID takes exactly one id")]
     [InlineData("verify --bogus", "unknown option '--bogus'")]
@@ -51,6 +53,7 @@ public sealed class CommandLineTests
 
     [Theory]
     [InlineData("sale --help", "sale rebucket SKU N")]
+    [InlineData("sale -h", "sale close SKU")]
     [InlineData("sale create --help", "sale create --sku SKU --stock N")]
     [InlineData("order show -h", "order show ORDER_ID")]
     [InlineData("verify --help", "verify [SKU...] [--repair]")]

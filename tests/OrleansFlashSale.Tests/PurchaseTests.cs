@@ -101,19 +101,21 @@ public sealed class PurchaseTests(ClusterFixture fixture)
     }
 
     [Fact]
-    public async Task Every_quota_key_a_purchase_writes_expires_after_the_record_lifetime()
+    public async Task Every_quota_key_a_purchase_writes_expires_after_the_sale_ends_plus_the_record_lifetime()
     {
-        var sale = await fixture.CreateSaleAsync("ttl", stock: 10, buckets: 2, perUserLimit: 2);
+        var sale = await fixture.CreateSaleAsync("ttl", stock: 10, buckets: 2, perUserLimit: 2, endsAt: fixture.Time.GetUtcNow().AddDays(1));
         var first = await fixture.BuyAsync(sale, "ttl-user", "r1");
         var second = await fixture.BuyAsync(sale, "ttl-user", "r2");
         Assert.Equal(PurchaseOutcome.Created, first.Outcome);
         Assert.Equal(PurchaseOutcome.Created, second.Outcome);
 
-        // The shard's buyers set, the user's counter and both request records: none may outlive the records it
-        // answers for, and none may be left without a TTL (the buyers set's is set once per reserve batch).
+        // The shard's buyers set, the user's counter and both request records: none may expire before the sale's
+        // end plus its payment timeout, none may outlive the retention after that, and none may be left without a
+        // TTL (the buyers set's is set once per batch).
         var shard = GrainKeys.QuotaShard("ttl-user", sale.QuotaShards);
         var db = fixture.Redis.GetDatabase();
-        var lifetime = new DeductionOptions().RecordTtl;
+        var least = TimeSpan.FromDays(1) + TimeSpan.FromSeconds(sale.PaymentTimeoutSeconds);
+        var lifetime = least + new DeductionOptions().RecordTtl;
         foreach (var key in new[]
         {
             RedisKeys.Buyers(sale.Sku, shard),
@@ -123,7 +125,7 @@ public sealed class PurchaseTests(ClusterFixture fixture)
         })
         {
             var ttl = await db.KeyTimeToLiveAsync(key);
-            Assert.True(ttl is { } t && t > TimeSpan.Zero && t <= lifetime, $"{key}: TTL {ttl?.ToString() ?? "none"}");
+            Assert.True(ttl is { } t && t > least && t <= lifetime, $"{key}: TTL {ttl?.ToString() ?? "none"}");
         }
 
         Assert.Equal(2, (long)await db.StringGetAsync(RedisKeys.UserUnits(sale.Sku, shard, "ttl-user")));

@@ -128,7 +128,7 @@ public sealed class ScriptTests(ClusterFixture fixture)
     private async Task<string[]> PurchaseAsync(string sku, string tx, params (string Order, string Request, string Qty)[] items)
     {
         var keys = new List<RedisKey> { RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Buyers(sku, 0), RedisKeys.Fence(sku, 0, tx) };
-        var args = new List<RedisValue> { 0, 3600, 3 };
+        var args = new List<RedisValue> { 0, 3600, 3, 3600 };
         foreach (var (order, request, qty) in items)
         {
             keys.AddRange([RedisKeys.UserUnits(sku, 0, "u"), RedisKeys.Request(sku, 0, "u", request)]);

@@ -3,8 +3,9 @@
 -- the user's counter read here is the one the overflow path (reserve.lua) reads and writes.
 -- KEYS[1] stock, KEYS[2] deduction log (stream), KEYS[3] buyers set, KEYS[4] the transaction's fence,
 -- then 2 per purchase: the user's unit counter, the request record.
--- ARGV[1] bucket index, ARGV[2] TTL in seconds, ARGV[3] per-user limit, then 4 per purchase: order id, user id,
--- request id, quantity.
+-- ARGV[1] bucket index, ARGV[2] TTL in seconds of the counter, record and buyers set (0 = none: a sale without an end
+-- keeps them until it is closed), ARGV[3] per-user limit, ARGV[4] the fence's TTL in seconds, then 4 per purchase:
+-- order id, user id, request id, quantity.
 -- Returns { remaining, r1, r2, ... } with r = the log entry id ("ms-seq") when a new order was created,
 -- 'E' .. record when the request was seen before (the stored record), 'L' limit exceeded, 'S' not enough stock in
 -- this bucket, 'Q' bad quantity;
@@ -18,7 +19,14 @@ if not stock then
   return { -1 }
 end
 stock = tonumber(stock)
-local bucket, ttl, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local bucket, ttl, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local function keep(key, value)
+  if ttl > 0 then
+    redis.call('SET', key, value, 'EX', ttl)
+  else
+    redis.call('SET', key, value)
+  end
+end
 local t = redis.call('TIME')
 local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
 local results = { 0 }
@@ -26,7 +34,7 @@ local taken = 0
 local n = (#KEYS - 4) / 2
 for i = 1, n do
   local user_key, request_key = KEYS[3 + 2 * i], KEYS[4 + 2 * i]
-  local a = 3 + (i - 1) * 4
+  local a = 4 + (i - 1) * 4
   local order_id, user_id, request_id, qty_text = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local qty = string.match(qty_text, '^[1-9][0-9]?[0-9]?[0-9]?[0-9]?[0-9]?[0-9]?$') and tonumber(qty_text)
   -- All checks of this purchase come before any of its writes.
@@ -44,9 +52,9 @@ for i = 1, n do
     else
       stock = stock - qty
       taken = taken + qty
-      redis.call('SET', user_key, used + qty, 'EX', ttl)
+      keep(user_key, used + qty)
       -- The record is the replay's answer and the check-back's proof: orderId|quantity|D|bucket|createdMs.
-      redis.call('SET', request_key, order_id .. '|' .. qty_text .. '|D|' .. bucket .. '|' .. now, 'EX', ttl)
+      keep(request_key, order_id .. '|' .. qty_text .. '|D|' .. bucket .. '|' .. now)
       redis.call('SADD', KEYS[3], user_id)
       results[i + 1] = redis.call('XADD', KEYS[2], '*', 'o', order_id, 'u', user_id, 'r', request_id, 'q', qty_text, 'b', bucket, 't', now)
     end
@@ -55,8 +63,11 @@ end
 -- One write of the stock, the fence and the buyers' TTL per batch, not per purchase.
 if taken > 0 then
   stock = redis.call('DECRBY', KEYS[1], taken)
-  redis.call('SET', KEYS[4], 'C', 'EX', ttl)
-  redis.call('EXPIRE', KEYS[3], ttl)
+  -- The fence only has to outlive the transaction's check-back: the retention is enough.
+  redis.call('SET', KEYS[4], 'C', 'EX', ARGV[4])
+  if ttl > 0 then
+    redis.call('EXPIRE', KEYS[3], ttl)
+  end
 end
 results[1] = stock
 return results

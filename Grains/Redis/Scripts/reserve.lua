@@ -5,12 +5,19 @@
 -- KEYS[1] the shard's buyers (a set of users holding units: once the sale is sold out, only their requests can be
 -- replays, so the grain answers everyone else from memory), then 2 per purchase: the user's unit counter, the
 -- request record.
--- ARGV[1] per-user limit, ARGV[2] TTL in seconds, ARGV[3] '1' = only look up records (the sale is sold out),
+-- ARGV[1] per-user limit, ARGV[2] TTL in seconds (0 = none: a sale without an end keeps its records until closed), ARGV[3] '1' = only look up records (the sale is sold out),
 -- then 4 per purchase: quantity, new order id, now in ms, user id.
 -- Returns one entry per purchase: 1 reserved, 0 limit exceeded, 3 no record (look-up mode),
 -- or the existing record string (a replay).
 local limit = tonumber(ARGV[1])
-local ttl = ARGV[2]
+local ttl = tonumber(ARGV[2])
+local function keep(key, value)
+  if ttl > 0 then
+    redis.call('SET', key, value, 'EX', ttl)
+  else
+    redis.call('SET', key, value)
+  end
+end
 local lookup_only = ARGV[3] == '1'
 local results = {}
 -- The buyers set's TTL is pushed back once per batch, not once per purchase: one write (and one AOF entry) less each.
@@ -31,15 +38,15 @@ for i = 1, n do
       results[i] = 0
     else
       -- One SET instead of INCRBY + EXPIRE: the script is atomic, so the value read above is still current.
-      redis.call('SET', user_key, used + qty, 'EX', ttl)
-      redis.call('SET', request_key, order_id .. '|' .. qty .. '|R|-1|' .. now, 'EX', ttl)
+      keep(user_key, used + qty)
+      keep(request_key, order_id .. '|' .. qty .. '|R|-1|' .. now)
       redis.call('SADD', KEYS[1], user_id)
       added = true
       results[i] = 1
     end
   end
 end
-if added then
+if added and ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
 end
 return results
