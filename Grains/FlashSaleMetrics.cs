@@ -118,7 +118,7 @@ public static class OrderTransactionOutcome
     /// <summary>Database mode: the group found no stock for any of its new orders; nothing was stored.</summary>
     public const string SoldOut = "sold_out";
 
-    /// <summary>Rolled back: MySQL has less stock than the group takes.</summary>
+    /// <summary>MySQL had less stock than the group takes: the orders that fit were committed, the others refused.</summary>
     public const string Drift = "drift";
 
     /// <summary>Failed with a deadlock, lock wait timeout or lost connection, and is tried again.</summary>

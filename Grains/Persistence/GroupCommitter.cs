@@ -40,7 +40,8 @@ public sealed partial class GroupCommitter
     /// <summary>
     /// Completes when the group that carries <paramref name="record"/> is committed, with that group's result, or
     /// fails with the group's exception (every caller of a failed group gets it). A record already stored is
-    /// accepted and counts nothing.
+    /// accepted and counts nothing. A record MySQL has too little stock for fails alone with an
+    /// <see cref="InventoryDriftException"/> naming it: the rest of its group is committed.
     /// </summary>
     /// <exception cref="ArgumentException">Thrown at once for a record the schema would refuse; it joins no group.</exception>
     public Task<GroupCommitResult> SubmitAsync(DeductionRecord record)
@@ -148,9 +149,17 @@ public sealed partial class GroupCommitter
 
             // No caller's token: a group serves many callers, and a commit once started is seen through.
             var result = await _store.CommitGroupAsync(sku, records, CancellationToken.None);
+            var refused = result.Refused.Count == 0 ? null : result.Refused.ToDictionary(r => r.Record.OrderId, StringComparer.Ordinal);
             foreach (var pending in group)
             {
-                pending.Completion.TrySetResult(result);
+                if (refused is not null && refused.TryGetValue(pending.Record.OrderId, out var order))
+                {
+                    pending.Completion.TrySetException(new InventoryDriftException(sku, order.Record.OrderId, order.Record.Quantity, order.Available));
+                }
+                else
+                {
+                    pending.Completion.TrySetResult(result);
+                }
             }
         }
         catch (Exception ex)

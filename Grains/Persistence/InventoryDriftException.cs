@@ -1,27 +1,33 @@
 namespace OrleansFlashSale.Grains.Persistence;
 
 /// <summary>
-/// A group would take more units than MySQL has left for its SKU (or MySQL has no inventory row for it). Redis
-/// and MySQL disagree; committing would oversell MySQL, so the whole group was rolled back.
+/// One order was not stored: MySQL has fewer units left for its SKU than the order takes (or no inventory row for
+/// the SKU). Redis and MySQL disagree, and storing it would oversell MySQL. The orders of its group that fit were
+/// stored; only this one is refused.
 /// </summary>
 public sealed class InventoryDriftException : Exception
 {
-    public InventoryDriftException(string sku, long units, long? available, Exception? innerException = null)
+    public InventoryDriftException(string sku, string orderId, long units, long? available)
         : base(available is { } left
-            ? $"Inventory drift for SKU '{sku}': the group takes {units} units but MySQL has {left} available; the group was rolled back."
-            : $"Inventory drift for SKU '{sku}': the group takes {units} units but MySQL has no inventory row; the group was rolled back.",
-            innerException)
+            ? $"Inventory drift for SKU '{sku}': order '{orderId}' takes {units} units but MySQL has {left} available after the orders before it that fit; the order was not stored."
+            : $"Inventory drift for SKU '{sku}': order '{orderId}' takes {units} units but MySQL has no inventory row; the order was not stored.")
     {
         Sku = sku;
+        OrderId = orderId;
         Units = units;
         Available = available;
     }
 
     public string Sku { get; }
 
-    /// <summary>Units the group would have taken (new orders only).</summary>
+    public string OrderId { get; }
+
+    /// <summary>Units the order takes.</summary>
     public long Units { get; }
 
-    /// <summary>What <c>inventory.available_stock</c> held after the rollback; null when the row is missing.</summary>
+    /// <summary>
+    /// What <c>inventory.available_stock</c> had left for the order once the orders of its group before it (in
+    /// commit order) that fit were taken; null when the row is missing.
+    /// </summary>
     public long? Available { get; }
 }

@@ -63,6 +63,11 @@ public sealed class GroupSql
         [.. StageStatements, DeductStatement, .. CommitStatement is null ? Array.Empty<string>() : [CommitStatement]];
 }
 
+/// <summary>What <see cref="InventorySql.Fit"/> decided for a drifted group.</summary>
+/// <param name="Insert">The new orders that fit, in commit order.</param>
+/// <param name="Refused">The new orders that do not, in commit order.</param>
+public sealed record FittedGroup(IReadOnlyList<DeductionRecord> Insert, IReadOnlyList<RefusedOrder> Refused);
+
 /// <summary>
 /// Builds the SQL of a group: one transaction per group of orders of one SKU, as in AliSQL's Inventory Hint: one
 /// multi-row INSERT of the orders and one UPDATE of the hot row.
@@ -77,6 +82,10 @@ public sealed class GroupSql
 /// stamped with this attempt's batch id: no secondary index on <c>commit_batch</c> has to be kept up to date on every
 /// insert.</para>
 /// <para>READ COMMITTED: the reads of the transaction take no gap locks next to rows other groups insert.</para>
+/// <para>When the guarded UPDATE finds too little stock (drift), the group is rolled back and applied again order by
+/// order in a transaction of its own (<see cref="LockAndReadStored"/>, <see cref="Fit"/>, the orders that fit,
+/// <see cref="DeductLocked"/>, COMMIT): only the orders that do not fit are refused. That path is rare and costs a
+/// second transaction; a group that fits still sends one INSERT and one UPDATE.</para>
 /// </remarks>
 public sealed class InventorySql
 {
@@ -151,6 +160,77 @@ public sealed class InventorySql
         return Flavor == OrderStoreFlavor.AliSql
             ? new GroupSql(sku, batchId, group.Count, units, stage, sum, Deduct(InventoryHint + " "), null, parameters)
             : new GroupSql(sku, batchId, group.Count, units, stage, sum, Deduct(""), Commit, parameters);
+    }
+
+    /// <summary>
+    /// The UPDATE of a drifted group applied again: the inventory row is locked by then, and neither flavour carries
+    /// the hint (the transaction ends with COMMIT).
+    /// </summary>
+    public static string DeductLocked { get; } = Deduct("");
+
+    /// <summary>
+    /// First round trip of a drifted group applied again: begin, lock the SKU's inventory row (its
+    /// <c>available_stock</c> is the first result; none without a row), and read which of the group's orders, bound
+    /// as <c>@o0</c> … <c>@o{count-1}</c>, are stored already (the second result).
+    /// </summary>
+    public static string LockAndReadStored(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        var sql = new StringBuilder(240 + count * 7);
+        sql.Append("SET TRANSACTION ISOLATION LEVEL READ COMMITTED;\n")
+            .Append("START TRANSACTION;\n")
+            .Append("SELECT available_stock FROM inventory WHERE sku = ").Append(Sku).Append(" FOR UPDATE;\n")
+            .Append("SELECT order_id FROM orders WHERE order_id IN (");
+        for (var i = 0; i < count; i++)
+        {
+            sql.Append(i == 0 ? "@o" : ", @o").Append(i.ToString(CultureInfo.InvariantCulture));
+        }
+
+        return sql.Append(')').ToString();
+    }
+
+    /// <summary>
+    /// Which orders of a drifted group to store with the <paramref name="available"/> units left: its new orders
+    /// (not in <paramref name="stored"/>, each order id once) in the order Redis committed them (commit time, then
+    /// order id), each one while what is left covers it. An order that does not fit is refused and the next, smaller
+    /// ones may still fit. The answer depends only on the orders, the stored set and the stock, not on how the
+    /// group's messages happened to be ordered. Without an inventory row (<paramref name="available"/> null) every
+    /// new order is refused.
+    /// </summary>
+    public static FittedGroup Fit(IReadOnlyList<DeductionRecord> group, IReadOnlySet<string> stored, long? available)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        ArgumentNullException.ThrowIfNull(stored);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var candidates = new List<DeductionRecord>(group.Count);
+        foreach (var record in group)
+        {
+            if (!stored.Contains(record.OrderId) && seen.Add(record.OrderId))
+            {
+                candidates.Add(record);
+            }
+        }
+
+        candidates.Sort(static (x, y) => x.CommittedAtMs != y.CommittedAtMs
+            ? x.CommittedAtMs.CompareTo(y.CommittedAtMs)
+            : string.CompareOrdinal(x.OrderId, y.OrderId));
+        var insert = new List<DeductionRecord>(candidates.Count);
+        var refused = new List<RefusedOrder>();
+        var left = Math.Max(0, available ?? 0);
+        foreach (var record in candidates)
+        {
+            if (available is not null && record.Quantity <= left)
+            {
+                left -= record.Quantity;
+                insert.Add(record);
+            }
+            else
+            {
+                refused.Add(new RefusedOrder(record, available is null ? null : left));
+            }
+        }
+
+        return new FittedGroup(insert, refused);
     }
 
     /// <summary>Throws <see cref="ArgumentException"/> for a record the schema would refuse.</summary>

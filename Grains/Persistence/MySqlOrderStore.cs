@@ -13,7 +13,8 @@ namespace OrleansFlashSale.Grains.Persistence;
 /// <remarks>
 /// A group can be committed any number of times: orders are keyed by order id and the stock moves by the quantity
 /// of the rows inserted now. That makes a retry after a lost connection safe even when the lost attempt did commit:
-/// the retry then finds every order stored and reports it as a duplicate.
+/// the retry then finds every order stored and reports it as a duplicate. The same holds for a drifted group
+/// applied again order by order: what it stored is found stored on the next delivery.
 /// </remarks>
 public sealed partial class MySqlOrderStore
 {
@@ -71,7 +72,11 @@ public sealed partial class MySqlOrderStore
     /// Stores <paramref name="group"/> (orders of <paramref name="sku"/>) and takes their units from the SKU's
     /// available stock, all in one transaction. Orders already stored are skipped and take nothing.
     /// </summary>
-    /// <exception cref="InventoryDriftException">MySQL has less stock than the new orders take; nothing was stored.</exception>
+    /// <remarks>
+    /// When MySQL has less stock than the new orders take (drift), that transaction is rolled back and the group is
+    /// applied again, order by order in commit order (<see cref="InventorySql.Fit"/>): the orders that fit are stored
+    /// and their units taken, and the others come back in <see cref="GroupCommitResult.Refused"/>, not stored.
+    /// </remarks>
     /// <exception cref="ArgumentException">
     /// A record the schema would refuse or of another SKU, or more than <see cref="OrderStoreOptions.MaxGroupSize"/>
     /// records; nothing was sent.
@@ -94,9 +99,19 @@ public sealed partial class MySqlOrderStore
             {
                 try
                 {
-                    var result = await CommitOnceAsync(plan, cancellationToken);
+                    var result = await CommitOnceAsync(plan, group, cancellationToken);
                     Interlocked.Increment(ref _committedTransactions);
-                    _metrics.OrderTransaction(_flavorTag, result.Inserted == 0 ? OrderTransactionOutcome.Duplicate : OrderTransactionOutcome.Committed);
+                    if (result.Refused.Count > 0)
+                    {
+                        _metrics.OrderTransaction(_flavorTag, OrderTransactionOutcome.Drift);
+                        LogDrift(_logger, sku, group.Count, result.Refused.Count, result.Refused.Sum(r => (long)r.Record.Quantity),
+                            result.Refused[0].Available, result.Inserted, result.Units);
+                    }
+                    else
+                    {
+                        _metrics.OrderTransaction(_flavorTag, result.Inserted == 0 ? OrderTransactionOutcome.Duplicate : OrderTransactionOutcome.Committed);
+                    }
+
                     LogCommitted(_logger, sku, result.Offered, result.Inserted, result.Units, plan.BatchId, attempt);
                     return result;
                 }
@@ -111,12 +126,6 @@ public sealed partial class MySqlOrderStore
                     plan = _sql.Build(sku, group, NewBatchId());
                 }
             }
-        }
-        catch (InventoryDriftException ex)
-        {
-            _metrics.OrderTransaction(_flavorTag, OrderTransactionOutcome.Drift);
-            LogDrift(_logger, sku, group.Count, ex.Units, ex.Available);
-            throw;
         }
         catch (Exception ex) when (ex is not ArgumentException)
         {
@@ -141,7 +150,7 @@ public sealed partial class MySqlOrderStore
         _ => false,
     };
 
-    private async Task<GroupCommitResult> CommitOnceAsync(GroupSql plan, CancellationToken cancellationToken)
+    private async Task<GroupCommitResult> CommitOnceAsync(GroupSql plan, IReadOnlyList<DeductionRecord> group, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
         if (_options.Flavor == OrderStoreFlavor.AliSql
@@ -217,20 +226,27 @@ public sealed partial class MySqlOrderStore
                     await ExecuteAsync(connection, InventorySql.Rollback, cancellationToken);
                     open = false;
                     var left = await ReadAvailableAsync(connection, plan.Sku, cancellationToken);
-                    if (left is null || left < units)
+                    if (left is not null && left >= units)
                     {
-                        throw new InventoryDriftException(plan.Sku, units, left, ex);
+                        throw;
                     }
 
-                    throw;
+                    LogHintRefused(_logger, ex, plan.Sku, units, left);
+                    affected = 0;
                 }
             }
 
             if (affected == 0)
             {
-                await ExecuteAsync(connection, InventorySql.Rollback, cancellationToken);
-                open = false;
-                throw new InventoryDriftException(plan.Sku, units, await ReadAvailableAsync(connection, plan.Sku, cancellationToken));
+                // Drift: too little stock for the whole group. Rolled back here (AliSQL: already), and applied again
+                // order by order, so only the orders that do not fit stay out.
+                if (open)
+                {
+                    await ExecuteAsync(connection, InventorySql.Rollback, cancellationToken);
+                    open = false;
+                }
+
+                return await CommitWhatFitsAsync(connection, plan.Sku, group, cancellationToken);
             }
 
             if (plan.CommitStatement is { } commit)
@@ -321,9 +337,6 @@ public sealed partial class MySqlOrderStore
 
     [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Order group {Sku} of {Count} orders: attempt {Attempt} failed with a transient error ({MaxRetries} retries allowed); retrying in {DelayMs} ms")]
     private static partial void LogRetrying(ILogger logger, Exception exception, string sku, int count, int attempt, int maxRetries, long delayMs);
-
-    [LoggerMessage(EventId = 1103, Level = LogLevel.Error, Message = "Order group {Sku} of {Count} orders rolled back: it takes {Units} units but MySQL has {Available} available (null: no inventory row)")]
-    private static partial void LogDrift(ILogger logger, string sku, int count, long units, long? available);
 
     [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "ROLLBACK after a failed group could not be sent; the server rolls back when the connection closes")]
     private static partial void LogRollbackFailed(ILogger logger, Exception exception);

@@ -134,6 +134,7 @@ public sealed class OrderWriterService : BackgroundService
                 }
                 catch (InventoryDriftException ex)
                 {
+                    // This order alone: the orders of its group that fit, of this message and of others, are stored.
                     dead.Add((valid[i], DeadLetterReason.Drift, ex.Message));
                 }
                 catch (Exception ex)

@@ -135,6 +135,37 @@ public sealed partial class InventorySqlTests
         }
     }
 
+    [Fact]
+    public void A_drifted_group_is_fitted_in_commit_order_whatever_the_order_of_its_messages()
+    {
+        static DeductionRecord Order(string id, int quantity, long committedAtMs) => new(id, "r-" + id, Sku, "u-" + id, quantity, 0, committedAtMs);
+        var (a, b, c, d, stored) = (Order("a", 2, 10), Order("b", 5, 20), Order("c", 1, 30), Order("d", 3, 30), Order("e", 1, 5));
+        DeductionRecord[] group = [d, a, stored, b, c, a];
+
+        // Commit order a, b, c, d (c before d by order id at the same time); e is stored: 4 units give a and c.
+        foreach (var permutation in new[] { group, group.Reverse().ToArray(), [c, stored, a, d, a, b] })
+        {
+            var fitted = InventorySql.Fit(permutation, new HashSet<string> { stored.OrderId }, available: 4);
+            Assert.Equal([a, c], fitted.Insert);
+            Assert.Equal([new RefusedOrder(b, 2), new RefusedOrder(d, 1)], fitted.Refused);
+        }
+
+        // No inventory row: every new order is refused, none stored.
+        var missing = InventorySql.Fit(group, new HashSet<string>(), available: null);
+        Assert.Empty(missing.Insert);
+        Assert.Equal([new RefusedOrder(stored, null), new RefusedOrder(a, null), new RefusedOrder(b, null), new RefusedOrder(c, null), new RefusedOrder(d, null)], missing.Refused);
+    }
+
+    [Fact]
+    public void A_drifted_group_applied_again_locks_the_row_and_commits_without_the_hint_in_either_flavour()
+    {
+        var read = InventorySql.LockAndReadStored(2);
+        Assert.Contains("START TRANSACTION;\nSELECT available_stock FROM inventory WHERE sku = @sku FOR UPDATE;\n", read);
+        Assert.EndsWith("SELECT order_id FROM orders WHERE order_id IN (@o0, @o1)", read);
+        // The row is locked by then: the same guarded UPDATE as MariaDB's, and a COMMIT after it (AliSQL too).
+        Assert.Equal(new InventorySql(OrderStoreFlavor.MariaDb).Build(Sku, Group, Batch).DeductStatement, InventorySql.DeductLocked);
+    }
+
     private static int IndexOf(GroupSql sql, string prefix) =>
         sql.Statements.Select((s, i) => (s, i)).First(x => x.s.StartsWith(prefix, StringComparison.Ordinal)).i;
 

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
 using Microsoft.Extensions.DependencyInjection;
 using MySqlConnector;
 using NATS.Client.Core;
@@ -154,6 +156,82 @@ public sealed class PipelineTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task On_a_drifted_row_only_the_orders_that_do_not_fit_are_dead_lettered_each_with_its_reason()
+    {
+        var sale = await fixture.CreateSaleAsync("pipe-drift", stock: 30, buckets: 3, perUserLimit: 10);
+        var nats = fixture.Cluster.Silos[0].ServiceProvider.GetRequiredService<JetStreamConnection>();
+        var subject = nats.Topology.Deductions(sale.Sku);
+        // MySQL lost track of units Redis still sells (a restore, a hand edit): 6 left where Redis has 30.
+        await using (var connection = new MySqlConnection(TestStack.MySql))
+        {
+            await connection.OpenAsync();
+            await using var drift = new MySqlCommand("UPDATE inventory SET available_stock = 6 WHERE sku = @sku", connection);
+            drift.Parameters.AddWithValue("@sku", sale.Sku);
+            Assert.Equal(1, await drift.ExecuteNonQueryAsync());
+        }
+
+        // Three transactions of three buckets. The small orders take exactly the 6 units left, and each big one
+        // alone takes more than that, so which orders fit does not depend on how the writers group the messages.
+        DeductionRecord Order(string id, int quantity, int bucket) =>
+            new($"{id}-{Guid.NewGuid():N}", "req-" + id, sale.Sku, "user-" + id, quantity, bucket, 1_000 + bucket);
+        DeductionRecord[][] transactions =
+        [
+            [Order("a", 1, 0), Order("big1", 7, 0)],
+            [Order("b", 2, 1), Order("c", 1, 1)],
+            [Order("d", 2, 2), Order("big2", 9, 2)],
+        ];
+        var fit = transactions.SelectMany(t => t).Where(r => r.Quantity <= 2).ToArray();
+        var refused = transactions.SelectMany(t => t).Where(r => r.Quantity > 2).ToArray();
+
+        var writer = await SettledWriterAsync(nats);
+        var stream = await nats.JetStream.GetStreamAsync(nats.Topology.DeductionsStream);
+        var firstSequence = stream.Info.State.LastSeq + 1;
+        for (var i = 0; i < transactions.Length; i++)
+        {
+            var message = PipelineJson.ToTransactionMessage($"drift-tx{i}-{sale.Sku}", transactions[i], subject);
+            (await nats.JetStream.PublishAsync(subject, message.Payload.ToArray(), headers: new NatsHeaders { ["Nats-Msg-Id"] = message.MessageId })).EnsureSuccess();
+        }
+
+        var stored = await WaitForOrdersAsync(sale.Sku, fit.Length, TimeSpan.FromSeconds(10));
+        Assert.Equal(fit.Select(r => r.OrderId).Order(), stored.Keys.Order());
+        Assert.All(fit, r => Assert.Equal(r.Quantity, stored[r.OrderId]));
+        Assert.Equal((30L, 0L), await InventoryAsync(sale.Sku));
+
+        var deadLetters = await WaitForDeadLettersAsync(nats, sale.Sku, refused.Length, TimeSpan.FromSeconds(10));
+        Assert.Equal(refused.Select(r => r.OrderId).Order(), deadLetters.Keys.Order());
+        foreach (var record in refused)
+        {
+            var (payload, reason) = deadLetters[record.OrderId];
+            Assert.Equal(record, payload);
+            // What was left when the order was tried depends on which orders its group held: at most the 6 units.
+            Assert.Matches(
+                $"^Inventory drift for SKU '{Regex.Escape(sale.Sku)}': order '{Regex.Escape(record.OrderId)}' takes {record.Quantity} units but MySQL has [0-6] available after the orders before it that fit; the order was not stored\\.$",
+                reason);
+        }
+
+        // Every message was delivered once and acknowledged: none was given back for redelivery.
+        stream = await nats.JetStream.GetStreamAsync(nats.Topology.DeductionsStream);
+        var published = stream.Info.State.LastSeq - firstSequence + 1;
+        Assert.True(published >= (ulong)transactions.Length);
+        var after = await SettledWriterAsync(nats);
+        Assert.Equal(writer.Delivered.ConsumerSeq + published, after.Delivered.ConsumerSeq);
+
+        // The transactions once more under new ids: the stored orders are not inserted again, the refused ones are
+        // refused again and their dead letters are the same messages (JetStream drops the copies).
+        for (var i = 0; i < transactions.Length; i++)
+        {
+            var message = PipelineJson.ToTransactionMessage($"drift-again-tx{i}-{sale.Sku}", transactions[i], subject);
+            (await nats.JetStream.PublishAsync(subject, message.Payload.ToArray(), headers: new NatsHeaders { ["Nats-Msg-Id"] = message.MessageId })).EnsureSuccess();
+        }
+
+        await SettledWriterAsync(nats);
+        Assert.Equal(stored, await TestDb.OrdersAsync(sale.Sku));
+        Assert.Equal((30L, 0L), await InventoryAsync(sale.Sku));
+        Assert.Equal(deadLetters.Keys.Order(), (await DeadLettersAsync(nats, sale.Sku)).Keys.Order());
+        Assert.Equal(refused.Length, (await DeadLettersAsync(nats, sale.Sku)).Count);
+    }
+
+    [Fact]
     public async Task A_purchase_whose_Redis_calls_timed_out_gets_a_definite_answer_on_replay()
     {
         var sale = await fixture.CreateSaleAsync("pipe-timeout", stock: 10, buckets: 1, perUserLimit: 1);
@@ -201,6 +279,72 @@ public sealed class PipelineTests(ClusterFixture fixture)
 
             await Task.Delay(100);
         }
+    }
+
+    /// <summary>The writer's durable consumer once it has nothing pending or unacknowledged.</summary>
+    private static async Task<NATS.Client.JetStream.Models.ConsumerInfo> SettledWriterAsync(JetStreamConnection nats)
+    {
+        NATS.Client.JetStream.Models.ConsumerInfo info = null!;
+        await WaitUntilAsync(async () =>
+        {
+            info = (await nats.JetStream.GetConsumerAsync(nats.Topology.DeductionsStream, "orders-writer")).Info;
+            return info.NumPending == 0 && info.NumAckPending == 0;
+        }, TimeSpan.FromSeconds(15));
+        return info;
+    }
+
+    private static async Task<Dictionary<string, (DeductionRecord Record, string Reason)>> WaitForDeadLettersAsync(
+        JetStreamConnection nats, string sku, int expected, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (true)
+        {
+            var found = await DeadLettersAsync(nats, sku);
+            if (found.Count >= expected || DateTime.UtcNow > deadline)
+            {
+                Assert.True(found.Count == expected, $"{found.Count} dead letters of {sku}, expected {expected} within {within}");
+                return found;
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>The dead letters of one SKU's orders: order id → (the record, the FlashSale-Reason header).</summary>
+    private static async Task<Dictionary<string, (DeductionRecord Record, string Reason)>> DeadLettersAsync(JetStreamConnection nats, string sku)
+    {
+        var stream = await nats.JetStream.GetStreamAsync(nats.Topology.DeadLetterStream);
+        var found = new Dictionary<string, (DeductionRecord, string)>();
+        if (stream.Info.State.Messages == 0)
+        {
+            return found;
+        }
+
+        for (var sequence = stream.Info.State.FirstSeq; sequence <= stream.Info.State.LastSeq; sequence++)
+        {
+            var message = (await stream.GetAsync(new NATS.Client.JetStream.Models.StreamMsgGetRequest { Seq = sequence })).Message;
+            // Other tests' dead letters may be whole messages, even unreadable ones; this SKU's are single orders.
+            DeductionRecord[] records;
+            try
+            {
+                records = PipelineJson.ReadDeductions(message.Data!);
+            }
+            catch (JsonException)
+            {
+                continue;
+            }
+
+            if (records is not [var record] || record.Sku != sku)
+            {
+                continue;
+            }
+
+            var headers = System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(message.Hdrs!));
+            var reason = headers.Split("\r\n").Single(h => h.StartsWith("FlashSale-Reason: ", StringComparison.Ordinal))["FlashSale-Reason: ".Length..];
+            Assert.True(found.TryAdd(record.OrderId, (record, reason)), $"order {record.OrderId} is dead-lettered twice");
+        }
+
+        return found;
     }
 
     private static async Task<(long Total, long Available)> InventoryAsync(string sku)
