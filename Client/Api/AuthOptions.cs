@@ -18,6 +18,12 @@ public sealed class AuthOptions
     /// <summary><c>none</c>: the body names the buyer. <c>jwt</c>: the bearer token's <c>sub</c> does.</summary>
     public string Mode { get; set; } = ModeNone;
 
+    /// <summary>
+    /// Lets a gateway in the Production environment run with <see cref="ModeNone"/>, where the request body names the
+    /// buyer and anyone may buy as anyone. Set it only behind a front end that has authenticated the buyer already.
+    /// </summary>
+    public bool AllowNoneInProduction { get; set; }
+
     /// <summary>HS256 key of buyer JWTs (jwt mode). Never logged.</summary>
     public string SigningKey { get; set; } = "";
 
@@ -38,11 +44,12 @@ public sealed class AuthOptions
     public bool PurchaseTokensEnabled => PurchaseTokenKey.Length > 0;
 
     public override string ToString() =>
-        $"Auth mode {Mode}, issuer {Issuer}, audience {Audience}, signing key {(SigningKey.Length > 0 ? "set" : "missing")}, " +
+        $"Auth mode {Mode}{(AllowNoneInProduction ? " (allowed in Production)" : "")}, issuer {Issuer}, audience {Audience}, signing key {(SigningKey.Length > 0 ? "set" : "missing")}, " +
         $"purchase token key {(PurchaseTokenKey.Length > 0 ? "set" : "missing")}, purchase token lifetime {PurchaseTokenLifetimeSeconds} s";
 }
 
-public sealed class AuthOptionsValidator : IValidateOptions<AuthOptions>
+/// <param name="environment">The host's environment; without one (no host) the Production guard does not apply.</param>
+public sealed class AuthOptionsValidator(IHostEnvironment? environment = null) : IValidateOptions<AuthOptions>
 {
     public ValidateOptionsResult Validate(string? name, AuthOptions options)
     {
@@ -52,6 +59,14 @@ public sealed class AuthOptionsValidator : IValidateOptions<AuthOptions>
         {
             // The value itself is not a secret, but it is not echoed either: a key pasted into the wrong setting would be.
             errors.Add($"{AuthOptions.Section}:Mode must be '{AuthOptions.ModeNone}' or '{AuthOptions.ModeJwt}'.");
+        }
+
+        if (isNone && environment?.IsProduction() == true && !options.AllowNoneInProduction)
+        {
+            errors.Add($"{AuthOptions.Section}:Mode is '{AuthOptions.ModeNone}' in the Production environment: the request body names the " +
+                       $"buyer, so anyone may buy as anyone. Set {AuthOptions.Section}:Mode={AuthOptions.ModeJwt} (with " +
+                       $"{AuthOptions.Section}:SigningKey), or {AuthOptions.Section}:AllowNoneInProduction=true when a front end " +
+                       "authenticates buyers before this gateway.");
         }
 
         if (options.IsJwt)

@@ -23,6 +23,7 @@ public sealed class JetStreamConnection : IAsyncDisposable
         _connection = new NatsConnection(new NatsOpts
         {
             Url = Options.Url,
+            AuthOpts = Options.ToAuthOpts(),
             Name = "orleans-flashsale",
             LoggerFactory = loggerFactory,
         });

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
+using NATS.Client.Core;
 
 namespace OrleansFlashSale.Grains.Messaging;
 
@@ -10,6 +11,19 @@ public sealed class JetStreamOptions
 
     /// <summary>Server URL(s), comma-separated, e.g. <c>nats://127.0.0.1:14222</c>.</summary>
     public string Url { get; set; } = "";
+
+    /// <summary>
+    /// User name the server requires, with <see cref="Password"/>. Anyone who can publish to the server can add orders
+    /// that the writer stores, so a connection always authenticates: by user and password, by <see cref="Token"/>, or
+    /// by credentials in the URL (<c>nats://user:password@host:port</c>).
+    /// </summary>
+    public string User { get; set; } = "";
+
+    /// <summary>Password of <see cref="User"/>. Never logged.</summary>
+    public string Password { get; set; } = "";
+
+    /// <summary>Authentication token, instead of a user and password. Never logged.</summary>
+    public string Token { get; set; } = "";
 
     /// <summary>First token of every subject and stream name, so that environments can share one server.</summary>
     public string StreamPrefix { get; set; } = "FLASHSALE";
@@ -55,8 +69,28 @@ public sealed class JetStreamOptions
     /// </summary>
     public TimeSpan DeductionsMaxAge { get; set; } = TimeSpan.FromDays(7);
 
-    /// <summary>Without any password or token that the URL may carry.</summary>
-    public override string ToString() => $"NATS {RedactedUrl(Url)} prefix {StreamPrefix}";
+    /// <summary>Whether the first URL, the one NATS.Net reads credentials from, carries a user (or a token) of its own.</summary>
+    internal bool HasUrlCredentials =>
+        Uri.TryCreate((Url ?? "").Split(',', StringSplitOptions.TrimEntries)[0], UriKind.Absolute, out var uri) && uri.UserInfo.Length > 0;
+
+    /// <summary>The client's credentials; settings take precedence over the URL's, as in NATS.Net itself.</summary>
+    public NatsAuthOpts ToAuthOpts() => new()
+    {
+        Username = NullIfEmpty(User),
+        Password = NullIfEmpty(Password),
+        Token = NullIfEmpty(Token),
+    };
+
+    /// <summary>Without any password or token, whether in the settings or in the URL.</summary>
+    public override string ToString() => $"NATS {RedactedUrl(Url ?? "")} prefix {StreamPrefix}, {CredentialsDescription()}";
+
+    private string CredentialsDescription() =>
+        NullIfEmpty(Token) is not null ? "token set"
+        : NullIfEmpty(User) is not null ? $"user {User}, password {(NullIfEmpty(Password) is null ? "missing" : "set")}"
+        : HasUrlCredentials ? "credentials in the URL"
+        : "no credentials";
+
+    internal static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 
     internal static string RedactedUrl(string url) =>
         string.Join(",", url.Split(',', StringSplitOptions.TrimEntries).Select(part =>
@@ -82,6 +116,8 @@ public sealed partial class JetStreamOptionsValidator : IValidateOptions<JetStre
         {
             errors.Add($"{S}:Url must be one or more comma-separated nats://, tls://, ws:// or wss:// URLs, got '{JetStreamOptions.RedactedUrl(options.Url)}'.");
         }
+
+        ValidateCredentials(errors, options);
 
         if (options.StreamPrefix is null || !PrefixPattern().IsMatch(options.StreamPrefix))
         {
@@ -117,6 +153,31 @@ public sealed partial class JetStreamOptionsValidator : IValidateOptions<JetStre
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void ValidateCredentials(List<string> errors, JetStreamOptions options)
+    {
+        const string S = JetStreamOptions.Section;
+        bool user = JetStreamOptions.NullIfEmpty(options.User) is not null,
+            password = JetStreamOptions.NullIfEmpty(options.Password) is not null,
+            token = JetStreamOptions.NullIfEmpty(options.Token) is not null;
+        if (token && (user || password))
+        {
+            errors.Add($"{S}:Token and {S}:User/{S}:Password are two ways to authenticate: set one of them, not both.");
+        }
+        else if (user && !password)
+        {
+            errors.Add($"{S}:Password is required when {S}:User is set.");
+        }
+        else if (password && !user)
+        {
+            errors.Add($"{S}:User is required when {S}:Password is set.");
+        }
+        else if (!user && !token && !options.HasUrlCredentials)
+        {
+            errors.Add($"{S}:User and {S}:Password (or {S}:Token) are required: the NATS server must not accept anonymous " +
+                       "connections, since whoever can publish to it adds orders that the writer stores.");
+        }
     }
 
     private static void CheckSpan(List<string> errors, string key, TimeSpan value)

@@ -110,18 +110,38 @@ start_rnode() {
         || { log "redis-node $n: redis-server failed to start"; tail -n 20 "$dir/redis.log" >&2 || true; exit 1; }
 }
 
+# Clients log in as in single mode; the routes between the nodes need the same credentials, or anything reaching a
+# route port could join as a server and publish. All of it in a mode-600 file, out of `ps`.
+write_nnode_conf() { # index file
+    local n="$1" file="$2" i routes=""
+    for ((i = 1; i <= NATS_NODES; i++)); do
+        ((i == n)) && continue
+        routes+="    nats://$NATS_USER:$NATS_PASSWORD@$HOST:$(nnode_route_port "$i")"$'\n'
+    done
+    write_nats_auth "$file"
+    (umask 077 && cat >>"$file" <<EOF
+cluster {
+  name: flashsale
+  listen: "$HOST:$(nnode_route_port "$n")"
+  authorization {
+    user: "$NATS_USER"
+    password: "$NATS_PASSWORD"
+  }
+  routes: [
+$routes  ]
+}
+EOF
+    )
+}
+
 start_nnode() {
-    local n="$1" dir i routes=""
+    local n="$1" dir
     dir="$(nnode_dir "$n")"
     mkdir -p "$dir/store"
     rm -f "$dir/nats.pid"
-    for ((i = 1; i <= NATS_NODES; i++)); do
-        ((i == n)) && continue
-        routes+="${routes:+,}nats://$HOST:$(nnode_route_port "$i")"
-    done
-    setsid nohup nats-server -a "$HOST" -p "$(nnode_port "$n")" -m "$(nnode_monitor_port "$n")" \
-        --server_name "flashsale-n$n" --cluster_name flashsale \
-        --cluster "nats://$HOST:$(nnode_route_port "$n")" --routes "$routes" \
+    write_nnode_conf "$n" "$dir/nats.conf"
+    setsid nohup nats-server -c "$dir/nats.conf" -a "$HOST" -p "$(nnode_port "$n")" -m "$(nnode_monitor_port "$n")" \
+        --server_name "flashsale-n$n" \
         -js -sd "$dir/store" -P "$dir/nats.pid" -l "$dir/nats.log" \
         >>"$dir/nats.out" 2>&1 </dev/null &
 }
@@ -206,8 +226,15 @@ redis_cluster_up() {
 rnode_role() { rcli "$1" role | head -n 1 || true; }
 
 nats_cluster_up() {
-    local n
+    local n pid
     mkdir -p "$STATE/nats-cluster"
+    for ((n = 1; n <= NATS_NODES; n++)); do
+        # Whether it answers /healthz or not (a node without JetStream quorum does not), it is restarted with them.
+        if pid="$(node_pid nats-node "$n")" && nats_lacks_auth "$(nnode_monitor_port "$n")"; then
+            log "nats-node $n: pid $pid accepts clients without credentials; restarting it with the generated ones"
+            stop_node nats-node "$n" >/dev/null
+        fi
+    done
     for ((n = 1; n <= NATS_NODES; n++)); do launch_node nats-node "$n"; done
     for ((n = 1; n <= NATS_NODES; n++)); do wait_node nats-node "$n"; done
     for ((n = 1; n <= NATS_NODES; n++)); do

@@ -19,6 +19,7 @@ NATS_PORT="${FLASHSALE_NATS_PORT:-14222}"
 NATS_MONITOR_PORT="${FLASHSALE_NATS_MONITOR_PORT:-18222}"
 MYSQL_DATABASE="${FLASHSALE_MYSQL_DATABASE:-flashsale}"
 MYSQL_USER="${FLASHSALE_MYSQL_USER:-flashsale}"
+NATS_USER="${FLASHSALE_NATS_USER:-flashsale}"
 REDIS_APPENDFSYNC="${FLASHSALE_REDIS_APPENDFSYNC:-everysec}"
 # A benchmark fills the orders table and its indexes past 1 GiB within minutes; with the old 256 MiB every group
 # insert read index pages from disk. Lower it on a small machine.
@@ -35,6 +36,7 @@ source "$SCRIPT_DIR/cluster.sh"
 # Secrets (filled by load_secrets).
 MYSQL_PASSWORD=""
 REDIS_PASSWORD=""
+NATS_PASSWORD=""
 ADMIN_TOKEN=""
 JWT_SIGNING_KEY=""
 PURCHASE_TOKEN_KEY=""
@@ -82,6 +84,7 @@ validate_config() {
     esac
     [[ "$MYSQL_DATABASE" =~ ^[A-Za-z0-9_]{1,64}$ ]] || die "FLASHSALE_MYSQL_DATABASE must match [A-Za-z0-9_]+, got '$MYSQL_DATABASE'"
     [[ "$MYSQL_USER" =~ ^[A-Za-z0-9_]{1,32}$ ]] || die "FLASHSALE_MYSQL_USER must match [A-Za-z0-9_]+, got '$MYSQL_USER'"
+    [[ "$NATS_USER" =~ ^[A-Za-z0-9_]{1,32}$ ]] || die "FLASHSALE_NATS_USER must match [A-Za-z0-9_]+, got '$NATS_USER'"
     [[ -n "$STATE" ]] || die "state directory is empty"
     cluster_validate_config
 }
@@ -102,7 +105,7 @@ load_secrets() {
     local -a missing=()
     (umask 077 && touch "$file")
     chmod 600 "$file"
-    for name in FLASHSALE_MYSQL_PASSWORD FLASHSALE_REDIS_PASSWORD FLASHSALE_ADMIN_TOKEN FLASHSALE_JWT_SIGNING_KEY FLASHSALE_PURCHASE_TOKEN_KEY; do
+    for name in FLASHSALE_MYSQL_PASSWORD FLASHSALE_REDIS_PASSWORD FLASHSALE_NATS_PASSWORD FLASHSALE_ADMIN_TOKEN FLASHSALE_JWT_SIGNING_KEY FLASHSALE_PURCHASE_TOKEN_KEY; do
         value="$(sed -n "s/^$name=\([0-9a-fA-F]\{1,\}\)\$/\1/p" "$file" | tail -n 1)"
         if [[ -z "$value" ]]; then
             case "$name" in
@@ -116,6 +119,7 @@ load_secrets() {
         case "$name" in
             FLASHSALE_MYSQL_PASSWORD) MYSQL_PASSWORD="$value" ;;
             FLASHSALE_REDIS_PASSWORD) REDIS_PASSWORD="$value" ;;
+            FLASHSALE_NATS_PASSWORD) NATS_PASSWORD="$value" ;;
             FLASHSALE_ADMIN_TOKEN) ADMIN_TOKEN="$value" ;;
             FLASHSALE_JWT_SIGNING_KEY) JWT_SIGNING_KEY="$value" ;;
             FLASHSALE_PURCHASE_TOKEN_KEY) PURCHASE_TOKEN_KEY="$value" ;;
@@ -425,11 +429,28 @@ start_mysql() {
         >>"$dir/mariadbd.out" 2>&1 </dev/null &
 }
 
+# Whoever can publish to NATS adds orders that the writer stores: clients must log in. The credentials go in a
+# mode-600 configuration file (as Redis's password does), so they do not show in `ps`.
+write_nats_auth() { # file
+    (umask 077 && printf 'authorization {\n  user: "%s"\n  password: "%s"\n}\n' "$NATS_USER" "$NATS_PASSWORD" >"$1")
+}
+
+# True if the NATS server whose monitor listens on port $1 answers and takes anonymous clients (its /varz lacks
+# auth_required): one started by a version of this script without credentials.
+nats_lacks_auth() {
+    local varz
+    # Without curl this cannot be told; such a server is left as it is (install puts curl on the machine).
+    command -v curl >/dev/null 2>&1 || return 1
+    varz="$(curl -sf --max-time 3 "http://$HOST:$1/varz" 2>/dev/null)" || return 1
+    [[ "$varz" != *'"auth_required": true'* ]]
+}
+
 start_nats() {
     local dir="$STATE/nats"
     mkdir -p "$dir/store"
     rm -f "$dir/nats.pid"
-    setsid nohup nats-server -a "$HOST" -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" \
+    write_nats_auth "$dir/auth.conf"
+    setsid nohup nats-server -c "$dir/auth.conf" -a "$HOST" -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" \
         -js -sd "$dir/store" -P "$dir/nats.pid" -l "$dir/nats.log" \
         >>"$dir/nats.out" 2>&1 </dev/null &
 }
@@ -458,6 +479,11 @@ provision_mysql() {
 # Prints a one-line summary on stdout.
 start_one() {
     local svc="$1" pid how=started
+    if [[ "$svc" == nats ]] && pid="$(svc_pid nats)" && nats_lacks_auth "$NATS_MONITOR_PORT"; then
+        # Restarted with the credentials; its streams are on disk.
+        log "nats: pid $pid accepts clients without credentials; restarting it with the generated ones"
+        stop_one nats >/dev/null
+    fi
     if pid="$(svc_pid "$svc")"; then
         if svc_answers "$svc"; then
             how="already running"
@@ -612,6 +638,8 @@ cmd_env() {
         "FLASHSALE_REDIS_MODE=$REDIS_MODE"
         "FLASHSALE_REDIS_PASSWORD=$REDIS_PASSWORD"
         "FLASHSALE_NATS_URL=$nats"
+        "FLASHSALE_NATS_USER=$NATS_USER"
+        "FLASHSALE_NATS_PASSWORD=$NATS_PASSWORD"
         "FLASHSALE_NATS_MONITOR_URL=http://$HOST:$NATS_MONITOR_PORT"
         "FLASHSALE_NATS_MODE=$NATS_MODE"
         "FLASHSALE_NATS_REPLICAS=$replicas"

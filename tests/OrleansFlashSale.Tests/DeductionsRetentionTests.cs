@@ -15,6 +15,8 @@ public sealed class DeductionsRetentionTests
     private static JetStreamOptions Options(TimeSpan? maxAge = null) => new()
     {
         Url = TestStack.Nats,
+        User = TestStack.NatsUser,
+        Password = TestStack.NatsPassword,
         StreamPrefix = "TAGE" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant(),
         DeductionsMaxAge = maxAge ?? new JetStreamOptions().DeductionsMaxAge,
     };
@@ -126,7 +128,7 @@ public sealed class DeductionsRetentionTests
     [InlineData("-01:00:00", false)]
     public void An_age_that_would_drop_unwritten_orders_is_refused_naming_the_setting(string age, bool valid)
     {
-        var options = new JetStreamOptions { Url = "nats://127.0.0.1:4222", DeductionsMaxAge = TimeSpan.Parse(age, System.Globalization.CultureInfo.InvariantCulture) };
+        var options = new JetStreamOptions { Url = "nats://127.0.0.1:4222", User = "flashsale", Password = "test-password", DeductionsMaxAge = TimeSpan.Parse(age, System.Globalization.CultureInfo.InvariantCulture) };
         var result = new JetStreamOptionsValidator().Validate(null, options);
         Assert.Equal(valid, result.Succeeded);
         if (!valid)
@@ -144,6 +146,8 @@ public sealed class DeductionsRetentionTests
         var options = new JetStreamOptions
         {
             Url = "nats://127.0.0.1:4222",
+            User = "flashsale",
+            Password = "test-password",
             DuplicateWindow = TimeSpan.FromHours(2),
             DeductionsMaxAge = TimeSpan.FromHours(2),
         };

@@ -19,13 +19,14 @@ namespace OrleansFlashSale.Tests;
 /// ports and health paths are the ones the hosts use, and every reference (secret, config map, selector, probe
 /// port) points at something that exists. No cluster needed.
 /// </summary>
-public sealed class DeployManifestTests
+public sealed partial class DeployManifestTests
 {
     private static readonly Dictionary<string, Type> OptionSections = new[]
     {
         (FlashSaleSiloOptions.Section, typeof(FlashSaleSiloOptions)),
         (FlashSaleMySqlOptions.Section, typeof(FlashSaleMySqlOptions)),
         (GatewayOptions.Section, typeof(GatewayOptions)),
+        (AuthOptions.Section, typeof(AuthOptions)),
         (FlashSaleRedisOptions.Section, typeof(FlashSaleRedisOptions)),
         (JetStreamOptions.Section, typeof(JetStreamOptions)),
         (OrderStoreOptions.Section, typeof(OrderStoreOptions)),
@@ -42,8 +43,9 @@ public sealed class DeployManifestTests
     public void Every_object_of_a_two_tier_deployment_is_there()
     {
         Assert.Equal(
-            ["ConfigMap flashsale-config", "Deployment flashsale-gateway", "Deployment flashsale-silo", "PodDisruptionBudget flashsale-gateway",
-             "PodDisruptionBudget flashsale-silo", "Secret flashsale-secrets", "Service flashsale-gateway", "Service flashsale-silo"],
+            ["ConfigMap flashsale-config", "Deployment flashsale-gateway", "Deployment flashsale-silo", "NetworkPolicy flashsale-gateway",
+             "NetworkPolicy flashsale-silo", "PodDisruptionBudget flashsale-gateway", "PodDisruptionBudget flashsale-silo",
+             "Secret flashsale-secrets", "Service flashsale-gateway", "Service flashsale-silo"],
             Objects.Select(o => $"{S(o, "kind")} {S(o, "metadata", "name")}").Order(StringComparer.Ordinal));
         var kustomization = Load(Path.Combine(Root, "deploy", "k8s", "kustomization.yaml")).Single();
         Assert.Equal(Directory.GetFiles(Path.Combine(Root, "deploy", "k8s"), "*.yaml").Select(Path.GetFileName).Where(f => f != "kustomization.yaml").Order(),
@@ -169,14 +171,18 @@ public sealed class DeployManifestTests
         Assert.Equal("on-failure", Value("Restart"));
         Assert.Equal("flashsale", Value("User"));
 
-        var settings = File.ReadAllLines(Path.Combine(Root, "deploy", "systemd", envExample))
-            .Select(l => l.TrimStart('#'))
-            .Where(l => l.Contains('=', StringComparison.Ordinal) && !l.StartsWith(' '))
-            .ToDictionary(l => l[..l.IndexOf('=', StringComparison.Ordinal)], l => l[(l.IndexOf('=', StringComparison.Ordinal) + 1)..]);
+        var settings = EnvExample(envExample, commentedOut: true);
         Assert.All(settings.Keys, k => AssertKnownSetting(k, envExample));
         using var defaults = JsonDocument.Parse(File.ReadAllText(Path.Combine(Root, appsettings)));
         Assert.Equal(new Uri(defaults.RootElement.GetProperty("Urls").GetString()!).Port, new Uri(settings["Urls"]).Port);
     }
+
+    /// <summary>The settings of a systemd environment file example; with <paramref name="commentedOut"/> also those behind a '#'.</summary>
+    private static Dictionary<string, string> EnvExample(string file, bool commentedOut = false) =>
+        File.ReadAllLines(Path.Combine(Root, "deploy", "systemd", file))
+            .Select(l => commentedOut ? l.TrimStart('#') : l)
+            .Where(l => !l.StartsWith('#') && l.Contains('=', StringComparison.Ordinal) && !l.StartsWith(' '))
+            .ToDictionary(l => l[..l.IndexOf('=', StringComparison.Ordinal)], l => l[(l.IndexOf('=', StringComparison.Ordinal) + 1)..]);
 
     /// <summary><c>FlashSale__A__B</c> must name property B of the options class bound to section <c>FlashSale:A</c>.</summary>
     private static void AssertKnownSetting(string name, string where)

@@ -29,6 +29,8 @@ public sealed class OptionsValidationTests
         var message = await StartFailureAsync(new()
         {
             ["FlashSale:Nats:Url"] = "nats://127.0.0.1:1",
+            ["FlashSale:Nats:User"] = "flashsale",
+            ["FlashSale:Nats:Password"] = "test-password",
             ["FlashSale:MySql:ConnectionString"] = "Server=127.0.0.1;Database=d",
         }, (s, c) => s.AddFlashSaleGrains(c));
         Assert.Contains("FlashSale:Redis:ConnectionString is required", message);
@@ -41,6 +43,8 @@ public sealed class OptionsValidationTests
         {
             ["FlashSale:Redis:ConnectionString"] = "127.0.0.1:1",
             ["FlashSale:Nats:Url"] = "nats://127.0.0.1:1",
+            ["FlashSale:Nats:User"] = "flashsale",
+            ["FlashSale:Nats:Password"] = "test-password",
             ["FlashSale:MySql:ConnectionString"] = "Server=127.0.0.1;Database=d",
             ["FlashSale:Deduction:MaxBatch"] = "0",
         }, (s, c) => s.AddFlashSaleGrains(c));
@@ -50,7 +54,11 @@ public sealed class OptionsValidationTests
     [Fact]
     public async Task Short_admin_token_is_named()
     {
-        var message = await StartFailureAsync(new() { ["FlashSale:Gateway:AdminToken"] = "short" }, (s, c) => s.AddFlashSaleGateway(c));
+        var message = await StartFailureAsync(new()
+        {
+            ["FlashSale:Gateway:AdminToken"] = "short",
+            ["FlashSale:Auth:AllowNoneInProduction"] = "true",
+        }, (s, c) => s.AddFlashSaleGateway(c));
         Assert.Contains("FlashSale:Gateway:AdminToken must be set", message);
     }
 
@@ -65,6 +73,34 @@ public sealed class OptionsValidationTests
     {
         var message = await StartFailureAsync(new(), AddMessaging);
         Assert.Contains("FlashSale:Nats:Url is required", message);
+    }
+
+    [Fact]
+    public async Task Missing_nats_credentials_are_named()
+    {
+        var message = await StartFailureAsync(new() { ["FlashSale:Nats:Url"] = "nats://127.0.0.1:1" }, AddMessaging);
+        Assert.Contains("FlashSale:Nats:User and FlashSale:Nats:Password (or FlashSale:Nats:Token) are required", message);
+    }
+
+    [Theory]
+    [InlineData("nats://127.0.0.1:4222", "flashsale", "secret", "", null)]
+    [InlineData("nats://127.0.0.1:4222", "", "", "a-token", null)]
+    [InlineData("nats://flashsale:secret@127.0.0.1:4222,nats://127.0.0.1:4223", "", "", "", null)]
+    [InlineData("nats://127.0.0.1:4222", "flashsale", "", "", "FlashSale:Nats:Password is required when FlashSale:Nats:User is set.")]
+    [InlineData("nats://127.0.0.1:4222", "", "secret", "", "FlashSale:Nats:User is required when FlashSale:Nats:Password is set.")]
+    [InlineData("nats://127.0.0.1:4222", "flashsale", "secret", "a-token", "FlashSale:Nats:Token and FlashSale:Nats:User/FlashSale:Nats:Password are two ways to authenticate: set one of them, not both.")]
+    [InlineData("nats://127.0.0.1:4222,nats://flashsale:secret@127.0.0.1:4223", "", "", "", "FlashSale:Nats:User and FlashSale:Nats:Password (or FlashSale:Nats:Token) are required")]
+    public void Nats_credentials_are_one_user_and_password_or_one_token(string url, string user, string password, string token, string? error)
+    {
+        var result = new JetStreamOptionsValidator().Validate(null, new JetStreamOptions { Url = url, User = user, Password = password, Token = token });
+        if (error is null)
+        {
+            Assert.True(result.Succeeded, result.FailureMessage);
+        }
+        else
+        {
+            Assert.StartsWith(error, Assert.Single(result.Failures!), StringComparison.Ordinal);
+        }
     }
 
     [Fact]
@@ -94,7 +130,7 @@ public sealed class OptionsValidationTests
     [Fact]
     public void Default_nats_timings_are_valid()
     {
-        var result = new JetStreamOptionsValidator().Validate(null, new JetStreamOptions { Url = "nats://127.0.0.1:4222" });
+        var result = new JetStreamOptionsValidator().Validate(null, new JetStreamOptions { Url = "nats://127.0.0.1:4222", User = "flashsale", Password = "test-password" });
         Assert.True(result.Succeeded, result.FailureMessage);
     }
 
@@ -134,6 +170,12 @@ public sealed class OptionsValidationTests
         var nats = new JetStreamOptions { Url = "nats://app:hunter2secret@127.0.0.1:4222,nats://127.0.0.1:4223" };
         Assert.DoesNotContain("hunter2", nats.ToString());
         Assert.Contains("127.0.0.1:4223", nats.ToString());
+        var natsPassword = new JetStreamOptions { Url = "nats://127.0.0.1:4222", User = "flashsale", Password = "hunter2secret" };
+        Assert.Equal("NATS nats://127.0.0.1:4222 prefix FLASHSALE, user flashsale, password set", natsPassword.ToString());
+        var natsToken = new JetStreamOptions { Url = "nats://127.0.0.1:4222", Token = "hunter2secret" };
+        Assert.Equal("NATS nats://127.0.0.1:4222 prefix FLASHSALE, token set", natsToken.ToString());
+        var auth = new AuthOptions { SigningKey = "hunter2secret-signing-key-0123456789", PurchaseTokenKey = "hunter2secret-purchase-key-0123456789" };
+        Assert.DoesNotContain("hunter2", auth.ToString());
     }
 
     private sealed class NoChecker : ITransactionChecker

@@ -8,7 +8,9 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using Orleans.Storage;
 using OrleansFlashSale.Client.Api;
@@ -41,9 +43,10 @@ public sealed class SecurityTests(ClusterFixture fixture) : IAsyncLifetime
         }
     }
 
-    private async Task<HttpClient> StartGatewayAsync(string mode, string purchaseKey = PurchaseKey)
+    /// <param name="environment">The host environment; the tests' own configuration allows mode none in Production.</param>
+    private async Task<HttpClient> StartGatewayAsync(string mode, string purchaseKey = PurchaseKey, string? environment = null, bool? allowNoneInProduction = null)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { EnvironmentName = environment });
         builder.Configuration.AddConfiguration(fixture.Configuration);
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
@@ -51,6 +54,11 @@ public sealed class SecurityTests(ClusterFixture fixture) : IAsyncLifetime
             ["FlashSale:Auth:SigningKey"] = SigningKey,
             ["FlashSale:Auth:PurchaseTokenKey"] = purchaseKey,
         });
+        if (allowNoneInProduction is { } allow)
+        {
+            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["FlashSale:Auth:AllowNoneInProduction"] = allow ? "true" : "false" });
+        }
+
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
         builder.Services.AddSingleton<IGrainFactory>(fixture.Client);
@@ -127,6 +135,27 @@ public sealed class SecurityTests(ClusterFixture fixture) : IAsyncLifetime
         userId is null
             ? $$"""{"quantity":1,"requestId":"{{requestId}}"}"""
             : $$"""{"userId":"{{userId}}","quantity":1,"requestId":"{{requestId}}"}""";
+
+    [Fact]
+    public async Task In_production_mode_none_stops_the_gateway_at_start_naming_the_setting_that_allows_it()
+    {
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() =>
+            StartGatewayAsync("none", environment: Environments.Production, allowNoneInProduction: false));
+        Assert.Equal(
+            "FlashSale:Auth:Mode is 'none' in the Production environment: the request body names the buyer, so anyone may buy as anyone. " +
+            "Set FlashSale:Auth:Mode=jwt (with FlashSale:Auth:SigningKey), or FlashSale:Auth:AllowNoneInProduction=true when a front end " +
+            "authenticates buyers before this gateway.",
+            Assert.Single(error.Failures));
+
+        // jwt mode needs no permission, and mode none starts where it is allowed, or outside Production.
+        await StartGatewayAsync("jwt", environment: Environments.Production, allowNoneInProduction: false);
+        await StartGatewayAsync("none", environment: Environments.Development, allowNoneInProduction: false);
+        var http = await StartGatewayAsync("none", environment: Environments.Production, allowNoneInProduction: true);
+        var sku = await CreateSaleAsync(http, requirePurchaseToken: false);
+        var (status, order, _) = await SendAsync(http, Post($"/api/sales/{sku}/purchases", Purchase("r1", "alice")));
+        Assert.Equal(HttpStatusCode.Created, status);
+        Assert.Equal("alice", order.GetProperty("userId").GetString());
+    }
 
     [Fact]
     public async Task Jwt_mode_refuses_missing_invalid_expired_and_foreign_tokens_and_deducts_nothing()

@@ -15,7 +15,7 @@ public sealed class StreamReplicasTests
     [InlineData(5)]
     public void Every_stream_is_created_with_the_configured_replicas(int replicas)
     {
-        var options = new JetStreamOptions { Url = "nats://127.0.0.1:4222", Replicas = replicas };
+        var options = new JetStreamOptions { Url = "nats://127.0.0.1:4222", User = "flashsale", Password = "test-password", Replicas = replicas };
         Assert.True(new JetStreamOptionsValidator().Validate(null, options).Succeeded);
 
         var streams = new JetStreamTopology(options.StreamPrefix).Streams(options).ToList();
@@ -27,7 +27,8 @@ public sealed class StreamReplicasTests
     public async Task Streams_the_server_already_has_as_configured_are_recognised_and_left_alone()
     {
         // Each start ensures the streams; only a stream whose settings differ may be sent an update.
-        var options = new JetStreamOptions { Url = TestStack.Nats, StreamPrefix = "TSAME" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant() };
+        var options = TestStack.JetStreamOptions();
+        options.StreamPrefix = "TSAME" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
         await using var nats = new JetStreamConnection(Microsoft.Extensions.Options.Options.Create(options), NullLoggerFactory.Instance);
         await nats.EnsureStreamsAsync(CancellationToken.None);
 
@@ -53,7 +54,7 @@ public sealed class StreamReplicasTests
     [InlineData(-1)]
     public void A_replica_count_outside_1_to_5_is_refused_naming_the_setting(int replicas)
     {
-        var result = new JetStreamOptionsValidator().Validate(null, new JetStreamOptions { Url = "nats://127.0.0.1:4222", Replicas = replicas });
+        var result = new JetStreamOptionsValidator().Validate(null, new JetStreamOptions { Url = "nats://127.0.0.1:4222", User = "flashsale", Password = "test-password", Replicas = replicas });
         Assert.True(result.Failed);
         Assert.Contains("FlashSale:Nats:Replicas must be between 1 and 5.", result.Failures!);
     }

@@ -63,6 +63,8 @@ internal sealed class MessagingHost : IAsyncDisposable
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["FlashSale:Nats:Url"] = TestStack.Nats,
+            ["FlashSale:Nats:User"] = TestStack.NatsUser,
+            ["FlashSale:Nats:Password"] = TestStack.NatsPassword,
             ["FlashSale:Nats:StreamPrefix"] = prefix,
             ["FlashSale:Nats:TransactionTimeout"] = (transactionTimeout ?? TimeSpan.FromSeconds(1)).ToString("c", CultureInfo.InvariantCulture),
             ["FlashSale:Nats:CheckInterval"] = "00:00:00.200",
@@ -161,7 +163,7 @@ internal sealed class MessagingHost : IAsyncDisposable
     /// <summary>Removes the streams of a prefix (each test's own) from the shared server.</summary>
     public static async Task DeleteStreamsAsync(string prefix)
     {
-        await using var connection = new NatsConnection(new NatsOpts { Url = TestStack.Nats });
+        await using var connection = new NatsConnection(TestStack.NatsOpts);
         var js = new NatsJSContext(connection);
         var names = new List<string>();
         await foreach (var name in js.ListStreamNamesAsync())
