@@ -30,6 +30,7 @@ public static class ServiceCollectionExtensions
         services.AddFlashSaleMessaging(configuration);
         services.TryAddSingleton<ITransactionChecker, RedisTransactionChecker>();
         services.AddFlashSaleOrderStore(configuration);
+        services.TryAddSingleton<WriterPacer>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, OrderWriterService>());
         services.AddOptions<OrderExpiryOptions>().Bind(configuration.GetSection(OrderExpiryOptions.Section));
         return services;

@@ -22,6 +22,11 @@ public sealed class OrderWriterService : BackgroundService
     private const int MaxInFlight = 8192;
     private const int MaxDeliveries = 20;
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan PaceRefresh = TimeSpan.FromSeconds(1);
+
+    // Paced, the writer fetches a few messages at a time and waits its turn between fetches. A standing consume
+    // would pull up to a thousand messages ahead, whose ack timers run out while they wait for the pace.
+    private const int PacedFetch = 16;
 
     private readonly JetStreamConnection _nats;
     private readonly GroupCommitter _committer;
@@ -29,9 +34,13 @@ public sealed class OrderWriterService : BackgroundService
     private readonly TimeProvider _time;
     private readonly ILogger<OrderWriterService> _logger;
     private readonly SemaphoreSlim _inFlight = new(MaxInFlight);
+    private readonly WriterPacer _pacer;
+    private CancellationTokenSource? _consume;
 
-    public OrderWriterService(JetStreamConnection nats, GroupCommitter committer, FlashSaleMetrics metrics, ILogger<OrderWriterService> logger)
+    public OrderWriterService(JetStreamConnection nats, GroupCommitter committer, FlashSaleMetrics metrics, WriterPacer pacer,
+        ILogger<OrderWriterService> logger)
     {
+        _pacer = pacer;
         _nats = nats;
         _committer = committer;
         _metrics = metrics;
@@ -41,6 +50,40 @@ public sealed class OrderWriterService : BackgroundService
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var refresh = RefreshPaceAsync(stoppingToken);
+        await ConsumeAsync(stoppingToken);
+        await refresh;
+    }
+
+    private async Task RefreshPaceAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(PaceRefresh);
+        try
+        {
+            do
+            {
+                await _pacer.RefreshAsync();
+                if (_pacer.Paced)
+                {
+                    try
+                    {
+                        Volatile.Read(ref _consume)?.Cancel();
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                        // The consume had just ended by itself.
+                    }
+                }
+            }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task ConsumeAsync(CancellationToken stoppingToken)
     {
         var delay = TimeSpan.FromMilliseconds(200);
         while (!stoppingToken.IsCancellationRequested)
@@ -58,15 +101,41 @@ public sealed class OrderWriterService : BackgroundService
                 }, stoppingToken);
                 PipelineLog.WriterStarted(_logger, _nats.Topology.DeductionsStream, Consumer);
                 delay = TimeSpan.FromMilliseconds(200);
-                await foreach (var message in consumer.ConsumeAsync<byte[]>(opts: new NatsJSConsumeOpts { MaxMsgs = 1000 }, cancellationToken: stoppingToken))
+                while (_pacer.Paced)
                 {
-                    await _inFlight.WaitAsync(stoppingToken);
-                    _ = WriteAsync(message);
+                    await FetchPacedAsync(consumer, stoppingToken);
                 }
 
-                // The consume ended without cancellation (the consumer was deleted under us): start again after a
-                // pause, so a consume that keeps ending at once cannot spin.
-                await Task.Delay(delay, stoppingToken);
+                // A pace set while the consume runs cancels it (RefreshPaceAsync). Set before a peak, when the writer
+                // has caught up, that loses nothing; messages a busy consume had pulled ahead come back after the ack
+                // wait.
+                using (var consume = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken))
+                {
+                    Volatile.Write(ref _consume, consume);
+                    try
+                    {
+                        await foreach (var message in consumer.ConsumeAsync<byte[]>(opts: new NatsJSConsumeOpts { MaxMsgs = 1000 }, cancellationToken: consume.Token))
+                        {
+                            await _inFlight.WaitAsync(consume.Token);
+                            _ = WriteAsync(message);
+                        }
+                    }
+                    catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested && _pacer.Paced)
+                    {
+                        continue;
+                    }
+                    finally
+                    {
+                        Volatile.Write(ref _consume, null);
+                    }
+                }
+
+                if (!_pacer.Paced)
+                {
+                    // The consume ended without cancellation (the consumer was deleted under us): start again after
+                    // a pause, so a consume that keeps ending at once cannot spin.
+                    await Task.Delay(delay, stoppingToken);
+                }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -89,6 +158,24 @@ public sealed class OrderWriterService : BackgroundService
         }
     }
 
+    /// <summary>One turn of the paced writer: wait for the budget, then take what is there, up to a few messages.</summary>
+    private async Task FetchPacedAsync(INatsJSConsumer consumer, CancellationToken stoppingToken)
+    {
+        await _pacer.WaitTurnAsync(stoppingToken);
+        var fetched = 0;
+        await foreach (var message in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = PacedFetch }, cancellationToken: stoppingToken))
+        {
+            fetched++;
+            await _inFlight.WaitAsync(stoppingToken);
+            _ = WriteAsync(message);
+        }
+
+        if (fetched == 0)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(100), stoppingToken);
+        }
+    }
+
     private async Task WriteAsync(INatsJSMsg<byte[]> message)
     {
         try
@@ -103,6 +190,8 @@ public sealed class OrderWriterService : BackgroundService
                 await DeadLetterMessageAsync(message, DeadLetterReason.Unreadable, "unreadable: " + ex.Message);
                 return;
             }
+
+            _pacer.Charge(records.Length);
 
             // A record the schema refuses goes to the dead letters on its own; the rest of its transaction is written.
             var valid = new List<DeductionRecord>(records.Length);
