@@ -6,12 +6,13 @@ using MySqlConnector;
 using OrleansFlashSale.Client.Api.Dashboard;
 using OrleansFlashSale.Grains.Redis;
 using StackExchange.Redis;
+using Xunit.Sdk;
 
 namespace OrleansFlashSale.Tests;
 
 /// <summary>
 /// When verify judges a sale, and from what: at rest per sale (another SKU's writer backlog is not this sale's), from
-/// counts that outlive the records' TTL, and cheaply for the dashboard.
+/// counts that outlive the records' TTL, cheaply for the dashboard; and the suite's own drift assertion waits for rest.
 /// </summary>
 [Collection(ClusterCollection.Name)]
 public sealed class VerifyAtRestTests(ClusterFixture fixture)
@@ -150,6 +151,35 @@ public sealed class VerifyAtRestTests(ClusterFixture fixture)
         Assert.True(verified - refreshed >= 2 * orders, $"{verified - refreshed} GETs for a full verify of {orders} orders");
         Assert.False(full!.Drift, string.Join("; ", full.Problems));
         Assert.Equal(0L, full.OrdersWithoutProof);
+    }
+
+    [Fact]
+    public async Task The_suites_drift_assertion_waits_for_rest_and_then_fails_on_an_equation_that_does_not_hold()
+    {
+        var sale = await fixture.CreateSaleAsync("rest-assert", stock: 10, buckets: 1, perUserLimit: 1);
+        await fixture.BuyOutAsync(sale, users: 5, requests: 5);
+        await fixture.AssertNoDriftAsync(sale.Sku);
+
+        // A unit missing from Redis, while an entry younger than the grace period keeps the sale in flight for ~10 s.
+        await Db.StringDecrementAsync(RedisKeys.Stock(sale.Sku, 0));
+        var now = (RedisResult[])(await Db.ExecuteAsync("TIME"))!;
+        await Db.StreamAddAsync(RedisKeys.Log(sale.Sku, 0),
+        [
+            new NameValueEntry("o", "in-flight-" + Guid.NewGuid().ToString("N")[..12]),
+            new NameValueEntry("u", "u-in-flight"),
+            new NameValueEntry("r", "r-in-flight"),
+            new NameValueEntry("q", 1),
+            new NameValueEntry("b", 0),
+            new NameValueEntry("t", (long)now[0] * 1000 + (long)now[1] / 1000),
+        ]);
+
+        // In flight for longer than the bound: that is a failure, not a pass.
+        var unsettled = await Assert.ThrowsAnyAsync<XunitException>(() => fixture.AssertNoDriftAsync(sale.Sku, TimeSpan.FromSeconds(1)));
+        Assert.Contains("never came to rest", unsettled.Message, StringComparison.Ordinal);
+
+        // Waited for: once the entry is past the grace period the sale is at rest, and the equation is checked.
+        var drifted = await Assert.ThrowsAnyAsync<XunitException>(() => fixture.AssertNoDriftAsync(sale.Sku));
+        Assert.Contains("redis remaining + mysql live units == stock: 9 != 10", drifted.Message, StringComparison.Ordinal);
     }
 
     /// <summary>Verifies until a report shows the writer behind (the held order reached it); that report.</summary>
