@@ -9,9 +9,19 @@ namespace OrleansFlashSale;
 [Alias("flashsale.IReconciliationGrain")]
 public interface IReconciliationGrain : IGrainWithIntegerKey
 {
-    /// <summary>The books of one sale; null when no sale exists for <paramref name="sku"/>.</summary>
+    /// <summary>
+    /// The books of one sale, each MySQL order's Redis proof read too (two GETs per order): what an operator asks
+    /// for. Null when no sale exists for <paramref name="sku"/>.
+    /// </summary>
     [Alias("Verify")]
     Task<ReconciliationReport?> VerifyAsync(string sku, bool repair);
+
+    /// <summary>
+    /// The same books from counts alone, no order read one by one (<see cref="ReconciliationReport.OrdersWithoutProof"/>
+    /// is null, <see cref="ReconciliationReport.UnknownToRedis"/> has the count but no ids): cheap enough to poll.
+    /// </summary>
+    [Alias("Summarize")]
+    Task<ReconciliationReport?> SummarizeAsync(string sku);
 
     /// <summary>SKUs of every sale that has an inventory row in MySQL, sorted.</summary>
     [Alias("ListSkus")]
@@ -63,10 +73,16 @@ public sealed record ReconciliationRepair(
     [property: Id(1)] int Trimmed);
 
 /// <summary>
-/// The books of one sale as found (before any repair). At rest (nothing in flight) both equations must hold;
-/// <see cref="Drift"/> says something needs an operator or a repair, <see cref="Problems"/> says what.
+/// The books of one sale as found (before any repair). At rest (nothing of this sale in flight) both equations must
+/// hold; <see cref="Drift"/> says something needs an operator or a repair, <see cref="Problems"/> says what.
 /// <see cref="OldestUnpersistedAgeMs"/> is the age of the oldest order still in a bucket's Redis log and not yet in
 /// MySQL (pending or missing); null when there is none. It is the pipeline's lag as an operator feels it.
+/// <see cref="RedisCommittedOrders"/> is how many orders the buckets' scripts ever logged (each log stream's
+/// entries-added, which never expires); MySQL holding more orders of a bucket than that is
+/// <see cref="UnknownToRedis"/>. Its ids are the orders of such buckets without a Redis proof, so once proofs expired
+/// they may name more orders than the count. <see cref="OrdersWithoutProof"/> counts the other orders whose proof
+/// is gone (expired with the records' TTL): not drift. Both are null where they do not apply (database mode;
+/// proofs in a summary).
 /// </summary>
 [GenerateSerializer, Immutable, Alias("flashsale.ReconciliationReport")]
 public sealed record ReconciliationReport(
@@ -90,4 +106,6 @@ public sealed record ReconciliationReport(
     [property: Id(17)] bool Drift,
     [property: Id(18)] string[] Problems,
     [property: Id(19)] ReconciliationRepair? Repair,
-    [property: Id(20)] long? OldestUnpersistedAgeMs = null);
+    [property: Id(20)] long? OldestUnpersistedAgeMs = null,
+    [property: Id(21)] long? RedisCommittedOrders = null,
+    [property: Id(22)] long? OrdersWithoutProof = null);

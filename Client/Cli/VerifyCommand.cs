@@ -145,9 +145,20 @@ public static class VerifyCommand
         AnsiConsole.MarkupLine($"jetstream: half {m.GetProperty("halfMessagesForSku").GetInt64()} (all {m.GetProperty("halfMessages").GetInt64()}), " +
             $"dead letters {m.GetProperty("deadLettersForSku").GetInt64()} (all {m.GetProperty("deadLetters").GetInt64()}), " +
             $"check-max {m.GetProperty("checkMaxForSku").GetInt64()} (all {m.GetProperty("checkMax").GetInt64()}), writer backlog {m.GetProperty("writerPending").GetInt64()}");
+        if (r.TryGetProperty("redisCommittedOrders", out var logged) && logged.ValueKind == JsonValueKind.Number)
+        {
+            AnsiConsole.MarkupLine($"orders logged by the buckets {logged.GetInt64()}, in mysql {r.GetProperty("mySqlOrders").EnumerateArray().Sum(s => s.GetProperty("orders").GetInt64())}");
+        }
+
         Ids(r, "pendingInPipeline", "in flight (younger than the grace period)", "yellow");
         Ids(r, "missingInMySql", "missing in MySQL", "red");
         Ids(r, "unknownToRedis", "unknown to Redis", "red");
+        if (r.TryGetProperty("ordersWithoutProof", out var unproven) && unproven.ValueKind == JsonValueKind.Number && unproven.GetInt64() > 0)
+        {
+            // Counted, so not drift: the marker or request record expired with the records' TTL.
+            AnsiConsole.MarkupLine($"{unproven.GetInt64()} orders no longer have a Redis proof (expired records; their bucket's counts balance)");
+        }
+
         if (r.GetProperty("untrimmedLogEntries").GetInt64() is > 0 and var untrimmed)
         {
             AnsiConsole.MarkupLine($"[yellow]{untrimmed} Redis log entries already in MySQL (trim with --repair)[/]");
@@ -182,7 +193,9 @@ public static class VerifyCommand
 
         var ids = list.GetProperty("orderIds").EnumerateArray().Select(e => e.GetString()).ToList();
         var more = count > ids.Count ? $" … and {count - ids.Count} more" : "";
-        AnsiConsole.MarkupLine($"[{color}]{count} {label}:[/] {Markup.Escape(string.Join(", ", ids))}{more}");
+        // Unknown orders are counted per bucket; once proofs expired, the ids are that bucket's orders without one.
+        var among = ids.Count > count ? " among" : "";
+        AnsiConsole.MarkupLine($"[{color}]{count} {label}{among}:[/] {Markup.Escape(string.Join(", ", ids))}{more}");
     }
 
     private static bool Bool(JsonElement e, string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.True;

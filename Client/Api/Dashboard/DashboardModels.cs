@@ -35,7 +35,7 @@ public sealed record DashboardRates(
     IReadOnlyDictionary<string, long> LastMinute,
     IReadOnlyDictionary<string, long> Total);
 
-/// <summary>The reconciliation's view of the pipeline (Redis, JetStream, MySQL); refreshed every few seconds.</summary>
+/// <summary>The reconciliation's summary of the pipeline (Redis, JetStream, MySQL; counts only); refreshed every few seconds.</summary>
 /// <param name="AcknowledgedUnits">Units sold according to Redis: buyers were told yes for these.</param>
 /// <param name="PersistedUnits">Units of live orders (pending payment or paid) in MySQL.</param>
 /// <param name="InFlightUnits">Acknowledged but not yet in MySQL (negative would be drift).</param>

@@ -4,8 +4,9 @@ using Microsoft.Extensions.Logging;
 namespace OrleansFlashSale.Client.Api.Dashboard;
 
 /// <summary>
-/// Assembles the dashboard's answer. The reconciliation reads every order of a sale, so its result is shared for
-/// <see cref="BooksMaxAge"/> by every open page instead of running once per poll per page.
+/// Assembles the dashboard's answer. The books are the reconciliation's summary (counts only: no order is read one by
+/// one, whatever the sale's size), shared for <see cref="BooksMaxAge"/> by every open page instead of read once per
+/// poll per page. The full verify, which reads each order's Redis proof, runs only when an operator asks for it.
 /// </summary>
 public sealed partial class DashboardService(IGrainFactory grains, PurchaseRates rates, TimeProvider time, ILogger<DashboardService> logger)
 {
@@ -105,9 +106,9 @@ public sealed partial class DashboardService(IGrainFactory grains, PurchaseRates
     private async Task<(DashboardBooks? Books, string? Error)> ReadBooksAsync(string sku)
     {
         var cached = _books.AddOrUpdate(sku,
-            _ => new Cached<ReconciliationReport?>(time.GetUtcNow(), VerifyAsync(sku)),
+            _ => new Cached<ReconciliationReport?>(time.GetUtcNow(), SummarizeAsync(sku)),
             (_, old) => old.IsOlderThan(time, BooksMaxAge) && old.Value.IsCompleted
-                ? new Cached<ReconciliationReport?>(time.GetUtcNow(), VerifyAsync(sku))
+                ? new Cached<ReconciliationReport?>(time.GetUtcNow(), SummarizeAsync(sku))
                 : old);
         if (_books.Count > PurchaseRates.MaxSkus)
         {
@@ -127,8 +128,8 @@ public sealed partial class DashboardService(IGrainFactory grains, PurchaseRates
         }
     }
 
-    private Task<ReconciliationReport?> VerifyAsync(string sku) =>
-        grains.GetGrain<IReconciliationGrain>(0).VerifyAsync(sku, repair: false);
+    private Task<ReconciliationReport?> SummarizeAsync(string sku) =>
+        grains.GetGrain<IReconciliationGrain>(0).SummarizeAsync(sku);
 
     private static DashboardBooks ToBooks(ReconciliationReport r, DateTimeOffset at) => new(
         at,
