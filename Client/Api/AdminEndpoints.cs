@@ -16,6 +16,44 @@ public static partial class SaleEndpoints
             TypedResults.Ok(new { skus = await grains.GetGrain<IReconciliationGrain>(0).ListSkusAsync() }));
     }
 
+    internal static async Task<IResult> GetWriterPaceAsync(HttpRequest request, AdminAuth auth, IGrainFactory grains, ILoggerFactory logs)
+    {
+        if (auth.Check(request) is { } denied)
+        {
+            return denied;
+        }
+
+        return await GuardAsync(logs, async () =>
+            TypedResults.Ok(WriterPaceView.From(await grains.GetGrain<IWriterPaceGrain>(0).GetAsync())));
+    }
+
+    internal static async Task<IResult> SetWriterPaceAsync(HttpRequest request, AdminAuth auth, JsonBody json, IGrainFactory grains, ILoggerFactory logs)
+    {
+        if (auth.Check(request) is { } denied)
+        {
+            return denied;
+        }
+
+        var (body, problem) = await json.ReadAsync<WriterPaceBody>(request);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        if (body!.MaxOrdersPerSecond is not { } pace)
+        {
+            return Problems.Invalid("maxOrdersPerSecond is required (0 = full speed)");
+        }
+
+        if (WriterPace.Validate(pace) is { } error)
+        {
+            return Problems.Invalid(error);
+        }
+
+        return await GuardAsync(logs, async () =>
+            TypedResults.Ok(WriterPaceView.From(await grains.GetGrain<IWriterPaceGrain>(0).SetAsync(pace))));
+    }
+
     internal static async Task<IResult> VerifyAsync(string sku, HttpRequest request, AdminAuth auth, IGrainFactory grains, ILoggerFactory logs)
     {
         if (auth.Check(request) is { } denied)

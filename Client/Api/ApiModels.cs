@@ -19,6 +19,14 @@ public sealed record PurchaseBody(string? UserId, int? Quantity, string? Request
 /// <summary>Body of <c>PUT /api/sales/{sku}/buckets</c>.</summary>
 public sealed record RebucketBody(int? Buckets);
 
+public sealed record WriterPaceBody(int? MaxOrdersPerSecond);
+
+/// <summary>The order writer's pace: at most this many orders per second into MySQL over the cluster, 0 = full speed.</summary>
+public sealed record WriterPaceView(int MaxOrdersPerSecond, DateTimeOffset? ChangedAt)
+{
+    public static WriterPaceView From(WriterPace p) => new(p.MaxOrdersPerSecond, p.ChangedAt);
+}
+
 public sealed record SaleView(
     string Sku,
     long Stock,

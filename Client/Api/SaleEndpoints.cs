@@ -15,6 +15,8 @@ public static partial class SaleEndpoints
         api.MapPut("/sales/{sku}/buckets", RebucketAsync);
         api.MapPost("/sales/{sku}/close", CloseAsync);
         api.MapGet("/admin/sales", ListSalesAsync);
+        api.MapGet("/admin/writer", GetWriterPaceAsync);
+        api.MapPut("/admin/writer", SetWriterPaceAsync);
         api.MapGet("/admin/verify/{sku}", VerifyAsync);
         app.MapFlashSaleOrders();
         app.MapFlashSaleOpenApi();

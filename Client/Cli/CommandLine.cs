@@ -40,6 +40,12 @@ public static class CommandLine
             token USER [[--lifetime SECONDS]]
                 print a buyer JWT for USER signed with FlashSale__Auth__SigningKey (for FlashSale:Auth:Mode jwt)
             """,
+        ["writer"] = """
+            writer
+                the order writer's pace (orders per second into MySQL over the cluster, 0 = full speed)
+            writer pace N
+                let JetStream hold a burst and write at most N orders per second to MySQL; 0 = full speed
+            """,
         ["cluster"] = """
             cluster
                 the Orleans membership (silos, status, last I-am-alive) through the gateway's admin endpoint
@@ -82,6 +88,7 @@ public static class CommandLine
                 "bench" => await Bench.BenchCommand.RunAsync(args[1..]),
                 "token" => TokenCommand.Run(args[1..]),
                 "cluster" => await ClusterCommand.RunAsync(args[1..]),
+                "writer" => await WriterAsync(args[1..]),
                 _ => throw new UsageException($"unknown command '{command}'"),
             };
         }
@@ -192,6 +199,26 @@ public static class CommandLine
                 throw new UsageException("sale close needs exactly one SKU");
             default:
                 throw new UsageException($"unknown sale subcommand '{args[0]}' (create, show, rebucket or close)");
+        }
+    }
+
+    private static async Task<int> WriterAsync(string[] args)
+    {
+        using var client = GatewayClient.FromEnvironment();
+        switch (args)
+        {
+            case []:
+                return Print(await client.SendAsync(HttpMethod.Get, "/api/admin/writer", null), 200);
+            case ["pace", var text]:
+                if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pace)
+                    || WriterPace.Validate(pace) is not null)
+                {
+                    throw new UsageException($"'{text}' is not a pace (orders per second: 0 for full speed, up to {WriterPace.Limit:N0})");
+                }
+
+                return Print(await client.SendAsync(HttpMethod.Put, "/api/admin/writer", new { maxOrdersPerSecond = pace }), 200);
+            default:
+                throw new UsageException("writer takes no argument (show the pace) or 'pace N'");
         }
     }
 

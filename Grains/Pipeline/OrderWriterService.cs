@@ -27,6 +27,7 @@ public sealed class OrderWriterService : BackgroundService
     // Paced, the writer fetches a few messages at a time and waits its turn between fetches. A standing consume
     // would pull up to a thousand messages ahead, whose ack timers run out while they wait for the pace.
     private const int PacedFetch = 16;
+    private static readonly TimeSpan PacedPoll = TimeSpan.FromMilliseconds(250);
 
     private readonly JetStreamConnection _nats;
     private readonly GroupCommitter _committer;
@@ -158,10 +159,16 @@ public sealed class OrderWriterService : BackgroundService
         }
     }
 
-    /// <summary>One turn of the paced writer: wait for the budget, then take what is there, up to a few messages.</summary>
+    /// <summary>One turn of the paced writer: take what is there, up to a few messages, once the budget allows.</summary>
     private async Task FetchPacedAsync(INatsJSConsumer consumer, CancellationToken stoppingToken)
     {
-        await _pacer.WaitTurnAsync(stoppingToken);
+        // Waited in slices, so a pace raised or lifted meanwhile takes effect within one.
+        if (_pacer.Wait is { Ticks: > 0 } wait)
+        {
+            await Task.Delay(wait < PacedPoll ? wait : PacedPoll, stoppingToken);
+            return;
+        }
+
         var fetched = 0;
         await foreach (var message in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = PacedFetch }, cancellationToken: stoppingToken))
         {
@@ -172,7 +179,7 @@ public sealed class OrderWriterService : BackgroundService
 
         if (fetched == 0)
         {
-            await Task.Delay(TimeSpan.FromMilliseconds(100), stoppingToken);
+            await Task.Delay(PacedPoll, stoppingToken);
         }
     }
 

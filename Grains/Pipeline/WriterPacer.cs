@@ -94,8 +94,8 @@ public sealed partial class WriterPacer(IGrainFactory grains, IClusterMembership
 
     public void Charge(int orders) => Budget.Charge(orders, _time.GetUtcNow());
 
-    public Task WaitTurnAsync(CancellationToken cancellationToken) =>
-        Budget.WaitAt(_time.GetUtcNow()) is { Ticks: > 0 } wait ? Task.Delay(wait, _time, cancellationToken) : Task.CompletedTask;
+    /// <summary>How long until this writer may fetch again.</summary>
+    public TimeSpan Wait => Budget.WaitAt(_time.GetUtcNow());
 
     [LoggerMessage(EventId = 4030, Level = LogLevel.Information, Message = "Order writer pace: {MaxOrdersPerSecond} orders/s over the cluster (0 = full speed), shared by {Silos} silos")]
     private static partial void PaceChanged(ILogger logger, int maxOrdersPerSecond, int silos);
