@@ -22,15 +22,25 @@ public static class DeductScenario
         GrainsVsRawLua.RunAsync(Name, "raw deduct.lua", "cluster client → grains",
             (db, concurrency) => RunRawAsync(db, concurrency, settings, progress),
             (grains, concurrency) => RunGrainsAsync(grains, concurrency, settings, progress),
-            (concurrency, measured, baseline) => new BenchFigure(Name, $"{concurrency} callers, {settings.Shape.Buckets} buckets", "purchases/s", measured.PerSecond,
-                $"{concurrency} concurrent callers of PurchaseClient.PurchaseAsync, the client library gateways use (quantity 1, {Users:N0} users, " +
-                $"limit {SaleRules.MaxPerUserLimit:N0}), through the Orleans cluster client to the running silo(s), order writer running; " +
-                $"sale of {Stock:N0} units in {settings.Shape}",
-                baseline.PerSecond,
-                $"deduct.lua (single purchase per call, EVALSHA) from {concurrency} concurrent callers in the bench process, one shared " +
-                $"ConnectionMultiplexer, stock spread over the same {settings.Shape.Buckets} bucket keys; no quota/idempotency script",
-                TargetRatio: 1.0, TargetAbsolute: 100_000, Details(measured, baseline)),
-            progress);
+            (concurrency, measured, baseline) => Figure(concurrency, measured, baseline, settings, paced: false),
+            progress,
+            // The default sale only: the paced figure adds a run and its drain.
+            settings.Sales is not null ? null : (grains, baselines) => PacedWriter.RunAsync(grains,
+                () => RunGrainsAsync(grains, MostCallers, settings, progress),
+                measured => Figure(MostCallers, measured, baselines[MostCallers], settings, paced: true), progress));
+
+    private static BenchFigure Figure(int concurrency, BenchRun measured, BenchRun baseline, BenchSettings settings, bool paced) =>
+        new(Name, $"{concurrency} callers, {settings.Shape.Buckets} buckets" + (paced ? ", writer paced" : ""), "purchases/s", measured.PerSecond,
+            $"{concurrency} concurrent callers of PurchaseClient.PurchaseAsync, the client library gateways use (quantity 1, {Users:N0} users, " +
+            $"limit {SaleRules.MaxPerUserLimit:N0}), through the Orleans cluster client to the running silo(s), " +
+            (paced
+                ? $"order writer paced at {PacedWriter.OrdersPerSecond:N0} orders/s (JetStream holds the rest; see the drain in the details)"
+                : "order writer running at full speed") +
+            $"; sale of {Stock:N0} units in {settings.Shape}",
+            baseline.PerSecond,
+            $"deduct.lua (single purchase per call, EVALSHA) from {concurrency} concurrent callers in the bench process, one shared " +
+            $"ConnectionMultiplexer, stock spread over the same {settings.Shape.Buckets} bucket keys; no quota/idempotency script",
+            TargetRatio: 1.0, TargetAbsolute: 100_000, Details(measured, baseline));
 
     private static async Task<BenchRun> RunGrainsAsync(IClusterClient grains, int concurrency, BenchSettings settings, IBenchProgress progress)
     {
