@@ -67,6 +67,8 @@ public sealed record ReconciliationRepair(
 /// <see cref="Drift"/> says something needs an operator or a repair, <see cref="Problems"/> says what.
 /// <see cref="OldestUnpersistedAgeMs"/> is the age of the oldest order still in a bucket's Redis log and not yet in
 /// MySQL (pending or missing); null when there is none. It is the pipeline's lag as an operator feels it.
+/// <see cref="UnitsInRemovedBuckets"/> are units in buckets re-bucketing removed: counted as remaining, yet no live
+/// bucket sells them (a problem when not 0).
 /// </summary>
 [GenerateSerializer, Immutable, Alias("flashsale.ReconciliationReport")]
 public sealed record ReconciliationReport(
@@ -90,4 +92,5 @@ public sealed record ReconciliationReport(
     [property: Id(17)] bool Drift,
     [property: Id(18)] string[] Problems,
     [property: Id(19)] ReconciliationRepair? Repair,
-    [property: Id(20)] long? OldestUnpersistedAgeMs = null);
+    [property: Id(20)] long? OldestUnpersistedAgeMs = null,
+    [property: Id(21)] long UnitsInRemovedBuckets = 0);

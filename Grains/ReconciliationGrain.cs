@@ -153,6 +153,12 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
             problems.Add($"{unknown.Count} orders in MySQL are unknown to Redis");
         }
 
+        var removedUnits = databaseMode ? 0 : await ReadRemovedBucketUnitsAsync(product, db, sku);
+        if (removedUnits > 0)
+        {
+            problems.Add($"{removedUnits} units in buckets removed by re-bucketing, which no buyer is routed to");
+        }
+
         if (messages.DeadLettersForSku > 0)
         {
             problems.Add($"{messages.DeadLettersForSku} dead letters in {_nats.Topology.DeadLetterStream}");
@@ -192,9 +198,29 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
             repaired,
             pending.Count + missing.Count == 0
                 ? null
-                : redis.NowMs - pending.Concat(missing).Min(e => e.Record.CommittedAtMs));
+                : redis.NowMs - pending.Concat(missing).Min(e => e.Record.CommittedAtMs),
+            removedUnits);
         ReconciliationLog.Verified(_logger, sku, report.Drift, missing.Count, unknown.Count, pending.Count, repaired?.Republished ?? 0, repaired?.Trimmed ?? 0);
         return report;
+    }
+
+    /// <summary>
+    /// Units in the buckets past the live count, up to the most the sale ever had. 0 when the layout changed while
+    /// they were read: a grow in progress gives units to buckets this read still took for removed.
+    /// </summary>
+    private static async Task<long> ReadRemovedBucketUnitsAsync(IProductGrain product, IDatabase db, string sku)
+    {
+        var layout = await product.GetRoutingAsync([]);
+        if (layout is null || layout.HighestBucketCount <= layout.BucketCount)
+        {
+            return 0;
+        }
+
+        var stocks = await Task.WhenAll(Enumerable.Range(layout.BucketCount, layout.HighestBucketCount - layout.BucketCount)
+            .Select(b => db.StringGetAsync(RedisKeys.Stock(sku, b))));
+        return (await product.GetRoutingAsync([]))?.LayoutVersion == layout.LayoutVersion
+            ? stocks.Sum(v => v.IsNull ? 0L : (long)v)
+            : 0;
     }
 
     private async Task<ReconciliationRepair> RepairAsync(string sku, List<LogEntry> missing, List<LogEntry> untrimmed)
