@@ -63,6 +63,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
     {
         _index = checked((int)this.GetPrimaryKeyLong(out var sku));
         _sku = sku ?? throw new InvalidOperationException("A bucket grain needs the SKU as key extension.");
+        StartLogSampling();
         return Task.CompletedTask;
     }
 

@@ -42,4 +42,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 1013, Level = LogLevel.Warning, Message = "Bucket {Sku}/{Bucket}: writing the order index of {Count} orders failed; those orders are found by id only once MySQL has them")]
     public static partial void OrderIndexFailed(ILogger logger, Exception exception, string sku, int bucket, int count);
+
+    [LoggerMessage(EventId = 1021, Level = LogLevel.Warning, Message = "Bucket {Sku}/{Bucket}: reading the deduction log's length failed; the log-length gauge keeps the last value")]
+    public static partial void LogSampleFailed(ILogger logger, Exception exception, string sku, int bucket);
 }
