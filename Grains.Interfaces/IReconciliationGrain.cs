@@ -67,8 +67,8 @@ public sealed record ReconciliationRepair(
 /// <see cref="Drift"/> says something needs an operator or a repair, <see cref="Problems"/> says what.
 /// <see cref="OldestUnpersistedAgeMs"/> is the age of the oldest order still in a bucket's Redis log and not yet in
 /// MySQL (pending or missing); null when there is none. It is the pipeline's lag as an operator feels it.
-/// <see cref="UnitsInRemovedBuckets"/> are units in buckets re-bucketing removed: counted as remaining, yet no live
-/// bucket sells them (a problem when not 0).
+/// <see cref="UnitsInRemovedBuckets"/> are units in buckets re-bucketing removed: counted as remaining, yet outside the
+/// live layout that overflow and the sold-out view use (a problem when not 0).
 /// </summary>
 [GenerateSerializer, Immutable, Alias("flashsale.ReconciliationReport")]
 public sealed record ReconciliationReport(

@@ -156,7 +156,7 @@ public sealed class ReconciliationGrain : Grain, IReconciliationGrain
         var removedUnits = databaseMode ? 0 : await ReadRemovedBucketUnitsAsync(product, db, sku);
         if (removedUnits > 0)
         {
-            problems.Add($"{removedUnits} units in buckets removed by re-bucketing, which no buyer is routed to");
+            problems.Add($"{removedUnits} units in buckets removed by re-bucketing, outside the live layout");
         }
 
         if (messages.DeadLettersForSku > 0)

@@ -155,7 +155,7 @@ public static class VerifyCommand
 
         if (r.TryGetProperty("unitsInRemovedBuckets", out var removed) && removed.GetInt64() is > 0 and var stranded)
         {
-            AnsiConsole.MarkupLine($"[red]{stranded} units in buckets removed by re-bucketing: no buyer is routed to them " +
+            AnsiConsole.MarkupLine($"[red]{stranded} units in buckets removed by re-bucketing, outside the live layout " +
                 "(re-bucket to the most buckets the sale had, then back, to move them to live buckets)[/]");
         }
 
