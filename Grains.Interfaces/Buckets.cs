@@ -36,6 +36,23 @@ public sealed record DeductResult(
     [property: Id(0)] DeductOutcome Outcome,
     [property: Id(1)] long Remaining);
 
+/// <summary>
+/// Where a cancelled or expired order's units went. <see cref="MovedTo"/> is -1 when they are in the bucket asked
+/// (now or by an earlier call); otherwise re-bucketing removed that bucket and the units go to
+/// <see cref="MovedTo"/> instead, or, when that is -2, the bucket was removed and the caller named no live bucket.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("flashsale.ReturnResult")]
+public sealed record ReturnResult(
+    [property: Id(0)] int MovedTo,
+    [property: Id(1)] long Remaining)
+{
+    public const int Here = -1;
+
+    public const int RemovedNoTarget = -2;
+
+    public bool Returned => MovedTo == Here;
+}
+
 /// <summary>What a quota shard needs to route a purchase: the layout and which buckets still have stock.</summary>
 [GenerateSerializer, Immutable, Alias("flashsale.BucketRouting")]
 public sealed record BucketRouting(

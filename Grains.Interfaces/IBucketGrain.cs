@@ -56,9 +56,13 @@ public interface IBucketGrain : IGrainWithIntegerCompoundKey
     [Alias("Take")]
     Task<long> TakeAsync(string transferId, long amount);
 
-    /// <summary>Gives a cancelled or expired order's units back; idempotent per order.</summary>
-    [Alias("Return")]
-    Task<long> ReturnAsync(string orderId, int quantity);
+    /// <summary>
+    /// Gives a cancelled or expired order's units back; idempotent per order. A bucket that re-bucketing removed
+    /// takes none: the units go to <paramref name="liveBucket"/> (pass -1 when not known yet, and the answer says
+    /// so), and the first call that names one fixes it for every retry of this order.
+    /// </summary>
+    [Alias("ReturnToLive")]
+    Task<ReturnResult> ReturnAsync(string orderId, int quantity, int liveBucket);
 
     /// <summary>Adds units taken from a sibling; idempotent per transfer id.</summary>
     [Alias("Give")]

@@ -83,6 +83,8 @@ public sealed record ReconciliationRepair(
 /// they may name more orders than the count. <see cref="OrdersWithoutProof"/> counts the other orders whose proof
 /// is gone (expired with the records' TTL): not drift. Both are null where they do not apply (database mode;
 /// proofs in a summary).
+/// <see cref="UnitsInRemovedBuckets"/> are units in buckets re-bucketing removed: counted as remaining, yet outside the
+/// live layout that overflow and the sold-out view use (a problem when not 0).
 /// </summary>
 [GenerateSerializer, Immutable, Alias("flashsale.ReconciliationReport")]
 public sealed record ReconciliationReport(
@@ -108,4 +110,5 @@ public sealed record ReconciliationReport(
     [property: Id(19)] ReconciliationRepair? Repair,
     [property: Id(20)] long? OldestUnpersistedAgeMs = null,
     [property: Id(21)] long? RedisCommittedOrders = null,
-    [property: Id(22)] long? OrdersWithoutProof = null);
+    [property: Id(22)] long? OrdersWithoutProof = null,
+    [property: Id(23)] long UnitsInRemovedBuckets = 0);

@@ -63,6 +63,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
     {
         _index = checked((int)this.GetPrimaryKeyLong(out var sku));
         _sku = sku ?? throw new InvalidOperationException("A bucket grain needs the SKU as key extension.");
+        StartLogSampling();
         return Task.CompletedTask;
     }
 
@@ -169,7 +170,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
         await Run(async db =>
         {
             var result = (long[])(await RedisScripts.EvaluateAsync(db, _scripts.Take,
-                [RedisKeys.Stock(_sku, _index), RedisKeys.Transfer(_sku, _index, transferId)],
+                [RedisKeys.Stock(_sku, _index), RedisKeys.Transfer(_sku, _index, transferId), RedisKeys.Removed(_sku, _index)],
                 [amount, (long)_options.RecordTtl.TotalSeconds]))!;
             if (result[0] < 0)
             {
@@ -183,30 +184,41 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
         return taken;
     }
 
-    public async Task<long> ReturnAsync(string orderId, int quantity)
+    public async Task<ReturnResult> ReturnAsync(string orderId, int quantity, int liveBucket)
     {
+        var movedTo = ReturnResult.Here;
         var remaining = await Run(async db =>
         {
-            var remaining = (long)(await RedisScripts.EvaluateAsync(db, _scripts.Return,
-                [RedisKeys.Stock(_sku, _index), RedisKeys.ReturnMarker(_sku, _index, orderId)],
-                [quantity, (long)_options.RecordTtl.TotalSeconds]));
-            if (remaining < 0)
+            var result = (long[])(await RedisScripts.EvaluateAsync(db, _scripts.Return,
+                [RedisKeys.Stock(_sku, _index), RedisKeys.ReturnMarker(_sku, _index, orderId), RedisKeys.Removed(_sku, _index)],
+                [quantity, (long)_options.RecordTtl.TotalSeconds, liveBucket]))!;
+            if (result[0] < 0)
             {
                 Log.StockKeyMissing(_logger, _sku, _index);
                 throw new InvalidOperationException($"Bucket {_sku}/{_index} has no stock key in Redis.");
             }
 
-            return remaining;
+            movedTo = result[0] switch
+            {
+                0 => ReturnResult.Here,
+                1 => checked((int)result[2]),
+                _ => ReturnResult.RemovedNoTarget,
+            };
+            return result[1];
         });
 
-        // Always tell the product, even when this activation never saw the bucket empty: its sold-out view may.
-        _ = GrainFactory.Product(_sku).BucketRefilledAsync(_index);
-        return remaining;
+        if (movedTo == ReturnResult.Here)
+        {
+            // Always tell the product, even when this activation never saw the bucket empty: its sold-out view may.
+            _ = GrainFactory.Product(_sku).BucketRefilledAsync(_index);
+        }
+
+        return new ReturnResult(movedTo, remaining);
     }
 
     public Task<long> GiveAsync(string transferId, long amount) =>
         Run(async db => (long)(await RedisScripts.EvaluateAsync(db, _scripts.Give,
-            [RedisKeys.Stock(_sku, _index), RedisKeys.Transfer(_sku, _index, transferId)],
+            [RedisKeys.Stock(_sku, _index), RedisKeys.Transfer(_sku, _index, transferId), RedisKeys.Removed(_sku, _index)],
             [amount, (long)_options.RecordTtl.TotalSeconds])));
 
     /// <summary>Queues a single Redis operation that returns the bucket's new remaining stock.</summary>

@@ -15,6 +15,9 @@ public sealed class DeductionOptions
     /// <summary>How long request records, order markers and transfer records stay in Redis.</summary>
     public int RecordTtlHours { get; set; } = 24 * 7;
 
+    /// <summary>How often an active bucket reads its deduction log's length (XLEN) for <c>flashsale.redis.log_length</c>.</summary>
+    public int LogSampleSeconds { get; set; } = 10;
+
     public TimeSpan RecordTtl => TimeSpan.FromHours(RecordTtlHours);
 }
 
@@ -36,6 +39,11 @@ public sealed class DeductionOptionsValidator : IValidateOptions<DeductionOption
         if (options.RecordTtlHours is < 1 or > 24 * 365)
         {
             errors.Add($"{DeductionOptions.Section}:RecordTtlHours must be between 1 and 8760.");
+        }
+
+        if (options.LogSampleSeconds is < 1 or > 3600)
+        {
+            errors.Add($"{DeductionOptions.Section}:LogSampleSeconds must be between 1 and 3600.");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 
 namespace OrleansFlashSale.Grains;
@@ -22,6 +23,9 @@ public sealed class FlashSaleMetrics
     private readonly Histogram<double> _pipelineStageLag;
     private readonly Counter<long> _deadLetters;
 
+    // Each active bucket grain of this silo keeps its log's last sampled length here; the gauge reports their sum.
+    private readonly ConcurrentDictionary<(string Sku, int Bucket), long> _logLengths = new();
+
     public FlashSaleMetrics(IMeterFactory meterFactory)
     {
         var meter = meterFactory.Create(MeterName);
@@ -43,7 +47,15 @@ public sealed class FlashSaleMetrics
             description: "From a transaction's oldest Redis commit to its arrival at a pipeline stage (enqueued: the bucket's stream event was accepted by the stream; bridge: it reached the bridge grain; published: its JetStream commit was acknowledged; writer: the order writer received it), per transaction.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000] });
         _deadLetters = meter.CreateCounter<long>("flashsale.dead_letters", description: "Orders moved to the DLQ stream instead of MySQL, by reason (unreadable, drift, failed).");
+        meter.CreateObservableGauge("flashsale.redis.log_length", () => _logLengths.Values.Sum(), unit: "{entry}",
+            description: "Entries in the Redis deduction logs ({fs:SKU:bN}:log) of the buckets active in this silo, as last sampled (XLEN): orders deducted in Redis whose entries the bridge or the check-back has not trimmed yet. Sum over the silos for the cluster.");
     }
+
+    /// <summary>The last sampled length of one bucket's deduction log (kept per bucket, reported as one sum).</summary>
+    public void LogLength(string sku, int bucket, long length) => _logLengths[(sku, bucket)] = length;
+
+    /// <summary>The bucket's activation ends here: its log is no longer this silo's to report.</summary>
+    public void LogLengthGone(string sku, int bucket) => _logLengths.TryRemove((sku, bucket), out _);
 
     public void Purchase(PurchaseOutcome outcome) =>
         _purchases.Add(1, new KeyValuePair<string, object?>("outcome", outcome.ToString()));

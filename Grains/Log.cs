@@ -45,4 +45,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 1020, Level = LogLevel.Information, Message = "Sale {Sku} closed at {ClosedAt}; its per-user records expire after the payment timeout and the record retention")]
     public static partial void SaleClosed(ILogger logger, string sku, DateTimeOffset closedAt);
+
+    [LoggerMessage(EventId = 1021, Level = LogLevel.Warning, Message = "Bucket {Sku}/{Bucket}: reading the deduction log's length failed; the log-length gauge keeps the last value")]
+    public static partial void LogSampleFailed(ILogger logger, Exception exception, string sku, int bucket);
 }

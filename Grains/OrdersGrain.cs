@@ -17,6 +17,12 @@ public sealed partial class OrdersGrain : Grain, IOrdersGrain
 {
     private static readonly TimeSpan ReturnRetryAge = TimeSpan.FromSeconds(2);
 
+    /// <summary>Bucket calls one return makes at most: a removed bucket on the way costs two (asked, then told where).</summary>
+    private const int MaxReturnCalls = 16;
+
+    /// <summary>Asks a bucket's return script to say whether it was removed rather than to send the units on.</summary>
+    private const int NoLiveBucket = -1;
+
     /// <summary>Pages of due orders one sweep reads at most when refused orders fill them (10 × the sweep's limit).</summary>
     private const int MaxSweepPages = 10;
 
@@ -169,8 +175,9 @@ public sealed partial class OrdersGrain : Grain, IOrdersGrain
     /// <summary>MySQL first (status, log, inventory in one transaction), then Redis; false if no longer pending.</summary>
     private async Task<bool> ReleaseAsync(StoredOrder order, string status)
     {
-        // The units go back to the order's bucket, or, if re-bucketing removed it, to the bucket that took its stock.
-        // A database-mode order (bucket -1) has no Redis stock to return to: MySQL's return is the whole return.
+        // The units go back to the order's bucket, or, if re-bucketing removed it, to the bucket that took its stock
+        // (a shrink after this moment is met by the return itself: ReturnToLiveBucketAsync). A database-mode order
+        // (bucket -1) has no Redis stock to return to: MySQL's return is the whole return.
         var target = order.Bucket;
         if (order.Bucket >= 0)
         {
@@ -195,7 +202,7 @@ public sealed partial class OrdersGrain : Grain, IOrdersGrain
             // A negative bucket is a database-mode order: MySQL already has the units back, so only mark it done.
             if (bucket >= 0)
             {
-                await GrainFactory.Bucket(order.Sku, bucket).ReturnAsync(order.OrderId, order.Quantity);
+                await ReturnToLiveBucketAsync(order, bucket);
             }
 
             await _store.MarkReturnedAsync(order.OrderId);
@@ -207,10 +214,57 @@ public sealed partial class OrdersGrain : Grain, IOrdersGrain
         }
     }
 
+    /// <summary>
+    /// Into <paramref name="bucket"/>, the one the release fixed in MySQL, unless re-bucketing removed it since (a
+    /// shrink between the release and this call, or before a retry): a removed bucket takes nothing and the units go
+    /// to a live one, the same for every retry (the removed bucket's script keeps it), so none end up in a key no
+    /// bucket sells from.
+    /// </summary>
+    private async Task ReturnToLiveBucketAsync(StoredOrder order, int bucket)
+    {
+        var liveBucket = NoLiveBucket;
+        for (var call = 0; call < MaxReturnCalls; call++)
+        {
+            var result = await GrainFactory.Bucket(order.Sku, bucket).ReturnAsync(order.OrderId, order.Quantity, liveBucket);
+            if (result.Returned)
+            {
+                return;
+            }
+
+            if (result.MovedTo >= 0)
+            {
+                LogReturnMoved(_logger, order.OrderId, order.Sku, bucket, result.MovedTo);
+                (bucket, liveBucket) = (result.MovedTo, NoLiveBucket);
+            }
+            else
+            {
+                liveBucket = await LiveBucketAsync(order.Sku, bucket);
+            }
+        }
+
+        throw new InvalidOperationException($"Returning order {order.OrderId} of {order.Sku} reached no live bucket in {MaxReturnCalls} calls.");
+    }
+
+    /// <summary>The live bucket that takes a removed bucket's returns: its index mod the live count, as a shrink sends its stock.</summary>
+    private async Task<int> LiveBucketAsync(string sku, int removed)
+    {
+        var count = (await GrainFactory.Product(sku).GetRoutingAsync([]))?.BucketCount ?? 0;
+        if (count <= 0 || removed < count)
+        {
+            // Redis says removed, the layout says live (or has none): a re-bucketing is half done. The next sweep retries.
+            throw new InvalidOperationException($"Bucket {sku}/{removed} is marked removed in Redis, yet the layout has {count} buckets.");
+        }
+
+        return removed % count;
+    }
+
     private static OrderInfo ToInfo(StoredOrder o) => new(o.OrderId, o.Sku, o.UserId, o.RequestId, o.Quantity, o.Status, o.Bucket);
 
     [LoggerMessage(EventId = 5004, Level = LogLevel.Error, Message = "Order {OrderId} of {Sku} (orders grain {GrainKey}): expiring it failed in MySQL; it stays pending, the sweep goes on with the next order and tries this one again next time")]
     private static partial void LogExpiryFailed(ILogger logger, Exception exception, string orderId, string sku, long grainKey);
+
+    [LoggerMessage(EventId = 5021, Level = LogLevel.Information, Message = "Order {OrderId} of {Sku}: bucket {Bucket} was removed by re-bucketing; its units go to bucket {Target}")]
+    private static partial void LogReturnMoved(ILogger logger, string orderId, string sku, int bucket, int target);
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "Order {OrderId} of {Sku}: returning its units to bucket {Bucket} failed; the next sweep retries")]
     private static partial void LogReturnFailed(ILogger logger, Exception exception, string orderId, string sku, int bucket);

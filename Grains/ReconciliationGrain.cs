@@ -159,6 +159,12 @@ public sealed partial class ReconciliationGrain : Grain, IReconciliationGrain
             problems.Add($"{unknown.Count} orders in MySQL are unknown to Redis (more than their bucket ever logged)");
         }
 
+        var removedUnits = databaseMode ? 0 : await ReadRemovedBucketUnitsAsync(product, await _redis.GetDatabaseAsync(), sku);
+        if (removedUnits > 0)
+        {
+            problems.Add($"{removedUnits} units in buckets removed by re-bucketing, outside the live layout");
+        }
+
         if (messages.DeadLettersForSku > 0)
         {
             problems.Add($"{messages.DeadLettersForSku} dead letters in {_nats.Topology.DeadLetterStream}");
@@ -200,7 +206,8 @@ public sealed partial class ReconciliationGrain : Grain, IReconciliationGrain
                 ? null
                 : redis.NowMs - pending.Concat(missing).Min(e => e.Record.CommittedAtMs),
             databaseMode ? null : logged.Sum(),
-            withoutProof);
+            withoutProof,
+            removedUnits);
         if (proofs)
         {
             ReconciliationLog.Verified(_logger, sku, report.Drift, missing.Count, unknown.Count, pending.Count, repaired?.Republished ?? 0, repaired?.Trimmed ?? 0);
@@ -232,6 +239,25 @@ public sealed partial class ReconciliationGrain : Grain, IReconciliationGrain
         // In a bucket whose counts balance, a missing proof has expired: every one of its orders was logged.
         var suspects = unproven.Where(o => excess.ContainsKey(o.Value.Bucket)).Select(o => o.Key).Order(StringComparer.Ordinal);
         return (new OrderIdList(count, [.. suspects.Take(MaxListedIds)]), unproven.Count(o => !excess.ContainsKey(o.Value.Bucket)));
+    }
+
+    /// <summary>
+    /// Units in the buckets past the live count, up to the most the sale ever had. 0 when the layout changed while
+    /// they were read: a grow in progress gives units to buckets this read still took for removed.
+    /// </summary>
+    private static async Task<long> ReadRemovedBucketUnitsAsync(IProductGrain product, IDatabase db, string sku)
+    {
+        var layout = await product.GetRoutingAsync([]);
+        if (layout is null || layout.HighestBucketCount <= layout.BucketCount)
+        {
+            return 0;
+        }
+
+        var stocks = await Task.WhenAll(Enumerable.Range(layout.BucketCount, layout.HighestBucketCount - layout.BucketCount)
+            .Select(b => db.StringGetAsync(RedisKeys.Stock(sku, b))));
+        return (await product.GetRoutingAsync([]))?.LayoutVersion == layout.LayoutVersion
+            ? stocks.Sum(v => v.IsNull ? 0L : (long)v)
+            : 0;
     }
 
     private async Task<ReconciliationRepair> RepairAsync(string sku, List<LogEntry> missing, List<LogEntry> untrimmed)

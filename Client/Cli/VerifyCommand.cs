@@ -164,6 +164,12 @@ public static class VerifyCommand
             AnsiConsole.MarkupLine($"[yellow]{untrimmed} Redis log entries already in MySQL (trim with --repair)[/]");
         }
 
+        if (r.TryGetProperty("unitsInRemovedBuckets", out var removed) && removed.GetInt64() is > 0 and var stranded)
+        {
+            AnsiConsole.MarkupLine($"[red]{stranded} units in buckets removed by re-bucketing, outside the live layout " +
+                "(re-bucket to the most buckets the sale had, then back, to move them to live buckets)[/]");
+        }
+
         if (!Bool(r, "atRest"))
         {
             AnsiConsole.MarkupLine("[yellow]not at rest: orders are in flight, the equations may be off for now[/]");

@@ -166,6 +166,21 @@ public sealed class OrderLifecycleStore(IOptions<OrderStoreOptions> options)
         return await ReadAsync(command);
     }
 
+    /// <summary>Every sale's SKU (its inventory row), in SKU order.</summary>
+    public async Task<IReadOnlyList<string>> ListSalesAsync()
+    {
+        await using var connection = await OpenAsync();
+        await using var command = new MySqlCommand("SELECT sku FROM inventory ORDER BY sku", connection);
+        var skus = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            skus.Add(reader.GetString(0));
+        }
+
+        return skus;
+    }
+
     public async Task SetPaymentTimeoutAsync(string sku, int seconds)
     {
         await using var connection = await OpenAsync();

@@ -33,6 +33,9 @@ public static class RedisKeys
     /// </summary>
     public static RedisKey Fence(string sku, int bucket, string transactionId) => BucketTag(sku, bucket) + ":tx:" + transactionId;
 
+    /// <summary>Set when re-bucketing removes the bucket (take.lua), cleared when a grow brings it back (give.lua).</summary>
+    public static RedisKey Removed(string sku, int bucket) => BucketTag(sku, bucket) + ":removed";
+
     public static RedisKey Transfer(string sku, int bucket, string transferId) => BucketTag(sku, bucket) + ":t:" + transferId;
 
     // User and request ids may contain ':'; the length prefix keeps ("a:b","c") and ("a","b:c") apart.

@@ -52,6 +52,19 @@ public sealed class OptionsValidationTests
     }
 
     [Fact]
+    public async Task Out_of_range_log_sample_period_is_named()
+    {
+        var message = await StartFailureAsync(new()
+        {
+            ["FlashSale:Redis:ConnectionString"] = "127.0.0.1:1",
+            ["FlashSale:Nats:Url"] = "nats://127.0.0.1:1",
+            ["FlashSale:MySql:ConnectionString"] = "Server=127.0.0.1;Database=d",
+            ["FlashSale:Deduction:LogSampleSeconds"] = "0",
+        }, (s, c) => s.AddFlashSaleGrains(c));
+        Assert.Contains("FlashSale:Deduction:LogSampleSeconds must be between 1 and 3600", message);
+    }
+
+    [Fact]
     public async Task Short_admin_token_is_named()
     {
         var message = await StartFailureAsync(new()

@@ -28,7 +28,12 @@ public sealed class TelemetryFixture : ClusterFixture
     public ConcurrentQueue<Activity> SiloSpans { get; } = new();
 
     // No OTLP endpoint here: the in-memory exporters below are added in code, so tracing is switched on by hand.
-    protected override void ConfigureSettings(IDictionary<string, string?> settings) => settings["FlashSale:Telemetry:Traces"] = "on";
+    protected override void ConfigureSettings(IDictionary<string, string?> settings)
+    {
+        settings["FlashSale:Telemetry:Traces"] = "on";
+        // The log-length gauge is sampled every second here, so its test waits seconds, not tens of them.
+        settings["FlashSale:Deduction:LogSampleSeconds"] = "1";
+    }
 
     protected override void ConfigureSilo(ISiloBuilder silo)
     {
@@ -165,6 +170,44 @@ public sealed partial class TelemetryTests(TelemetryFixture fixture)
     }
 
     [Fact]
+    public async Task The_log_length_gauge_reports_the_entries_XLEN_finds_in_the_deduction_logs_of_active_buckets()
+    {
+        var sale = await fixture.CreateSaleAsync("loglen", stock: 5, buckets: 1, perUserLimit: 1);
+        // A purchase activates the bucket, whose timer samples its log; the bridge trims the order's entry.
+        await BuyAsync(sale.Sku, "user-0", "req-0", HttpStatusCode.Created);
+        var db = fixture.Redis.GetDatabase();
+        var log = OrleansFlashSale.Grains.Redis.RedisKeys.Log(sale.Sku, 0);
+        await WaitUntilAsync(() => db.StreamLength(log) == 0);
+
+        using var gauge = new LogLengthGauge(fixture.Cluster.Silos[0].ServiceProvider.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        // What the other active buckets of this silo (earlier tests' sales) report: the same over two sampling periods.
+        long settled;
+        while (true)
+        {
+            var first = gauge.Read();
+            await Task.Delay(TimeSpan.FromSeconds(2.5));
+            settled = Assert.NotNull(gauge.Read());
+            if (first == settled)
+            {
+                break;
+            }
+        }
+
+        // Three entries no order belongs to (verify ignores them): the gauge counts what Redis has, not what the bucket wrote.
+        for (var i = 0; i < 3; i++)
+        {
+            await db.StreamAddAsync(log, "probe", i);
+        }
+
+        await WaitUntilAsync(() => gauge.Read() == settled + 3);
+        var scrape = await ScrapeUntilAsync(m => m.Sum("flashsale_redis_log_length") == settled + 3);
+        Assert.Contains(scrape.Samples, s => s.Name == "flashsale_redis_log_length");
+
+        Assert.Equal(3, await db.StreamTrimAsync(log, 0));
+        await WaitUntilAsync(() => gauge.Read() == settled);
+    }
+
+    [Fact]
     public async Task A_purchase_is_one_trace_from_the_gateway_through_the_grains_to_Redis()
     {
         var sale = await fixture.CreateSaleAsync("trace", stock: 10, buckets: 2, perUserLimit: 1);
@@ -242,6 +285,36 @@ public sealed partial class TelemetryTests(TelemetryFixture fixture)
             Assert.True(DateTime.UtcNow < deadline, "the condition never held");
             await Task.Delay(100);
         }
+    }
+
+    /// <summary>The silo's <c>flashsale.redis.log_length</c> as a listener reads it; null while the silo reports none.</summary>
+    private sealed class LogLengthGauge : IDisposable
+    {
+        private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
+        private long? _value;
+
+        public LogLengthGauge(System.Diagnostics.Metrics.IMeterFactory silo)
+        {
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (ReferenceEquals(instrument.Meter.Scope, silo) && instrument.Meter.Name == OrleansFlashSale.Grains.FlashSaleMetrics.MeterName
+                    && instrument.Name == "flashsale.redis.log_length")
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            };
+            _listener.SetMeasurementEventCallback<long>((_, value, _, _) => _value = value);
+            _listener.Start();
+        }
+
+        public long? Read()
+        {
+            _value = null;
+            _listener.RecordObservableInstruments();
+            return _value;
+        }
+
+        public void Dispose() => _listener.Dispose();
     }
 
     /// <summary>Prometheus text exposition, read into samples (name, labels, value).</summary>

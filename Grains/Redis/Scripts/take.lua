@@ -1,5 +1,7 @@
--- Takes up to ARGV[1] units out of a bucket (all of them when ARGV[1] is negative) for a re-bucketing transfer.
--- KEYS[1] stock, KEYS[2] transfer record. ARGV[1] amount, ARGV[2] record TTL in seconds.
+-- Takes up to ARGV[1] units out of a bucket for a re-bucketing transfer; a negative ARGV[1] removes the bucket: it
+-- takes all of them and sets the removal mark, in the same script, so a return (return.lua) either lands before the
+-- take and moves with it, or finds the mark and goes to a live bucket.
+-- KEYS[1] stock, KEYS[2] transfer record, KEYS[3] removal mark. ARGV[1] amount, ARGV[2] record TTL in seconds.
 -- Idempotent: a repeated transfer id returns what the first call took. Returns { taken, remaining },
 -- or { -1, -1 } when the stock key is missing.
 local done = redis.call('GET', KEYS[2])
@@ -12,6 +14,9 @@ if not stock then
 end
 stock = tonumber(stock)
 local amount = tonumber(ARGV[1])
+if amount < 0 then
+  redis.call('SET', KEYS[3], '1')
+end
 if amount < 0 or amount > stock then
   amount = stock
 end
