@@ -9,60 +9,69 @@ namespace OrleansFlashSale.Client.Cli;
 /// <summary>The command-line tools behind <c>./flashsale</c>: they talk to a running gateway over HTTP.</summary>
 public static class CommandLine
 {
-    /// <summary>Usage of each tool, shown by <c>./flashsale TOOL --help</c> and after a usage error.</summary>
-    private static readonly Dictionary<string, string> Usage = new(StringComparer.Ordinal)
-    {
-        ["demo"] = """
+    /// <summary>
+    /// Usage of each tool and subcommand, shown by <c>./flashsale TOOL [SUBCOMMAND] --help</c> and once after a usage
+    /// error: a subcommand's error shows that subcommand's entry only, a tool's error all entries of the tool.
+    /// </summary>
+    private static readonly (string Command, string Text)[] Usage =
+    [
+        ("demo", """
             demo [[--stock N]] [[--buckets N]] [[--limit N]] [[--users N]] [[--requests N]] [[--concurrency N]] [[--purchase-tokens true]]
                 create a sale and buy it out with simulated users, then print a summary
-            """,
-        ["sale"] = """
+            """),
+        ("sale create", """
             sale create --sku SKU --stock N [[--buckets N]] [[--limit N]] [[--quota-shards N]]
                 create a sale (limit 1, and the gateway's defaults: 4 buckets, one quota shard per bucket, unless given)
+            """),
+        ("sale show", """
             sale show SKU [[--json]]
                 stock, remaining, sold and every bucket
+            """),
+        ("sale rebucket", """
             sale rebucket SKU N
                 move the sale to N buckets while it sells
+            """),
+        ("sale close", """
             sale close SKU
                 end the sale now; its per-user limits and replay answers are kept for the payment timeout and the
                 record retention, then expire (a sale without an end keeps them until closed)
-            """,
-        ["order"] = """
+            """),
+        ("order show", """
             order show ORDER_ID [[--json]]
                 an order's SKU, buyer, quantity and status (reserved, pending_payment, paid, cancelled, expired)
-            """,
-        ["verify"] = """
+            """),
+        ("verify", """
             verify [[SKU...]] [[--repair]]
                 compare Redis, JetStream and MySQL per sale (all sales without SKU); exit 1 on drift;
                 --repair re-publishes deductions missing in MySQL and trims forwarded log entries
-            """,
-        ["token"] = """
+            """),
+        ("token", """
             token USER [[--lifetime SECONDS]]
                 print a buyer JWT for USER signed with FlashSale__Auth__SigningKey (for FlashSale:Auth:Mode jwt)
-            """,
-        ["writer"] = """
+            """),
+        ("writer", """
             writer
                 the order writer's pace (orders per second into MySQL over the cluster, 0 = full speed)
             writer pace N
                 let JetStream hold a burst and write at most N orders per second to MySQL; 0 = full speed
-            """,
-        ["cluster"] = """
+            """),
+        ("cluster", """
             cluster
                 the Orleans membership (silos, status, last I-am-alive) through the gateway's admin endpoint
-            """,
-        ["bench"] = """
+            """),
+        ("bench", """
             bench [[SCENARIO...]] [[--quick]] [[--silos 1,2,3]] [[--buckets N]]
                 measure each scenario against its baseline (same run): persist, deduct, soldout, http, http-soldout,
                 pipeline, modes, memory (all without a name); table, JSON, Markdown and PNG charts in results/;
                 --silos runs deduct once per silo count; --buckets N gives the sales of deduct, soldout, http,
                 http-soldout and pipeline N buckets and N quota shards (default: the default sale, 4 and 4; a full run
                 without --buckets also runs deduct and http with 16)
-            """,
-    };
+            """),
+    ];
 
     private static readonly string[] HelpWords = ["help", "--help", "-h"];
 
-    public static bool IsCommand(string name) => Usage.ContainsKey(name) || HelpWords.Contains(name);
+    public static bool IsCommand(string name) => HelpWords.Contains(name) || Usage.Any(u => Tool(u.Command) == name);
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -71,12 +80,12 @@ public static class CommandLine
         {
             if (HelpWords.Contains(command))
             {
-                return Help(args.Length > 1 ? args[1] : null);
+                return Help(args[1..]);
             }
 
             if (args.Skip(1).Any(a => a is "--help" or "-h"))
             {
-                return Help(command);
+                return Help(args);
             }
 
             return command switch
@@ -94,16 +103,11 @@ public static class CommandLine
         }
         catch (UsageException ex)
         {
-            Error.MarkupLine($"[red]error:[/] {Markup.Escape(ex.Message)}");
-            if (Usage.TryGetValue(command, out var usage))
-            {
-                Error.MarkupLine("usage:\n" + Format(usage));
-            }
-            else
-            {
-                Error.MarkupLine("Run [bold]./flashsale help[/] for usage.");
-            }
-
+            // The reason, then the usage once: the messages name what is wrong and leave the syntax to the usage.
+            var error = Error;
+            error.MarkupLine($"[red]error:[/] {Markup.Escape(ex.Message)}");
+            var usage = UsageOf(args);
+            error.MarkupLine(usage.Count > 0 ? "usage:\n" + string.Join('\n', usage.Select(Format)) : "Run [bold]./flashsale help[/] for usage.");
             return 2;
         }
         catch (HttpRequestException ex)
@@ -120,21 +124,55 @@ public static class CommandLine
         }
     }
 
-    /// <summary>Errors go to stderr, so that a script reading a tool's output never parses an error as data.</summary>
-    private static IAnsiConsole Error => AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+    /// <summary>
+    /// Errors go to stderr, so that a script reading a tool's output never parses an error as data. Redirected, the
+    /// lines are not wrapped at Spectre's assumed 80 columns: the usage lines are laid out already.
+    /// </summary>
+    private static IAnsiConsole Error => Unwrapped(Console.Error, Console.IsErrorRedirected);
 
-    private static int Help(string? command)
+    private static IAnsiConsole Unwrapped(TextWriter writer, bool redirected)
     {
-        if (command is not null && Usage.TryGetValue(command, out var usage))
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(writer) });
+        if (redirected)
         {
-            AnsiConsole.MarkupLine("usage:\n" + Format(usage));
+            console.Profile.Width = 1000;
+        }
+
+        return console;
+    }
+
+    private static string Tool(string command) => command.Split(' ')[0];
+
+    /// <summary>The usage entries of the subcommand <paramref name="args"/> names, else those of its tool.</summary>
+    private static List<string> UsageOf(string[] args)
+    {
+        if (args.Length == 0)
+        {
+            return [];
+        }
+
+        if (args.Length > 1 && Usage.Any(u => u.Command == $"{args[0]} {args[1]}"))
+        {
+            return [.. Usage.Where(u => u.Command == $"{args[0]} {args[1]}").Select(u => u.Text)];
+        }
+
+        return [.. Usage.Where(u => Tool(u.Command) == args[0]).Select(u => u.Text)];
+    }
+
+    private static int Help(string[] args)
+    {
+        var output = Console.IsOutputRedirected ? Unwrapped(Console.Out, redirected: true) : AnsiConsole.Console;
+        var usage = UsageOf([.. args.Where(a => !HelpWords.Contains(a))]);
+        if (usage.Count > 0)
+        {
+            output.MarkupLine("usage:\n" + string.Join('\n', usage.Select(Format)));
             return 0;
         }
 
-        AnsiConsole.MarkupLine("[bold]flashsale tools[/] (they use FLASHSALE_GATEWAY_URL and FLASHSALE_ADMIN_TOKEN; see ./flashsale env)\n");
-        foreach (var text in Usage.Values)
+        output.MarkupLine("[bold]flashsale tools[/] (they use FLASHSALE_GATEWAY_URL and FLASHSALE_ADMIN_TOKEN; see ./flashsale env)\n");
+        foreach (var (_, text) in Usage)
         {
-            AnsiConsole.MarkupLine(Format(text));
+            output.MarkupLine(Format(text));
         }
 
         return 0;
@@ -155,6 +193,12 @@ public static class CommandLine
         {
             case "create":
             {
+                if (args.Length > 1 && !args[1].StartsWith('-'))
+                {
+                    // sale show, rebucket and close take the SKU first; create names each of its values.
+                    throw new UsageException($"sale create takes the SKU as --sku {args[1]}, not as a plain argument");
+                }
+
                 var o = Options.Parse(args[1..], "sku", "stock", "buckets", "limit", "quota-shards");
                 var body = new
                 {
@@ -170,7 +214,7 @@ public static class CommandLine
 
             case "show":
             {
-                var (id, json) = OneIdAndJsonFlag(args, "sale show SKU");
+                var (id, json) = OneIdAndJsonFlag(args, "sale show takes exactly one SKU");
                 using var client = GatewayClient.FromEnvironment();
                 var response = await client.SendAsync(HttpMethod.Get, $"/api/sales/{Uri.EscapeDataString(id)}", null);
                 return json || response.Status != 200 ? Print(response, 200) : ShowSale(response.Body);
@@ -229,7 +273,7 @@ public static class CommandLine
             throw new UsageException(args.Length == 0 ? "order needs a subcommand: show" : $"unknown order subcommand '{args[0]}' (show)");
         }
 
-        var (id, json) = OneIdAndJsonFlag(args, "order show ORDER_ID");
+        var (id, json) = OneIdAndJsonFlag(args, "order show takes exactly one order id");
         using var client = GatewayClient.FromEnvironment();
         var response = await client.SendAsync(HttpMethod.Get, $"/api/orders/{Uri.EscapeDataString(id)}", null);
         if (json || response.Status != 200)
@@ -249,14 +293,14 @@ public static class CommandLine
     }
 
     /// <summary><c>show ID [--json]</c>: exactly one id.</summary>
-    private static (string Id, bool Json) OneIdAndJsonFlag(string[] args, string usage)
+    private static (string Id, bool Json) OneIdAndJsonFlag(string[] args, string error)
     {
         var rest = args[1..];
         var json = rest.Contains("--json");
         var ids = rest.Where(a => a != "--json").ToArray();
         if (ids.Length != 1 || ids[0].StartsWith('-'))
         {
-            throw new UsageException($"{usage} takes exactly one id (and optionally --json)");
+            throw new UsageException($"{error} (and optionally --json)");
         }
 
         return (ids[0], json);
@@ -318,81 +362,5 @@ public static class CommandLine
         var detail = response.Body.ValueKind == JsonValueKind.Object && response.Body.TryGetProperty("detail", out var d) ? d.GetString() : null;
         Error.MarkupLine($"[red]error {response.Status} {Markup.Escape(code ?? "")}[/]{(detail is null ? "" : ": " + Markup.Escape(detail))}");
         return 1;
-    }
-}
-
-public sealed class UsageException(string message) : Exception(message);
-
-/// <summary>Tiny <c>--name value</c> parser; unknown, repeated or malformed flags are usage errors.</summary>
-public sealed class Options
-{
-    private readonly Dictionary<string, string> _values;
-
-    private Options(Dictionary<string, string> values) => _values = values;
-
-    /// <param name="allowed">The flags the command knows; empty: any.</param>
-    public static Options Parse(string[] args, params string[] allowed)
-    {
-        var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        for (var i = 0; i < args.Length; i++)
-        {
-            if (!args[i].StartsWith("--", StringComparison.Ordinal) || args[i].Length == 2)
-            {
-                throw new UsageException($"expected --name value, got '{args[i]}'");
-            }
-
-            var name = args[i][2..];
-            if (allowed.Length > 0 && !allowed.Contains(name))
-            {
-                throw new UsageException($"unknown option '--{name}' (known: {string.Join(", ", allowed.Select(a => "--" + a))})");
-            }
-
-            if (i + 1 >= args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal))
-            {
-                throw new UsageException($"--{name} needs a value");
-            }
-
-            if (!values.TryAdd(name, args[++i]))
-            {
-                throw new UsageException($"--{name} is given twice");
-            }
-        }
-
-        return new Options(values);
-    }
-
-    public string Required(string name) =>
-        _values.TryGetValue(name, out var value) ? value : throw new UsageException($"--{name} is required");
-
-    public int Int(string name, int fallback)
-    {
-        var value = Long(name, fallback);
-        return value <= int.MaxValue ? (int)value : throw new UsageException($"--{name} must be at most {int.MaxValue}, got {value}");
-    }
-
-    /// <summary>The flag's value, or null when it is absent (the server's default applies).</summary>
-    public int? IntOrNull(string name) => _values.ContainsKey(name) ? Int(name, 0) : null;
-
-    public bool Bool(string name, bool fallback)
-    {
-        if (!_values.TryGetValue(name, out var text))
-        {
-            return fallback;
-        }
-
-        return bool.TryParse(text, out var value) ? value : throw new UsageException($"--{name} must be true or false, got '{text}'");
-    }
-
-    /// <param name="fallback">The value when the flag is absent; null makes the flag required.</param>
-    public long Long(string name, long? fallback)
-    {
-        if (!_values.TryGetValue(name, out var text))
-        {
-            return fallback ?? throw new UsageException($"--{name} is required");
-        }
-
-        return long.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value)
-            ? value
-            : throw new UsageException($"--{name} must be a non-negative whole number, got '{text}'");
     }
 }

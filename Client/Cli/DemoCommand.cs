@@ -124,7 +124,7 @@ public static class DemoCommand
         AnsiConsole.MarkupLine("Waiting for the pipeline to settle, then verify …");
         var (verify, settled, verifyError) = await DemoReport.VerifyAsync(client, sku);
         var resultsDir = Environment.GetEnvironmentVariable("FLASHSALE_RESULTS_DIR") is { Length: > 0 } dir ? dir : Path.Combine(Environment.CurrentDirectory, "results");
-        var chart = report.DrawChart(sku, Path.Combine(resultsDir, "demo"));
+        var chart = report.DrawChart(sku, Path.Combine(resultsDir, "demo"), stopwatch.Elapsed);
         var ok = DemoReport.Print(sku, client.BaseAddress, stock, sold, outcomes, requests, stopwatch.Elapsed, sorted, verify, settled, verifyError, chart, booksBalance);
         return ok ? 0 : 1;
     }

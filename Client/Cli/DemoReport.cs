@@ -8,18 +8,17 @@ namespace OrleansFlashSale.Client.Cli;
 
 /// <summary>
 /// The end of <c>./flashsale demo</c>: waits for the books to settle (verify), prints one screen of results and the
-/// dashboard's address, and draws the answers per second as a PNG.
+/// dashboard's address, and draws the answers per second over the run as a PNG.
 /// </summary>
 public sealed class DemoReport
 {
     /// <summary>How long the pipeline gets to bring every acknowledged order to MySQL before verify is judged.</summary>
     private static readonly TimeSpan SettleTimeout = TimeSpan.FromSeconds(30);
 
-    private readonly ConcurrentDictionary<(int Second, string Outcome), int> _timeline = new();
+    private readonly ConcurrentQueue<(TimeSpan Elapsed, string Outcome)> _answers = new();
 
     /// <summary>Notes one answer at <paramref name="elapsed"/> since the sale's first request.</summary>
-    public void Record(TimeSpan elapsed, string outcome) =>
-        _timeline.AddOrUpdate(((int)elapsed.TotalSeconds, outcome), 1, (_, n) => n + 1);
+    public void Record(TimeSpan elapsed, string outcome) => _answers.Enqueue((elapsed, outcome));
 
     /// <summary>The books as <c>verify</c> sees them once at rest; the last report if they never settle.</summary>
     public static async Task<(JsonElement? Report, bool Settled, string? Error)> VerifyAsync(GatewayClient client, string sku)
@@ -44,28 +43,42 @@ public sealed class DemoReport
         }
     }
 
-    /// <summary>One line per answer per second of the run, by outcome.</summary>
-    public string DrawChart(string sku, string directory)
+    /// <summary>The run's answers per outcome over time as a PNG; the path it was saved to.</summary>
+    public string DrawChart(string sku, string directory, TimeSpan duration)
     {
         Directory.CreateDirectory(directory);
         var path = Path.Combine(directory, $"{sku}.png");
-        var seconds = _timeline.Keys.Select(k => k.Second).DefaultIfEmpty(0).Max() + 1;
+        Chart(sku, DemoTimeline.Bin(_answers, duration)).SavePng(path, 900, 420);
+        return path;
+    }
+
+    /// <summary>One line per outcome, in answers per second per bin; the y axis starts at zero.</summary>
+    public static Plot Chart(string sku, DemoTimeline timeline)
+    {
         var plot = new Plot();
-        foreach (var outcome in _timeline.Keys.Select(k => k.Outcome).Distinct().Order(StringComparer.Ordinal))
+        var width = timeline.BinWidth.TotalSeconds;
+        // Each point sits in the middle of its bin.
+        var xs = Enumerable.Range(0, timeline.Bins).Select(b => (b + 0.5) * width).ToArray();
+        var top = 0.0;
+        foreach (var (outcome, counts) in timeline.Counts)
         {
-            var xs = Enumerable.Range(0, seconds).Select(s => (double)s).ToArray();
-            var ys = xs.Select(s => (double)_timeline.GetValueOrDefault(((int)s, outcome))).ToArray();
+            var ys = counts.Select(timeline.PerSecond).ToArray();
+            top = Math.Max(top, ys.Max());
             var line = plot.Add.Scatter(xs, ys);
             line.LegendText = outcome;
-            line.MarkerSize = 4;
+            line.MarkerSize = 3;
+            line.LineWidth = 1.5f;
         }
 
-        plot.Title($"{sku}: answers per second");
-        plot.XLabel("seconds since the first request");
+        plot.Title($"{sku}: answers per second by outcome");
+        plot.XLabel($"seconds since the first request ({timeline.BinWidth.TotalMilliseconds:0} ms bins)");
         plot.YLabel("answers/s");
-        plot.ShowLegend(Alignment.UpperRight);
-        plot.SavePng(path, 900, 420);
-        return path;
+        // Beside the data: inside, it hid the sold-out peak at the end of the run.
+        plot.ShowLegend(Edge.Right);
+        // Autoscaling pads below the lowest point, which put the axis at minus a few hundred answers per second.
+        plot.Axes.SetLimitsX(0, timeline.Bins * width);
+        plot.Axes.SetLimitsY(0, top > 0 ? top * 1.1 : 1);
+        return plot;
     }
 
     /// <summary>The closing screen; true when the books balance and verify found no drift.</summary>

@@ -13,7 +13,7 @@ public static class TokenCommand
     {
         if (args.Length == 0 || args[0].StartsWith("--", StringComparison.Ordinal))
         {
-            throw new UsageException("token needs a user id: token USER [--lifetime SECONDS]");
+            throw new UsageException("token needs a user id first");
         }
 
         if (SaleRules.ValidateId(args[0], "user id") is { } error)

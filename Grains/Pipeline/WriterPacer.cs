@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.Runtime;
 
@@ -50,8 +51,14 @@ public sealed class PaceBudget
 /// This silo's share of the cluster's writer pace (<see cref="IWriterPaceGrain"/>): the pace divided by the active
 /// silos, since every silo's writer draws from the same durable consumer. Refreshed about once a second.
 /// </summary>
-public sealed partial class WriterPacer(IGrainFactory grains, IClusterMembershipService membership, ILogger<WriterPacer> logger)
+public sealed partial class WriterPacer(IServiceProvider services, ILogger<WriterPacer> logger)
 {
+    // Resolved at the first refresh, not at construction: the writer (and so this) is built with the host, and a host
+    // whose options are wrong must fail on those options, not on the cluster services it never got to start.
+    private IGrainFactory Grains => services.GetRequiredService<IGrainFactory>();
+
+    private IClusterMembershipService Membership => services.GetRequiredService<IClusterMembershipService>();
+
     private readonly TimeProvider _time = TimeProvider.System;
     private WriterPace _pace = WriterPace.FullSpeed;
     private int _silos = 1;
@@ -68,8 +75,8 @@ public sealed partial class WriterPacer(IGrainFactory grains, IClusterMembership
     {
         try
         {
-            var pace = await grains.GetGrain<IWriterPaceGrain>(0).GetAsync();
-            var silos = Math.Max(1, membership.CurrentSnapshot.Members.Values.Count(m => m.Status == SiloStatus.Active));
+            var pace = await Grains.GetGrain<IWriterPaceGrain>(0).GetAsync();
+            var silos = Math.Max(1, Membership.CurrentSnapshot.Members.Values.Count(m => m.Status == SiloStatus.Active));
             if (pace != _pace || silos != _silos)
             {
                 _pace = pace;

@@ -15,7 +15,7 @@ public sealed class CommandLineTests
     [InlineData("sale create --sku x --stock 5 --buckets 99999999999", "--buckets must be at most 2147483647")]
     [InlineData("sale create --sku x --stock 5 --stock 6", "--stock is given twice")]
     [InlineData("sale create --sku", "--sku needs a value")]
-    [InlineData("sale show", "sale show SKU takes exactly one id")]
+    [InlineData("sale show", "sale show takes exactly one SKU (and optionally --json)")]
     [InlineData("sale rebucket x", "sale rebucket needs a SKU and a bucket count")]
     [InlineData("sale rebucket x 0", "'0' is not a bucket count")]
     [InlineData("sale close", "sale close needs exactly one SKU")]
@@ -24,7 +24,7 @@ public sealed class CommandLineTests
     [InlineData("writer 5", "writer takes no argument (show the pace) or 'pace N'")]
     [InlineData("sale close a b", "sale close needs exactly one SKU")]
     [InlineData("order", "order needs a subcommand: show")]
-    [InlineData("order show a b", "order show ORDER_ID takes exactly one id")]
+    [InlineData("order show a b", "order show takes exactly one order id (and optionally --json)")]
     [InlineData("verify --bogus", "unknown option '--bogus'")]
     [InlineData("bench nosuch", "unknown bench scenario 'nosuch'")]
     [InlineData("bench deduct --buckets 0", "--buckets takes one whole number from 1 to 256 (buckets and quota shards of the benchmark's sales); '0' is not one")]
@@ -40,6 +40,71 @@ public sealed class CommandLineTests
         Assert.Contains("error: " + message, Flatten(error), StringComparison.Ordinal);
         Assert.Contains("usage:", error, StringComparison.Ordinal);
         Assert.Equal("", output);
+    }
+
+    /// <summary>
+    /// The reason once, then the usage once: a subcommand's error shows that subcommand's line only, and no message
+    /// repeats the syntax the usage shows.
+    /// </summary>
+    [Theory]
+    [InlineData("sale create SKU --stock 5", "sale create takes the SKU as --sku SKU, not as a plain argument", "sale create --sku SKU --stock N")]
+    [InlineData("sale create --sku x", "--stock is required", "sale create --sku SKU --stock N")]
+    [InlineData("sale create --sku x --stock 5 extra", "expected --name value, got 'extra'", "sale create --sku SKU --stock N")]
+    [InlineData("sale show", "sale show takes exactly one SKU", "sale show SKU")]
+    [InlineData("sale rebucket x", "sale rebucket needs a SKU and a bucket count", "sale rebucket SKU N")]
+    [InlineData("order show a b", "order show takes exactly one order id", "order show ORDER_ID")]
+    [InlineData("token", "token needs a user id first", "token USER [--lifetime SECONDS]")]
+    [InlineData("token --lifetime 5", "token needs a user id first", "token USER [--lifetime SECONDS]")]
+    [InlineData("demo users 5", "expected --name value, got 'users'", "demo [--stock N]")]
+    public async Task A_usage_error_prints_the_reason_and_the_usage_once_each(string line, string message, string syntax)
+    {
+        var (exit, output, error) = await RunAsync(line.Split(' '));
+        var text = Words(error);
+        Assert.Equal(2, exit);
+        Assert.Equal("", output);
+        Assert.Equal(1, Occurrences(text, "error:"));
+        Assert.Equal(1, Occurrences(text, "usage:"));
+        Assert.Equal(1, Occurrences(text, syntax));
+        Assert.Equal(1, Occurrences(text, "./flashsale "));
+        Assert.StartsWith("error: " + message, text, StringComparison.Ordinal);
+        Assert.Contains("usage: ./flashsale " + syntax, text, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("sale")]
+    [InlineData("sale frobnicate")]
+    public async Task A_tool_level_usage_error_lists_each_subcommand_once(string line)
+    {
+        var (exit, _, error) = await RunAsync(line.Split(' '));
+        var text = Words(error);
+        Assert.Equal(2, exit);
+        Assert.Equal(1, Occurrences(text, "usage:"));
+        foreach (var subcommand in new[] { "create --sku SKU", "show SKU", "rebucket SKU N", "close SKU" })
+        {
+            Assert.Equal(1, Occurrences(text, "./flashsale sale " + subcommand));
+        }
+    }
+
+    /// <summary>
+    /// Through the script: it prints its own usage for unknown commands and passes the tools their arguments. None of
+    /// these reaches a gateway (the URL points at the discard port, where nothing listens).
+    /// </summary>
+    [Theory]
+    [InlineData("bogus", "flashsale: error: unknown command 'bogus'", "usage: ./flashsale <command> [options]")]
+    [InlineData("cluster extra", "error: cluster takes no arguments, got 'extra'", "./flashsale cluster")]
+    [InlineData("sale create SKU --stock 5", "error: sale create takes the SKU as --sku SKU, not as a plain argument", "./flashsale sale create --sku SKU --stock N")]
+    [InlineData("token", "error: token needs a user id first", "token USER [--lifetime SECONDS]")]
+    public async Task The_script_prints_the_reason_and_the_usage_once_each(string line, string message, string usage)
+    {
+        var (exit, error) = await RunScriptAsync(line.Split(' '));
+        var text = Words(error);
+        Assert.Equal(2, exit);
+        Assert.Equal(1, Occurrences(text, "error:"));
+        Assert.Equal(1, Occurrences(text, "usage:"));
+        Assert.Equal(1, Occurrences(text, usage));
+        // The reason first, then the usage; no colour codes when stderr is not a terminal.
+        Assert.StartsWith(message, text, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u001b[", error, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -136,6 +201,52 @@ public sealed class CommandLineTests
         {
             Environment.SetEnvironmentVariable("FLASHSALE_GATEWAY_TIMEOUT", saved);
         }
+    }
+
+    /// <summary>Runs of white space (line ends, indentation) as one space.</summary>
+    private static string Words(string text) => System.Text.RegularExpressions.Regex.Replace(text, @"\s+", " ");
+
+    private static int Occurrences(string text, string part)
+    {
+        var count = 0;
+        for (var at = text.IndexOf(part, StringComparison.Ordinal); at >= 0; at = text.IndexOf(part, at + part.Length, StringComparison.Ordinal))
+        {
+            count++;
+        }
+
+        return count;
+    }
+
+    /// <summary><c>bash ./flashsale ARGS</c> of this checkout, with the binaries this test run built.</summary>
+    private static async Task<(int Exit, string Error)> RunScriptAsync(string[] args)
+    {
+        var root = new DirectoryInfo(AppContext.BaseDirectory);
+        while (root is not null && !(File.Exists(Path.Combine(root.FullName, "flashsale")) && Directory.Exists(Path.Combine(root.FullName, "deploy"))))
+        {
+            root = root.Parent;
+        }
+
+        Assert.NotNull(root);
+        var start = new System.Diagnostics.ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(root.FullName, "flashsale"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+#if DEBUG
+        start.Environment["FLASHSALE_BUILD_CONFIGURATION"] = "Debug";
+#else
+        start.Environment["FLASHSALE_BUILD_CONFIGURATION"] = "Release";
+#endif
+        start.Environment["FLASHSALE_GATEWAY_PORT"] = "9";
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        await stdout;
+        return (process.ExitCode, await stderr);
     }
 
     /// <summary>Spectre wraps long lines at the console width when output is not a terminal.</summary>

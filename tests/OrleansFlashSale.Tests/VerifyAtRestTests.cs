@@ -70,12 +70,13 @@ public sealed class VerifyAtRestTests(ClusterFixture fixture)
     [Fact]
     public async Task Once_the_records_TTL_has_passed_verify_still_balances_and_still_finds_real_drift()
     {
-        var sale = await fixture.CreateSaleAsync("rest-ttl", stock: 40, buckets: 2, perUserLimit: 1);
+        // A sale with an end, so that every record has a TTL (a sale without one keeps its records until closed).
+        var sale = await fixture.CreateSaleAsync("rest-ttl", stock: 40, buckets: 2, perUserLimit: 1, endsAt: fixture.Time.GetUtcNow().AddHours(1));
         var history = await fixture.BuyOutAsync(sale, users: 40, requests: 40);
         Assert.Equal(40, history.AcknowledgedUnits);
         await fixture.AssertNoDriftAsync(sale.Sku);
 
-        // What the TTL does after a week: every key of the sale that has one (order markers, request records, user
+        // What the TTLs do once the sale is over and its retention has passed: every key of the sale that has one (order markers, request records, user
         // counters, fences, buyers) is gone; the stock keys and the logs have none.
         var expired = await ExpireSaleKeysAsync(sale.Sku, shards: 16);
         Assert.True(expired >= 40, $"only {expired} keys had a TTL");
