@@ -58,6 +58,8 @@ public sealed class OptionsValidationTests
         {
             ["FlashSale:Redis:ConnectionString"] = "127.0.0.1:1",
             ["FlashSale:Nats:Url"] = "nats://127.0.0.1:1",
+            ["FlashSale:Nats:User"] = "flashsale",
+            ["FlashSale:Nats:Password"] = "test-password",
             ["FlashSale:MySql:ConnectionString"] = "Server=127.0.0.1;Database=d",
             ["FlashSale:Deduction:LogSampleSeconds"] = "0",
         }, (s, c) => s.AddFlashSaleGrains(c));
