@@ -30,7 +30,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
     private readonly RedisConnection _redis;
     private readonly ITransactionalProducer _producer;
     private readonly JetStreamConnection _nats;
-    private readonly PipelineFaults _faults;
+    private readonly IPipelineFaults _faults;
     private readonly RedisScripts _scripts;
     private readonly DeductionOptions _options;
     private readonly FlashSaleMetrics _metrics;
@@ -46,7 +46,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
 
     public BucketGrain(RedisConnection redis, RedisScripts scripts, IOptions<DeductionOptions> options,
         FlashSaleMetrics metrics, ILogger<BucketGrain> logger, ITransactionalProducer producer, JetStreamConnection nats,
-        PipelineFaults faults, SaleClock time)
+        IPipelineFaults faults, SaleClock time)
     {
         _time = time;
         _redis = redis;

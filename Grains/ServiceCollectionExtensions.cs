@@ -24,7 +24,7 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton(new SaleClock(TimeProvider.System));
         services.AddMetrics();
         services.TryAddSingleton<FlashSaleMetrics>();
-        services.TryAddSingleton<PipelineFaults>();
+        services.TryAddSingleton<IPipelineFaults, NoPipelineFaults>();
 
         // The order pipeline: transactional messages on JetStream, answered from Redis, written to MySQL in groups.
         services.AddFlashSaleMessaging(configuration);

@@ -94,34 +94,17 @@ internal static class PipelineJson
 }
 
 /// <summary>
-/// Test hook, compiled in and inert unless a test sets it: drops the next N commit events right after the Redis
-/// commit, as if the silo had died there. The check-back must then commit them.
+/// Where a test can inject a fault into the pipeline. Production registers <see cref="NoPipelineFaults"/>; only the
+/// test suite registers an implementation that does something.
 /// </summary>
-public sealed class PipelineFaults
+public interface IPipelineFaults
 {
-    private int _dropCommitEvents;
-    private int _dropped;
+    /// <summary>True to drop this commit event right after the Redis commit, as if the silo died there.</summary>
+    bool ShouldDropCommitEvent();
+}
 
-    /// <summary>How many commit events this hook has dropped so far.</summary>
-    public int Dropped => Volatile.Read(ref _dropped);
-
-    public void DropNextCommitEvents(int count) => Interlocked.Exchange(ref _dropCommitEvents, count);
-
-    public bool ShouldDropCommitEvent()
-    {
-        while (true)
-        {
-            var current = Volatile.Read(ref _dropCommitEvents);
-            if (current <= 0)
-            {
-                return false;
-            }
-
-            if (Interlocked.CompareExchange(ref _dropCommitEvents, current - 1, current) == current)
-            {
-                Interlocked.Increment(ref _dropped);
-                return true;
-            }
-        }
-    }
+/// <summary>No faults: what every silo runs.</summary>
+public sealed class NoPipelineFaults : IPipelineFaults
+{
+    public bool ShouldDropCommitEvent() => false;
 }

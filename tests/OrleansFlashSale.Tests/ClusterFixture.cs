@@ -65,6 +65,8 @@ public class ClusterFixture : IAsyncLifetime
             silo.AddFlashSale(configuration);
             // Only the sale clock is faked: Orleans' own timers keep real time.
             silo.Services.AddSingleton(new OrleansFlashSale.Grains.SaleClock(Time));
+            silo.Services.AddSingleton<PipelineFaults>();
+            silo.Services.AddSingleton<OrleansFlashSale.Grains.Pipeline.IPipelineFaults>(sp => sp.GetRequiredService<PipelineFaults>());
             ConfigureSilo(silo);
         });
         builder.ConfigureClient(client =>
