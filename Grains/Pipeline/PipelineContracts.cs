@@ -14,9 +14,9 @@ public static class PipelineStreams
 
     /// <summary>
     /// One stream per bucket, not per SKU: a pulling agent hands a stream's events to its consumer one at a time,
-    /// each a grain call, so a SKU's single stream carried every bucket's transactions in single file and, with the
-    /// machine busy, kept them waiting about 0.9 s on average between the bucket and the bridge (stage lag
-    /// "bridge" in the full bench of 2026-12-02 02:39 UTC). Per bucket, the streams are delivered side by side.
+    /// each a grain call, so a single stream per SKU would carry every bucket's transactions in single file and keep
+    /// them waiting between the bucket and the bridge on a busy machine (docs/performance-history.md has the
+    /// measurement). Per bucket, the streams are delivered side by side.
     /// </summary>
     public static string Key(string sku, int bucket) => $"{sku}#{bucket}";
 }
@@ -62,15 +62,15 @@ internal static class PipelineJson
 
     /// <summary>
     /// A whole transaction's deductions as one message (a JSON array), de-duplicated by the transaction id. One
-    /// message per transaction, as RocketMQ has it: a message per order cost a JetStream publish, a delivery and an
-    /// ack per order (the NATS client was 13 % of the silo's CPU in a trace of the deduct bench).
+    /// message per transaction, as RocketMQ has it: a message per order would cost a JetStream publish, a delivery and
+    /// an ack per order, a large share of the silo's CPU (see docs/performance-history.md).
     /// </summary>
     public static OutgoingMessage ToTransactionMessage(string transactionId, IReadOnlyList<DeductionRecord> records, string subject) =>
         new(transactionId, subject, Serialize(records));
 
     /// <summary>
     /// The records of a deductions-stream message: a JSON array (a transaction) or a single object (one order, as
-    /// repairs and earlier versions publish).
+    /// repairs publish).
     /// </summary>
     /// <exception cref="JsonException">The payload is neither.</exception>
     public static DeductionRecord[] ReadDeductions(ReadOnlyMemory<byte> bytes)

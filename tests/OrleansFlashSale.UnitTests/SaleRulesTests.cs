@@ -1,6 +1,6 @@
 using CsCheck;
 
-namespace OrleansFlashSale.Tests;
+namespace OrleansFlashSale.UnitTests;
 
 public sealed class SaleRulesTests
 {

@@ -1,7 +1,7 @@
 using System.Reflection;
 using Microsoft.Extensions.Logging;
 
-namespace OrleansFlashSale.Tests;
+namespace OrleansFlashSale.UnitTests;
 
 /// <summary>
 /// Operators filter and alert on log event ids, so one id must mean one message across the silo, the grains and the

@@ -3,7 +3,7 @@ using OrleansFlashSale.Client.Api;
 using OrleansFlashSale.Grains.Messaging;
 using YamlDotNet.RepresentationModel;
 
-namespace OrleansFlashSale.Tests;
+namespace OrleansFlashSale.UnitTests;
 
 /// <summary>
 /// The manifests' security: network policies around the Orleans ports, NATS credentials for the silos, buyer

@@ -7,7 +7,7 @@ using OrleansFlashSale.Grains;
 using OrleansFlashSale.Grains.Messaging;
 using OrleansFlashSale.Grains.Persistence;
 
-namespace OrleansFlashSale.Tests;
+namespace OrleansFlashSale.UnitTests;
 
 /// <summary>A bad setting stops the host at start with a message naming the setting.</summary>
 public sealed class OptionsValidationTests

@@ -1,6 +1,6 @@
 using OrleansFlashSale.Client.Cli;
 
-namespace OrleansFlashSale.Tests;
+namespace OrleansFlashSale.UnitTests;
 
 /// <summary>The demo chart's time bins: a sale of a few seconds still draws a curve, counted exactly.</summary>
 public sealed class DemoTimelineTests

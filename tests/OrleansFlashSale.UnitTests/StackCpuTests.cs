@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using OrleansFlashSale.Client.Cli.Bench;
 
-namespace OrleansFlashSale.Tests;
+namespace OrleansFlashSale.UnitTests;
 
 /// <summary>The bench's CPU accounting: processes found by the stack's PID files, CPU per operation.</summary>
 public sealed class StackCpuTests : IDisposable

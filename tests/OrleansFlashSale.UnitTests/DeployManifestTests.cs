@@ -12,7 +12,7 @@ using OrleansFlashSale.Silo;
 using OrleansFlashSale.Telemetry;
 using YamlDotNet.RepresentationModel;
 
-namespace OrleansFlashSale.Tests;
+namespace OrleansFlashSale.UnitTests;
 
 /// <summary>
 /// deploy/k8s and deploy/systemd read against the programs: every setting they pass exists in an options class,

@@ -7,7 +7,7 @@ using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using OrleansFlashSale.Client.Api;
 
-namespace OrleansFlashSale.Tests;
+namespace OrleansFlashSale.UnitTests;
 
 /// <summary>The purchase token format on its own, and the FlashSale:Auth settings.</summary>
 public sealed class PurchaseTokenFormatTests

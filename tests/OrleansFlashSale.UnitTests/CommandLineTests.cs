@@ -1,6 +1,6 @@
 using OrleansFlashSale.Client.Cli;
 
-namespace OrleansFlashSale.Tests;
+namespace OrleansFlashSale.UnitTests;
 
 /// <summary>The tools' argument handling: a clear message on stderr and exit 2 before anything is sent.</summary>
 public sealed class CommandLineTests

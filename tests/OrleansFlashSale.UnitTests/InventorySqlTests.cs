@@ -1,7 +1,7 @@
 using System.Text.RegularExpressions;
 using OrleansFlashSale.Grains.Persistence;
 
-namespace OrleansFlashSale.Tests;
+namespace OrleansFlashSale.UnitTests;
 
 /// <summary>The SQL text of a group, for both flavours: AliSQL is not on this machine, so its SQL is checked here.</summary>
 public sealed partial class InventorySqlTests

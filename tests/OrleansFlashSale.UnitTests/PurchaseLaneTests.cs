@@ -1,6 +1,6 @@
 using OrleansFlashSale.ClientLibrary;
 
-namespace OrleansFlashSale.Tests;
+namespace OrleansFlashSale.UnitTests;
 
 /// <summary>
 /// The client library's coalescing, without a cluster: the "grain call" is a function the test controls, so it can
