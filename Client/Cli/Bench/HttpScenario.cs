@@ -152,7 +152,7 @@ public static class HttpScenario
 
         var path = MinimalLuaEndpoint.PurchasePath(sku);
         progress.Status($"{scenario}: wrk warm-up against the gateway");
-        var warm = await Wrk.RunAsync(url, path, $"{sku}w", Users, Connections, settings.Warmup);
+        var warm = await Wrk.RunAsync(url, path, $"{sku}w", Users, Connections, settings.GatewayWarmup);
         progress.Status($"{scenario}: wrk against the gateway, {settings.Measure.TotalSeconds:F0} s");
         var run = await Wrk.RunAsync(url, path, $"{sku}m", Users, Connections, settings.Measure);
         var status = await grains.Product(sku).GetStatusAsync(refresh: true)
