@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
-using Orleans.Concurrency;
 using Orleans.Runtime;
 using OrleansFlashSale.Grains.Messaging;
 using OrleansFlashSale.Grains.Persistence;

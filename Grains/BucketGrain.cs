@@ -1,10 +1,8 @@
-using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
 using Orleans.Runtime;
 using OrleansFlashSale.Grains.Messaging;
-using OrleansFlashSale.Grains.Persistence;
 using OrleansFlashSale.Grains.Pipeline;
 using OrleansFlashSale.Grains.Redis;
 using StackExchange.Redis;

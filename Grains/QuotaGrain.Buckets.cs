@@ -1,11 +1,6 @@
 using System.Diagnostics;
-using System.Globalization;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
-using Orleans.Concurrency;
 using OrleansFlashSale.Grains.Persistence;
-using OrleansFlashSale.Grains.Redis;
-using StackExchange.Redis;
 
 namespace OrleansFlashSale.Grains;
 

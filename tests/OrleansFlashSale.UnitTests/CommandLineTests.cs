@@ -220,15 +220,8 @@ public sealed class CommandLineTests
     /// <summary><c>bash ./flashsale ARGS</c> of this checkout, with the binaries this test run built.</summary>
     private static async Task<(int Exit, string Error)> RunScriptAsync(string[] args)
     {
-        var root = new DirectoryInfo(AppContext.BaseDirectory);
-        while (root is not null && !(File.Exists(Path.Combine(root.FullName, "flashsale")) && Directory.Exists(Path.Combine(root.FullName, "deploy"))))
-        {
-            root = root.Parent;
-        }
-
-        Assert.NotNull(root);
         var start = new System.Diagnostics.ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(Path.Combine(root.FullName, "flashsale"));
+        start.ArgumentList.Add(Path.Combine(RepoRoot.Path, "flashsale"));
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);

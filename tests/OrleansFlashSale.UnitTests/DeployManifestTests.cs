@@ -35,7 +35,7 @@ public sealed partial class DeployManifestTests
         (TelemetryOptions.Section, typeof(TelemetryOptions)),
     }.ToDictionary(p => p.Item1, p => p.Item2);
 
-    private static readonly string Root = FindRoot();
+    private static readonly string Root = RepoRoot.Path;
 
     private static readonly List<YamlMappingNode> Objects = LoadManifests();
 
@@ -254,19 +254,6 @@ public sealed partial class DeployManifestTests
         using var reader = new StreamReader(file);
         stream.Load(reader);
         return stream.Documents.Select(d => (YamlMappingNode)d.RootNode);
-    }
-
-    private static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "OrleansFlashSale.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("OrleansFlashSale.sln not found above " + AppContext.BaseDirectory);
     }
 }
 

@@ -8,7 +8,7 @@ namespace OrleansFlashSale.UnitTests;
 /// </summary>
 public sealed class ProjectLayoutTests
 {
-    private static readonly string Root = FindRoot();
+    private static readonly string Root = RepoRoot.Path;
 
     [Fact]
     public void Grains_Interfaces_references_no_project_of_ours_and_only_the_Orleans_SDK()
@@ -38,17 +38,4 @@ public sealed class ProjectLayoutTests
 
     private static bool IsBuildOutput(string path) =>
         path.Split(Path.DirectorySeparatorChar).Any(part => part is "bin" or "obj");
-
-    private static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "OrleansFlashSale.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("OrleansFlashSale.sln not found above " + AppContext.BaseDirectory);
-    }
 }
