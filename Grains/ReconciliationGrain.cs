@@ -34,29 +34,20 @@ public sealed partial class ReconciliationGrain : Grain, IReconciliationGrain
     private readonly RedisConnection _redis;
     private readonly JetStreamConnection _nats;
     private readonly OrderStoreOptions _store;
+    private readonly OrderLifecycleStore _sales;
     private readonly ILogger<ReconciliationGrain> _logger;
 
-    public ReconciliationGrain(RedisConnection redis, JetStreamConnection nats, IOptions<OrderStoreOptions> store, ILogger<ReconciliationGrain> logger)
+    public ReconciliationGrain(RedisConnection redis, JetStreamConnection nats, IOptions<OrderStoreOptions> store,
+        OrderLifecycleStore sales, ILogger<ReconciliationGrain> logger)
     {
+        _sales = sales;
         _redis = redis;
         _nats = nats;
         _store = store.Value;
         _logger = logger;
     }
 
-    public async Task<string[]> ListSkusAsync()
-    {
-        await using var connection = await OpenAsync();
-        await using var command = new MySqlCommand("SELECT sku FROM inventory ORDER BY sku", connection);
-        var skus = new List<string>();
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            skus.Add(reader.GetString(0));
-        }
-
-        return [.. skus];
-    }
+    public async Task<string[]> ListSkusAsync() => [.. await _sales.ListSalesAsync()];
 
     public Task<ReconciliationReport?> VerifyAsync(string sku, bool repair) => ReconcileAsync(sku, proofs: true, repair);
 

@@ -60,16 +60,12 @@ public sealed partial class WriterPacer(IServiceProvider services, ILogger<Write
     private IClusterMembershipService Membership => services.GetRequiredService<IClusterMembershipService>();
 
     private readonly TimeProvider _time = TimeProvider.System;
+    private readonly PaceBudget _budget = new();
     private WriterPace _pace = WriterPace.FullSpeed;
     private int _silos = 1;
     private bool _refreshFailed;
 
-    public PaceBudget Budget { get; } = new();
-
-    public bool Paced => Budget.PerSecond > 0;
-
-    /// <summary>The cluster's pace as this silo last read it.</summary>
-    public WriterPace Pace => _pace;
+    public bool Paced => _budget.PerSecond > 0;
 
     public async Task RefreshAsync()
     {
@@ -81,7 +77,7 @@ public sealed partial class WriterPacer(IServiceProvider services, ILogger<Write
             {
                 _pace = pace;
                 _silos = silos;
-                Budget.SetRate(pace.IsFullSpeed ? 0 : (double)pace.MaxOrdersPerSecond / silos, _time.GetUtcNow());
+                _budget.SetRate(pace.IsFullSpeed ? 0 : (double)pace.MaxOrdersPerSecond / silos, _time.GetUtcNow());
                 PaceChanged(logger, pace.MaxOrdersPerSecond, silos);
             }
 
@@ -99,10 +95,10 @@ public sealed partial class WriterPacer(IServiceProvider services, ILogger<Write
         }
     }
 
-    public void Charge(int orders) => Budget.Charge(orders, _time.GetUtcNow());
+    public void Charge(int orders) => _budget.Charge(orders, _time.GetUtcNow());
 
     /// <summary>How long until this writer may fetch again.</summary>
-    public TimeSpan Wait => Budget.WaitAt(_time.GetUtcNow());
+    public TimeSpan Wait => _budget.WaitAt(_time.GetUtcNow());
 
     [LoggerMessage(EventId = 4030, Level = LogLevel.Information, Message = "Order writer pace: {MaxOrdersPerSecond} orders/s over the cluster (0 = full speed), shared by {Silos} silos")]
     private static partial void PaceChanged(ILogger logger, int maxOrdersPerSecond, int silos);

@@ -18,9 +18,9 @@ internal static class SaleRecordExpiry
         // A SKU is [A-Za-z0-9._-], so it holds no glob character and no ':' another SKU's tag could share.
         var pattern = $"{{fs:{sku}:b*}}:*";
         long expired = 0;
+        var db = redis.GetDatabase();
         foreach (var server in redis.GetServers().Where(s => s.IsConnected && !s.IsReplica))
         {
-            var db = redis.GetDatabase();
             var batch = new List<Task<bool>>(PageSize);
             await foreach (var key in server.KeysAsync(pattern: pattern, pageSize: PageSize).WithCancellation(cancellationToken))
             {

@@ -26,43 +26,27 @@ public sealed class OptionsValidationTests
     [Fact]
     public async Task Missing_redis_connection_string_is_named()
     {
-        var message = await StartFailureAsync(new()
-        {
-            ["FlashSale:Nats:Url"] = "nats://127.0.0.1:1",
-            ["FlashSale:Nats:User"] = "flashsale",
-            ["FlashSale:Nats:Password"] = "test-password",
-            ["FlashSale:MySql:ConnectionString"] = "Server=127.0.0.1;Database=d",
-        }, (s, c) => s.AddFlashSaleGrains(c));
+        var settings = GrainSettings();
+        settings.Remove("FlashSale:Redis:ConnectionString");
+        var message = await StartFailureAsync(settings, (s, c) => s.AddFlashSaleGrains(c));
         Assert.Contains("FlashSale:Redis:ConnectionString is required", message);
     }
 
     [Fact]
     public async Task Out_of_range_batch_size_is_named()
     {
-        var message = await StartFailureAsync(new()
-        {
-            ["FlashSale:Redis:ConnectionString"] = "127.0.0.1:1",
-            ["FlashSale:Nats:Url"] = "nats://127.0.0.1:1",
-            ["FlashSale:Nats:User"] = "flashsale",
-            ["FlashSale:Nats:Password"] = "test-password",
-            ["FlashSale:MySql:ConnectionString"] = "Server=127.0.0.1;Database=d",
-            ["FlashSale:Deduction:MaxBatch"] = "0",
-        }, (s, c) => s.AddFlashSaleGrains(c));
+        var settings = GrainSettings();
+        settings["FlashSale:Deduction:MaxBatch"] = "0";
+        var message = await StartFailureAsync(settings, (s, c) => s.AddFlashSaleGrains(c));
         Assert.Contains("FlashSale:Deduction:MaxBatch must be between 1 and 4096", message);
     }
 
     [Fact]
     public async Task Out_of_range_log_sample_period_is_named()
     {
-        var message = await StartFailureAsync(new()
-        {
-            ["FlashSale:Redis:ConnectionString"] = "127.0.0.1:1",
-            ["FlashSale:Nats:Url"] = "nats://127.0.0.1:1",
-            ["FlashSale:Nats:User"] = "flashsale",
-            ["FlashSale:Nats:Password"] = "test-password",
-            ["FlashSale:MySql:ConnectionString"] = "Server=127.0.0.1;Database=d",
-            ["FlashSale:Deduction:LogSampleSeconds"] = "0",
-        }, (s, c) => s.AddFlashSaleGrains(c));
+        var settings = GrainSettings();
+        settings["FlashSale:Deduction:LogSampleSeconds"] = "0";
+        var message = await StartFailureAsync(settings, (s, c) => s.AddFlashSaleGrains(c));
         Assert.Contains("FlashSale:Deduction:LogSampleSeconds must be between 1 and 3600", message);
     }
 
@@ -76,6 +60,16 @@ public sealed class OptionsValidationTests
         }, (s, c) => s.AddFlashSaleGateway(c));
         Assert.Contains("FlashSale:Gateway:AdminToken must be set", message);
     }
+
+    /// <summary>What AddFlashSaleGrains needs to get as far as validating options: every required setting, valid.</summary>
+    private static Dictionary<string, string?> GrainSettings() => new()
+    {
+        ["FlashSale:Redis:ConnectionString"] = "127.0.0.1:1",
+        ["FlashSale:Nats:Url"] = "nats://127.0.0.1:1",
+        ["FlashSale:Nats:User"] = "flashsale",
+        ["FlashSale:Nats:Password"] = "test-password",
+        ["FlashSale:MySql:ConnectionString"] = "Server=127.0.0.1;Database=d",
+    };
 
     private static void AddMessaging(IServiceCollection services, IConfiguration configuration)
     {
