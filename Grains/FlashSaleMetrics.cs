@@ -6,7 +6,7 @@ namespace OrleansFlashSale.Grains;
 /// <summary>The project's one meter. Tags are low-cardinality on purpose: never a user, order or request id.</summary>
 public sealed class FlashSaleMetrics
 {
-    public const string MeterName = "OrleansFlashSale";
+    public const string MeterName = FlashSaleMeter.Name;
 
     private readonly Counter<long> _purchases;
     private readonly Histogram<int> _deductBatch;

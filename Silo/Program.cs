@@ -1,9 +1,9 @@
-using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Dashboard;
 using OrleansFlashSale.Silo;
-using OrleansFlashSale.Telemetry;
+using OrleansFlashSale;
+using OrleansFlashSale.ServiceDefaults;
 
 // Content root is the program's folder, so appsettings.json is found whatever the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
@@ -15,8 +15,7 @@ var siloOptions = builder.Configuration.GetSection(FlashSaleSiloOptions.Section)
 var siloErrors = new FlashSaleSiloOptionsValidator().Validate(null, siloOptions);
 if (siloErrors.Failed)
 {
-    await Console.Error.WriteLineAsync($"Configuration error: {siloErrors.FailureMessage}");
-    return 2;
+    return await FlashSaleHost.ConfigurationErrorAsync(siloErrors.FailureMessage);
 }
 
 builder.UseOrleans(silo =>
@@ -36,7 +35,7 @@ builder.UseOrleans(silo =>
         silo.AddDashboard();
     }
 });
-builder.AddFlashSaleTelemetry("flashsale-silo");
+builder.AddFlashSaleTelemetry("flashsale-silo", FlashSaleMeter.Name);
 
 builder.Services.AddHealthChecks()
     .AddCheck<RedisHealthCheck>("redis", tags: ["ready"])
@@ -44,16 +43,5 @@ builder.Services.AddHealthChecks()
 
 var app = builder.Build();
 // The silo is a hosted service started before Kestrel listens: once this answers, the silo has joined.
-app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
-app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
-
-try
-{
-    await app.RunAsync();
-    return 0;
-}
-catch (OptionsValidationException ex)
-{
-    await Console.Error.WriteLineAsync($"Configuration error: {string.Join(" ", ex.Failures)}");
-    return 2;
-}
+app.MapFlashSaleHealth();
+return await app.RunFlashSaleAsync();

@@ -7,6 +7,8 @@ using Orleans.Configuration;
 using OrleansFlashSale.Grains;
 using OrleansFlashSale.Grains.Pipeline;
 using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.ServiceDefaults;
+using StackExchange.Redis;
 
 namespace OrleansFlashSale.Silo;
 
@@ -23,6 +25,7 @@ public static class SiloBuilderExtensions
     {
         var services = silo.Services;
         services.AddFlashSaleGrains(configuration);
+        services.AddSingleton<IRedisMultiplexerSource, TracedRedis>();
         // Needs the grain factory, so it lives with the silo rather than with the grain services.
         services.AddHostedService<OrderExpiryService>();
         services.AddOptions<FlashSaleMySqlOptions>().Bind(configuration.GetSection(FlashSaleMySqlOptions.Section)).ValidateOnStart();
@@ -72,5 +75,11 @@ public static class SiloBuilderExtensions
                 }
             });
         }
+    }
+
+    /// <summary>Hands the process's one multiplexer to the Redis tracing of the service defaults.</summary>
+    private sealed class TracedRedis(RedisConnection connection) : IRedisMultiplexerSource
+    {
+        public async Task<IConnectionMultiplexer> GetMultiplexerAsync() => await connection.GetMultiplexerAsync();
     }
 }

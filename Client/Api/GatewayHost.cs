@@ -1,9 +1,8 @@
-using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Orleans.Configuration;
 using OrleansFlashSale.Client.Api.Admission;
 using OrleansFlashSale.Client.Api.Dashboard;
-using OrleansFlashSale.Telemetry;
+using OrleansFlashSale.ServiceDefaults;
 using StackExchange.Redis;
 
 namespace OrleansFlashSale.Client.Api;
@@ -39,28 +38,18 @@ public static class GatewayHost
             client.AddFlashSaleOrleansDashboard();
         });
         builder.Services.AddFlashSaleGateway(builder.Configuration);
-        builder.AddFlashSaleTelemetry("flashsale-gateway");
+        builder.AddFlashSaleTelemetry("flashsale-gateway", FlashSaleMeter.Name);
         builder.Services.AddFlashSaleAdmission(builder.Configuration);
         builder.Services.AddHealthChecks().AddCheck<ClusterHealthCheck>("cluster", tags: ["ready"]);
 
         var app = builder.Build();
         app.UseStatusCodePages();
-        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
-        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
+        app.MapFlashSaleHealth();
         app.UseFlashSaleAdmission();
         app.MapFlashSaleApi();
         app.MapFlashSaleDashboard(orleansDashboard: true);
         app.MapFlashSaleCluster();
-        try
-        {
-            await app.RunAsync();
-            return 0;
-        }
-        catch (Microsoft.Extensions.Options.OptionsValidationException ex)
-        {
-            await Console.Error.WriteLineAsync($"Configuration error: {string.Join(" ", ex.Failures)}");
-            return 2;
-        }
+        return await app.RunFlashSaleAsync();
     }
 
     /// <summary>Ready when a grain call goes through the cluster client and comes back.</summary>

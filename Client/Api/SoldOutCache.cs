@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using OrleansFlashSale.Grains;
 
 namespace OrleansFlashSale.Client.Api;
 
@@ -41,7 +40,7 @@ public sealed partial class SoldOutCache
         _time = time ?? TimeProvider.System;
         _logger = logger;
         // The project's one meter (same name, so the factory hands back the same instance).
-        _answered = meters.Create(FlashSaleMetrics.MeterName).CreateCounter<long>("flashsale.gateway.sold_out_cached",
+        _answered = meters.Create(FlashSaleMeter.Name).CreateCounter<long>("flashsale.gateway.sold_out_cached",
             description: "Purchases the gateway refused from its sold-out cache, without a cluster call.");
     }
 

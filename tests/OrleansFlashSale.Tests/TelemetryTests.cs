@@ -11,12 +11,12 @@ using NATS.Client.JetStream;
 using OpenTelemetry.Trace;
 using OrleansFlashSale.Grains.Messaging;
 using OrleansFlashSale.Grains.Pipeline;
-using OrleansFlashSale.Telemetry;
+using OrleansFlashSale.ServiceDefaults;
 
 namespace OrleansFlashSale.Tests;
 
 /// <summary>
-/// One silo and the gateway, both wired with <see cref="TelemetryExtensions.AddFlashSaleTelemetry(IServiceCollection, Microsoft.Extensions.Configuration.IConfiguration, string)"/>
+/// One silo and the gateway, both wired with <see cref="TelemetryExtensions.AddFlashSaleTelemetry(IServiceCollection, Microsoft.Extensions.Configuration.IConfiguration, string, string[])"/>
 /// as the real hosts are, plus an in-memory span exporter on each side.
 /// </summary>
 public sealed class TelemetryFixture : ClusterFixture
@@ -38,7 +38,7 @@ public sealed class TelemetryFixture : ClusterFixture
     protected override void ConfigureSilo(ISiloBuilder silo)
     {
         silo.AddActivityPropagation();
-        silo.Services.AddFlashSaleTelemetry(Configuration, "flashsale-silo");
+        silo.Services.AddFlashSaleTelemetry(Configuration, "flashsale-silo", FlashSaleMeter.Name);
         silo.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddInMemoryExporter(new QueueList(SiloSpans)));
     }
 
@@ -46,7 +46,7 @@ public sealed class TelemetryFixture : ClusterFixture
 
     protected override void ConfigureGateway(WebApplicationBuilder gateway)
     {
-        gateway.AddFlashSaleTelemetry("flashsale-gateway");
+        gateway.AddFlashSaleTelemetry("flashsale-gateway", FlashSaleMeter.Name);
         gateway.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddInMemoryExporter(new QueueList(GatewaySpans)));
     }
 

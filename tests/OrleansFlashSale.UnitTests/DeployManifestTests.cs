@@ -9,7 +9,7 @@ using OrleansFlashSale.Grains.Persistence;
 using OrleansFlashSale.Grains.Pipeline;
 using OrleansFlashSale.Grains.Redis;
 using OrleansFlashSale.Silo;
-using OrleansFlashSale.Telemetry;
+using OrleansFlashSale.ServiceDefaults;
 using YamlDotNet.RepresentationModel;
 
 namespace OrleansFlashSale.UnitTests;

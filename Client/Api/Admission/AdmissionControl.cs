@@ -5,7 +5,6 @@ using System.Text.Json;
 using System.Threading.RateLimiting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using OrleansFlashSale.Grains;
 
 namespace OrleansFlashSale.Client.Api.Admission;
 
@@ -44,7 +43,7 @@ public sealed partial class AdmissionControl : IAsyncDisposable
         _perIp = CreatePartitioned(_rates.PerIp);
         _perUser = CreatePartitioned(_rates.PerUser);
         // The project's one meter: the factory hands back the same Meter for the same name.
-        var meter = meters.Create(FlashSaleMetrics.MeterName);
+        var meter = meters.Create(FlashSaleMeter.Name);
         _rejected = meter.CreateCounter<long>("flashsale.gateway.admission.rejected",
             description: "Purchases refused with 429 before reaching the cluster, by reason (ip_rate, user_rate, queue_full, queue_timeout).");
         _inFlight = meter.CreateUpDownCounter<long>("flashsale.gateway.admission.in_flight", description: "Purchases admitted and not yet answered.");

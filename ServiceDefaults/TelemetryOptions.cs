@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 
-namespace OrleansFlashSale.Telemetry;
+namespace OrleansFlashSale.ServiceDefaults;
 
 /// <summary>Where metrics and traces go besides <c>/metrics</c> (section <c>FlashSale:Telemetry</c>).</summary>
 public sealed class TelemetryOptions

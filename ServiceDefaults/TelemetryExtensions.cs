@@ -10,10 +10,9 @@ using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
-using OrleansFlashSale.Grains;
-using OrleansFlashSale.Grains.Redis;
+using StackExchange.Redis;
 
-namespace OrleansFlashSale.Telemetry;
+namespace OrleansFlashSale.ServiceDefaults;
 
 public static class TelemetryExtensions
 {
@@ -36,14 +35,16 @@ public static class TelemetryExtensions
     /// The host must also call <c>AddActivityPropagation()</c> on its Orleans builder for a trace to follow grain calls.
     /// </summary>
     /// <param name="serviceName">The <c>service.name</c> resource: <c>flashsale-gateway</c> or <c>flashsale-silo</c>.</param>
-    public static IHostApplicationBuilder AddFlashSaleTelemetry(this IHostApplicationBuilder builder, string serviceName)
+    /// <param name="meters">The application's meters, besides Orleans' and ASP.NET Core's: the caller names them, so
+    /// that these defaults reference no application project.</param>
+    public static IHostApplicationBuilder AddFlashSaleTelemetry(this IHostApplicationBuilder builder, string serviceName, params string[] meters)
     {
-        builder.Services.AddFlashSaleTelemetry(builder.Configuration, serviceName);
+        builder.Services.AddFlashSaleTelemetry(builder.Configuration, serviceName, meters);
         return builder;
     }
 
-    /// <inheritdoc cref="AddFlashSaleTelemetry(IHostApplicationBuilder, string)"/>
-    public static IServiceCollection AddFlashSaleTelemetry(this IServiceCollection services, IConfiguration configuration, string serviceName)
+    /// <inheritdoc cref="AddFlashSaleTelemetry(IHostApplicationBuilder, string, string[])"/>
+    public static IServiceCollection AddFlashSaleTelemetry(this IServiceCollection services, IConfiguration configuration, string serviceName, params string[] meters)
     {
         var section = configuration.GetSection(TelemetryOptions.Section);
         services.AddOptions<TelemetryOptions>().Bind(section).ValidateOnStart();
@@ -56,7 +57,7 @@ public static class TelemetryExtensions
             .ConfigureResource(resource => resource.AddService(serviceName, serviceInstanceId: Environment.MachineName))
             .WithMetrics(metrics =>
             {
-                metrics.AddMeter(FlashSaleMetrics.MeterName, OrleansMeter)
+                metrics.AddMeter([.. meters, OrleansMeter])
                     .AddAspNetCoreInstrumentation();
                 if (options.Prometheus)
                 {
@@ -79,7 +80,7 @@ public static class TelemetryExtensions
                 {
                     // The process's one multiplexer is made on first use; it is traced from the moment it exists.
                     // The gateway has none (its cluster client keeps its own membership connection).
-                    if (provider.GetService<RedisConnection>() is { } connection)
+                    if (provider.GetService<IRedisMultiplexerSource>() is { } connection)
                     {
                         _ = connection.GetMultiplexerAsync().ContinueWith(
                             task => redis.AddConnection(task.Result),
