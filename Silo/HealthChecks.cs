@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using MySqlConnector;
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Redis;
 
 namespace OrleansFlashSale.Silo;
 

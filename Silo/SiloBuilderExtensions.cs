@@ -5,8 +5,10 @@ using Microsoft.Extensions.Hosting;
 using Orleans.Clustering.Redis;
 using Orleans.Configuration;
 using OrleansFlashSale.Grains;
-using OrleansFlashSale.Grains.Pipeline;
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Messaging;
+using OrleansFlashSale.Persistence;
+using OrleansFlashSale.Pipeline;
+using OrleansFlashSale.Redis;
 using OrleansFlashSale.ServiceDefaults;
 using StackExchange.Redis;
 
@@ -18,16 +20,19 @@ public static class SiloBuilderExtensions
     public const string StorageName = "flashsale";
 
     /// <summary>
-    /// Everything a FlashSale silo needs except its endpoints and clustering: grain services, the SQL schema applied
-    /// at start, and grain state in MySQL through the ADO.NET provider.
+    /// Everything a FlashSale silo needs except its endpoints and clustering, in one call: the grains' services, the
+    /// messaging, order store and pipeline libraries with every hosted service (check-back, order writer, expiry
+    /// sweep), the SQL schema applied at start, and grain state in MySQL through the ADO.NET provider.
     /// </summary>
     public static ISiloBuilder AddFlashSale(this ISiloBuilder silo, IConfiguration configuration)
     {
         var services = silo.Services;
         services.AddFlashSaleGrains(configuration);
+        // Transactional messages on JetStream (with their check-back), answered from Redis; orders written to MySQL.
+        services.AddFlashSaleMessaging(configuration);
+        services.AddFlashSaleOrderStore(configuration);
+        services.AddFlashSalePipeline(configuration);
         services.AddSingleton<IRedisMultiplexerSource, TracedRedis>();
-        // Needs the grain factory, so it lives with the silo rather than with the grain services.
-        services.AddHostedService<OrderExpiryService>();
         services.AddOptions<FlashSaleMySqlOptions>().Bind(configuration.GetSection(FlashSaleMySqlOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<FlashSaleMySqlOptions>, FlashSaleMySqlOptionsValidator>();
         services.AddSingleton<SchemaMigrator>();

@@ -2,11 +2,12 @@ using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
 using Orleans.Streams;
 using Orleans.Streams.Core;
-using OrleansFlashSale.Grains.Messaging;
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Messaging;
+using OrleansFlashSale.Pipeline;
+using OrleansFlashSale.Redis;
 using StackExchange.Redis;
 
-namespace OrleansFlashSale.Grains.Pipeline;
+namespace OrleansFlashSale.Grains;
 
 /// <summary>
 /// Commits the half messages of one bucket (one stream and one activation per bucket): publishes the transaction's
@@ -22,13 +23,13 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
     private readonly JetStreamConnection _nats;
     private readonly RedisConnection _redis;
     private readonly ILogger<DeductionBridgeGrain> _logger;
-    private readonly FlashSaleMetrics _metrics;
+    private readonly PipelineMetrics _metrics;
     private readonly HashSet<Task> _inFlight = [];
 
     /// <summary>Commits of one bucket that may run at once (each is one JetStream round trip for a whole bucket batch).</summary>
     private const int MaxCommitsInFlight = 8;
 
-    public DeductionBridgeGrain(ITransactionalProducer producer, JetStreamConnection nats, RedisConnection redis, FlashSaleMetrics metrics,
+    public DeductionBridgeGrain(ITransactionalProducer producer, JetStreamConnection nats, RedisConnection redis, PipelineMetrics metrics,
         ILogger<DeductionBridgeGrain> logger)
     {
         _metrics = metrics;
@@ -94,7 +95,7 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
         catch (Exception ex)
         {
             // Not rethrown: the half message is still stored and the check-back commits it from Redis.
-            PipelineLog.BridgeCommitFailed(_logger, ex, item.Sku, item.Bucket, item.Half.TransactionId, item.Records.Length);
+            BridgeLog.BridgeCommitFailed(_logger, ex, item.Sku, item.Bucket, item.Half.TransactionId, item.Records.Length);
             return;
         }
 
@@ -106,7 +107,7 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
         }
         catch (Exception ex)
         {
-            PipelineLog.LogTrimFailed(_logger, ex, item.Sku, item.Bucket, item.LogEntryIds.Length);
+            BridgeLog.LogTrimFailed(_logger, ex, item.Sku, item.Bucket, item.LogEntryIds.Length);
         }
     }
 
@@ -114,7 +115,7 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
 
     public Task OnErrorAsync(Exception ex)
     {
-        PipelineLog.BridgeStreamError(_logger, ex, this.GetPrimaryKeyString());
+        BridgeLog.BridgeStreamError(_logger, ex, this.GetPrimaryKeyString());
         return Task.CompletedTask;
     }
 }

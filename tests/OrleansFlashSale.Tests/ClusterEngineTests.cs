@@ -1,8 +1,8 @@
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using NATS.Client.JetStream;
-using OrleansFlashSale.Grains.Messaging;
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Messaging;
+using OrleansFlashSale.Redis;
 using StackExchange.Redis;
 using Xunit.Abstractions;
 

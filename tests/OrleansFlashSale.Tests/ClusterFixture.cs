@@ -66,7 +66,7 @@ public class ClusterFixture : IAsyncLifetime
             // Only the sale clock is faked: Orleans' own timers keep real time.
             silo.Services.AddSingleton(new OrleansFlashSale.Grains.SaleClock(Time));
             silo.Services.AddSingleton<PipelineFaults>();
-            silo.Services.AddSingleton<OrleansFlashSale.Grains.Pipeline.IPipelineFaults>(sp => sp.GetRequiredService<PipelineFaults>());
+            silo.Services.AddSingleton<OrleansFlashSale.Grains.IPipelineFaults>(sp => sp.GetRequiredService<PipelineFaults>());
             ConfigureSilo(silo);
         });
         builder.ConfigureClient(client =>
@@ -180,7 +180,7 @@ public class ClusterFixture : IAsyncLifetime
     {
         var db = Redis.GetDatabase();
         var values = await Task.WhenAll(Enumerable.Range(0, buckets)
-            .Select(i => db.StringGetAsync(OrleansFlashSale.Grains.Redis.RedisKeys.Stock(sku, i))));
+            .Select(i => db.StringGetAsync(OrleansFlashSale.Redis.RedisKeys.Stock(sku, i))));
         return values.Select(v => v.IsNull ? 0 : (long)v).ToArray();
     }
 

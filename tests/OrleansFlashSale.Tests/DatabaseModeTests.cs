@@ -5,7 +5,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using MySqlConnector;
-using OrleansFlashSale.Grains.Persistence;
+using OrleansFlashSale.Persistence;
 
 namespace OrleansFlashSale.Tests;
 

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
-using OrleansFlashSale.Grains.Messaging;
+using OrleansFlashSale.Messaging;
 
 namespace OrleansFlashSale.Tests;
 

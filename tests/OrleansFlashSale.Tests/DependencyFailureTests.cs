@@ -1,4 +1,4 @@
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Redis;
 
 namespace OrleansFlashSale.Tests;
 

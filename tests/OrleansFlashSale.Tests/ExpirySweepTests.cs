@@ -1,9 +1,9 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using OrleansFlashSale.Grains.Persistence;
-using OrleansFlashSale.Grains.Pipeline;
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Persistence;
+using OrleansFlashSale.Pipeline;
+using OrleansFlashSale.Redis;
 using OrleansFlashSale.Tests.Messaging;
 
 namespace OrleansFlashSale.Tests;

@@ -3,7 +3,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using CsCheck;
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Redis;
 using OrleansFlashSale.Tests.Overload;
 using StackExchange.Redis;
 

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using MySqlConnector;
 using OrleansFlashSale.Grains;
-using OrleansFlashSale.Grains.Persistence;
+using OrleansFlashSale.Persistence;
 using OrleansFlashSale.Silo;
 using Xunit.Abstractions;
 
@@ -19,7 +19,7 @@ public sealed class OrderStoreFixture : IAsyncLifetime
 
     public GroupCommitter Committer { get; private set; } = null!;
 
-    public FlashSaleMetrics Metrics { get; private set; } = null!;
+    public OrderStoreMetrics Metrics { get; private set; } = null!;
 
     public static SchemaMigrator Migrator() => new(
         Options.Create(new FlashSaleMySqlOptions { ConnectionString = TestStack.MySql }), NullLogger<SchemaMigrator>.Instance);
@@ -33,7 +33,7 @@ public sealed class OrderStoreFixture : IAsyncLifetime
         _services = new ServiceCollection().AddLogging().AddFlashSaleOrderStore(configuration).BuildServiceProvider(validateScopes: true);
         Store = _services.GetRequiredService<MySqlOrderStore>();
         Committer = _services.GetRequiredService<GroupCommitter>();
-        Metrics = _services.GetRequiredService<FlashSaleMetrics>();
+        Metrics = _services.GetRequiredService<OrderStoreMetrics>();
     }
 
     public async Task DisposeAsync()

@@ -1,4 +1,5 @@
-using OrleansFlashSale.Grains.Pipeline;
+using OrleansFlashSale.Pipeline;
+using OrleansFlashSale.Grains;
 
 namespace OrleansFlashSale.Tests;
 

@@ -4,9 +4,9 @@ using Microsoft.Extensions.DependencyInjection;
 using MySqlConnector;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
-using OrleansFlashSale.Grains.Messaging;
-using OrleansFlashSale.Grains.Persistence;
-using OrleansFlashSale.Grains.Pipeline;
+using OrleansFlashSale.Messaging;
+using OrleansFlashSale.Persistence;
+using OrleansFlashSale.Pipeline;
 
 namespace OrleansFlashSale.Tests;
 
@@ -35,7 +35,7 @@ public sealed class PipelineTests(ClusterFixture fixture)
         var db = fixture.Redis.GetDatabase();
         await WaitUntilAsync(async () =>
         {
-            var lengths = await Task.WhenAll(Enumerable.Range(0, 16).Select(b => db.StreamLengthAsync(OrleansFlashSale.Grains.Redis.RedisKeys.Log(sale.Sku, b))));
+            var lengths = await Task.WhenAll(Enumerable.Range(0, 16).Select(b => db.StreamLengthAsync(OrleansFlashSale.Redis.RedisKeys.Log(sale.Sku, b))));
             return lengths.Sum() == 0;
         }, TimeSpan.FromSeconds(10));
         await fixture.AssertNoDriftAsync(sale.Sku);
@@ -77,7 +77,7 @@ public sealed class PipelineTests(ClusterFixture fixture)
         var db = fixture.Redis.GetDatabase();
         await WaitUntilAsync(async () =>
         {
-            var lengths = await Task.WhenAll(Enumerable.Range(0, 4).Select(b => db.StreamLengthAsync(OrleansFlashSale.Grains.Redis.RedisKeys.Log(sale.Sku, b))));
+            var lengths = await Task.WhenAll(Enumerable.Range(0, 4).Select(b => db.StreamLengthAsync(OrleansFlashSale.Redis.RedisKeys.Log(sale.Sku, b))));
             return lengths.Sum() == 0;
         }, TimeSpan.FromSeconds(30));
         await fixture.AssertNoDriftAsync(sale.Sku);

@@ -1,5 +1,5 @@
 using OrleansFlashSale.Grains;
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Redis;
 
 namespace OrleansFlashSale.Tests;
 

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using MySqlConnector;
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Redis;
 using StackExchange.Redis;
 
 namespace OrleansFlashSale.Tests;

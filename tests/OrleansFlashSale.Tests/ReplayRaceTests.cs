@@ -1,4 +1,4 @@
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Redis;
 using StackExchange.Redis;
 
 namespace OrleansFlashSale.Tests;

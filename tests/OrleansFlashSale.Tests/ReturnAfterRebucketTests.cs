@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using MySqlConnector;
 using OrleansFlashSale.Client.Cli;
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Redis;
 
 namespace OrleansFlashSale.Tests;
 

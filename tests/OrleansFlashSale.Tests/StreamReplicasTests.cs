@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using OrleansFlashSale.Grains.Messaging;
+using OrleansFlashSale.Messaging;
 
 namespace OrleansFlashSale.Tests;
 

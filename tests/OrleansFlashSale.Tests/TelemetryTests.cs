@@ -9,8 +9,8 @@ using Microsoft.Extensions.DependencyInjection;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 using OpenTelemetry.Trace;
-using OrleansFlashSale.Grains.Messaging;
-using OrleansFlashSale.Grains.Pipeline;
+using OrleansFlashSale.Messaging;
+using OrleansFlashSale.Pipeline;
 using OrleansFlashSale.ServiceDefaults;
 
 namespace OrleansFlashSale.Tests;
@@ -176,7 +176,7 @@ public sealed partial class TelemetryTests(TelemetryFixture fixture)
         // A purchase activates the bucket, whose timer samples its log; the bridge trims the order's entry.
         await BuyAsync(sale.Sku, "user-0", "req-0", HttpStatusCode.Created);
         var db = fixture.Redis.GetDatabase();
-        var log = OrleansFlashSale.Grains.Redis.RedisKeys.Log(sale.Sku, 0);
+        var log = OrleansFlashSale.Redis.RedisKeys.Log(sale.Sku, 0);
         await WaitUntilAsync(() => db.StreamLength(log) == 0);
 
         using var gauge = new LogLengthGauge(fixture.Cluster.Silos[0].ServiceProvider.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
@@ -297,7 +297,7 @@ public sealed partial class TelemetryTests(TelemetryFixture fixture)
         {
             _listener.InstrumentPublished = (instrument, listener) =>
             {
-                if (ReferenceEquals(instrument.Meter.Scope, silo) && instrument.Meter.Name == OrleansFlashSale.Grains.FlashSaleMetrics.MeterName
+                if (ReferenceEquals(instrument.Meter.Scope, silo) && instrument.Meter.Name == FlashSaleMeter.Name
                     && instrument.Name == "flashsale.redis.log_length")
                 {
                     listener.EnableMeasurementEvents(instrument);

@@ -1,6 +1,6 @@
 using MySqlConnector;
 using NATS.Client.Core;
-using OrleansFlashSale.Grains.Messaging;
+using OrleansFlashSale.Messaging;
 
 namespace OrleansFlashSale.Tests;
 

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using MySqlConnector;
 using OrleansFlashSale.Client.Api.Dashboard;
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Redis;
 using StackExchange.Redis;
 using Xunit.Sdk;
 

@@ -3,8 +3,8 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
-using OrleansFlashSale.Grains.Messaging;
-using OrleansFlashSale.Grains.Pipeline;
+using OrleansFlashSale.Messaging;
+using OrleansFlashSale.Pipeline;
 
 namespace OrleansFlashSale.Tests;
 
@@ -42,8 +42,8 @@ public sealed class WriterPaceTests(ClusterFixture fixture)
             // Published: the bridge trims a bucket's log once its orders are in the deductions stream.
             var db = fixture.Redis.GetDatabase();
             await TestDb.WaitUntilAsync(async () =>
-                await db.StreamLengthAsync(OrleansFlashSale.Grains.Redis.RedisKeys.Log(sale.Sku, 0)) +
-                await db.StreamLengthAsync(OrleansFlashSale.Grains.Redis.RedisKeys.Log(sale.Sku, 1)) == 0, TimeSpan.FromSeconds(30));
+                await db.StreamLengthAsync(OrleansFlashSale.Redis.RedisKeys.Log(sale.Sku, 0)) +
+                await db.StreamLengthAsync(OrleansFlashSale.Redis.RedisKeys.Log(sale.Sku, 1)) == 0, TimeSpan.FromSeconds(30));
             var nats = fixture.Cluster.Silos[0].ServiceProvider.GetRequiredService<JetStreamConnection>();
             var consumer = await nats.JetStream.GetConsumerAsync(nats.Topology.DeductionsStream, "orders-writer");
             var stored = (await TestDb.OrdersAsync(sale.Sku)).Count;

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using OrleansFlashSale.Client.Api;
-using OrleansFlashSale.Grains.Messaging;
+using OrleansFlashSale.Messaging;
 using YamlDotNet.RepresentationModel;
 
 namespace OrleansFlashSale.UnitTests;

@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using OrleansFlashSale.Grains.Persistence;
+using OrleansFlashSale.Persistence;
 
 namespace OrleansFlashSale.UnitTests;
 

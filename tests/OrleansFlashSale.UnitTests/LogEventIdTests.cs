@@ -15,6 +15,10 @@ public sealed class LogEventIdTests
         Assembly[] assemblies =
         [
             typeof(OrleansFlashSale.Grains.BucketGrain).Assembly,
+            typeof(OrleansFlashSale.Redis.RedisConnection).Assembly,
+            typeof(OrleansFlashSale.Messaging.JetStreamConnection).Assembly,
+            typeof(OrleansFlashSale.Persistence.MySqlOrderStore).Assembly,
+            typeof(OrleansFlashSale.Pipeline.OrderWriterService).Assembly,
             typeof(OrleansFlashSale.Silo.FlashSaleSiloOptions).Assembly,
             typeof(OrleansFlashSale.Client.Cli.CommandLine).Assembly,
             typeof(OrleansFlashSale.ClientLibrary.PurchaseClient).Assembly,

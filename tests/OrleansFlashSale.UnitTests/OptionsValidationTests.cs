@@ -4,8 +4,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using OrleansFlashSale.Client.Api;
 using OrleansFlashSale.Grains;
-using OrleansFlashSale.Grains.Messaging;
-using OrleansFlashSale.Grains.Persistence;
+using OrleansFlashSale.Messaging;
+using OrleansFlashSale.Persistence;
 
 namespace OrleansFlashSale.UnitTests;
 
@@ -168,7 +168,7 @@ public sealed class OptionsValidationTests
     [Fact]
     public void Options_never_print_secrets()
     {
-        var redis = new OrleansFlashSale.Grains.Redis.FlashSaleRedisOptions { ConnectionString = "127.0.0.1:1,password=hunter2secret" };
+        var redis = new OrleansFlashSale.Redis.FlashSaleRedisOptions { ConnectionString = "127.0.0.1:1,password=hunter2secret" };
         var mysql = new OrleansFlashSale.Silo.FlashSaleMySqlOptions { ConnectionString = "Server=h;Database=d;User ID=u;Password=hunter2secret" };
         var gateway = new GatewayOptions { AdminToken = "hunter2secret-admin-token" };
         var orders = new OrderStoreOptions { ConnectionString = "Server=h;Database=d;User ID=u;Password=hunter2secret" };

@@ -1,4 +1,4 @@
-using OrleansFlashSale.Grains.Pipeline;
+using OrleansFlashSale.Pipeline;
 
 namespace OrleansFlashSale.UnitTests;
 

@@ -1,7 +1,7 @@
 using OrleansFlashSale.ClientLibrary;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Redis;
 using StackExchange.Redis;
 
 namespace OrleansFlashSale.Client.Cli.Bench;

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Redis;
 using StackExchange.Redis;
 using static OrleansFlashSale.Client.Cli.Bench.GrainsVsRawLua;
 

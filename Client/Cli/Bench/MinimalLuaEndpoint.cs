@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Redis;
 using StackExchange.Redis;
 
 namespace OrleansFlashSale.Client.Cli.Bench;

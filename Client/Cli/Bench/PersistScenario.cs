@@ -2,7 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using MySqlConnector;
-using OrleansFlashSale.Grains.Persistence;
+using OrleansFlashSale.Persistence;
 
 namespace OrleansFlashSale.Client.Cli.Bench;
 

@@ -1,4 +1,4 @@
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Redis;
 using StackExchange.Redis;
 using static OrleansFlashSale.Client.Cli.Bench.GrainsVsRawLua;
 

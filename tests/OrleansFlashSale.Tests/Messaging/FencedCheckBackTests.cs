@@ -1,8 +1,8 @@
 using Microsoft.Extensions.Options;
 using OrleansFlashSale.Grains;
-using OrleansFlashSale.Grains.Messaging;
-using OrleansFlashSale.Grains.Pipeline;
-using OrleansFlashSale.Grains.Redis;
+using OrleansFlashSale.Messaging;
+using OrleansFlashSale.Pipeline;
+using OrleansFlashSale.Redis;
 using StackExchange.Redis;
 
 namespace OrleansFlashSale.Tests.Messaging;

@@ -9,7 +9,7 @@ using NATS.Client.Core;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
 using OrleansFlashSale.Grains;
-using OrleansFlashSale.Grains.Messaging;
+using OrleansFlashSale.Messaging;
 
 namespace OrleansFlashSale.Tests.Messaging;
 
@@ -233,7 +233,7 @@ internal sealed class MetricRecorder : IDisposable
     {
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (ReferenceEquals(instrument.Meter.Scope, scope) && instrument.Meter.Name == FlashSaleMetrics.MeterName)
+            if (ReferenceEquals(instrument.Meter.Scope, scope) && instrument.Meter.Name == FlashSaleMeter.Name)
             {
                 listener.EnableMeasurementEvents(instrument);
             }

@@ -1,6 +1,6 @@
 using System.Text;
 using Microsoft.Extensions.Logging;
-using OrleansFlashSale.Grains.Messaging;
+using OrleansFlashSale.Messaging;
 
 namespace OrleansFlashSale.Tests.Messaging;
 

@@ -1,7 +1,7 @@
 using System.Text;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
-using OrleansFlashSale.Grains.Messaging;
+using OrleansFlashSale.Messaging;
 
 namespace OrleansFlashSale.Tests.Messaging;
 

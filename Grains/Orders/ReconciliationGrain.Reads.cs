@@ -1,0 +1,223 @@
+using System.Data;
+using System.Globalization;
+using MySqlConnector;
+using OrleansFlashSale.Persistence;
+using OrleansFlashSale.Redis;
+using StackExchange.Redis;
+
+namespace OrleansFlashSale.Grains;
+
+/// <summary>What the reconciliation reads from Redis and MySQL.</summary>
+public sealed partial class ReconciliationGrain
+{
+    private const int LogPageSize = 1000;
+
+    // Order ids per "IN (...)" when asking MySQL which log entries it already stores.
+    private const int StoredLookupChunk = 1000;
+
+    private async Task<RedisView> ReadRedisAsync(string sku, int buckets)
+    {
+        var db = await _redis.GetDatabaseAsync();
+
+        // The scripts' clock, not the silo's: log entries carry Redis TIME, and silo clocks may differ (or be fake).
+        var time = (RedisResult[])(await db.ExecuteAsync("TIME"))!;
+        var nowMs = (long)time[0] * 1000 + (long)time[1] / 1000;
+        var perBucket = await Task.WhenAll(Enumerable.Range(0, buckets).Select(async b =>
+        {
+            var stockTask = db.StringGetAsync(RedisKeys.Stock(sku, b));
+            var logTask = ReadLogAsync(db, sku, b);
+            await Task.WhenAll(stockTask, logTask);
+            var stock = await stockTask;
+            var (logged, log) = await logTask;
+            return (Stock: stock.IsNull ? 0L : (long)stock, Logged: logged, Log: log);
+        }));
+        return new RedisView(perBucket.Sum(b => b.Stock), perBucket.SelectMany(b => b.Log).ToList(),
+            perBucket.Select(b => b.Logged).ToArray(), nowMs);
+    }
+
+    /// <summary>Orders each bucket's scripts ever logged, read on its own (after MySQL, see the caller).</summary>
+    private async Task<long[]> ReadLoggedAsync(string sku, int buckets)
+    {
+        var db = await _redis.GetDatabaseAsync();
+        var counts = await Task.WhenAll(Enumerable.Range(0, buckets).Select(b => ReadLogCountsAsync(db, RedisKeys.Log(sku, b))));
+        return counts.Select(c => c.Added).ToArray();
+    }
+
+    /// <summary>
+    /// A bucket's log stream: how many entries it ever had (one per order its scripts deducted) and those still in it.
+    /// </summary>
+    private static async Task<(long Logged, List<LogEntry> Entries)> ReadLogAsync(IDatabase db, string sku, int bucket)
+    {
+        var key = RedisKeys.Log(sku, bucket);
+        var (logged, length) = await ReadLogCountsAsync(db, key);
+        var entries = new List<LogEntry>();
+        RedisValue from = "-";
+        while (length > 0)
+        {
+            var page = await db.StreamRangeAsync(key, from, "+", LogPageSize);
+            foreach (var e in page)
+            {
+                if (ToRecord(sku, bucket, e) is { } record)
+                {
+                    entries.Add(new LogEntry(e.Id.ToString(), record));
+                }
+            }
+
+            if (page.Length < LogPageSize)
+            {
+                break;
+            }
+
+            // Exclusive start: "(" + id, so the last entry of this page is not read twice.
+            from = "(" + page[^1].Id;
+        }
+
+        return (logged, entries);
+    }
+
+    /// <summary>
+    /// XINFO STREAM's entries-added and length. Entries-added counts every XADD over the stream's life, whatever was
+    /// deleted since, and the stream has no TTL: unlike the order markers and request records, the count outlives
+    /// the records' TTL. A bucket that never logged an order has no stream.
+    /// </summary>
+    private static async Task<(long Added, long Length)> ReadLogCountsAsync(IDatabase db, RedisKey key)
+    {
+        try
+        {
+            var info = await db.StreamInfoAsync(key);
+            return (info.EntriesAdded, info.Length);
+        }
+        catch (RedisServerException ex) when (ex.Message.Contains("no such key", StringComparison.OrdinalIgnoreCase))
+        {
+            return (0, 0);
+        }
+    }
+
+    /// <summary>A log entry as the deduction script writes it: o, u, r, q, b, t.</summary>
+    private static DeductionRecord? ToRecord(string sku, int bucket, StreamEntry entry)
+    {
+        var orderId = (string?)entry["o"];
+        if (string.IsNullOrEmpty(orderId) || !int.TryParse((string?)entry["q"], NumberStyles.None, CultureInfo.InvariantCulture, out var quantity))
+        {
+            return null;
+        }
+
+        var committedAt = long.TryParse((string?)entry["t"], NumberStyles.None, CultureInfo.InvariantCulture, out var t)
+            ? t
+            // The entry id starts with the Redis time in milliseconds.
+            : long.Parse(entry.Id.ToString().Split('-')[0], CultureInfo.InvariantCulture);
+        return new DeductionRecord(orderId, (string?)entry["r"] ?? "", sku, (string?)entry["u"] ?? "", quantity, bucket, committedAt);
+    }
+
+    /// <summary>
+    /// Counts per bucket and status, the inventory row, which of <paramref name="logOrderIds"/> are stored, and (for
+    /// a full verify) every order of the sale.
+    /// </summary>
+    private async Task<MySqlView> ReadMySqlAsync(string sku, IReadOnlyCollection<string> logOrderIds, bool withOrders)
+    {
+        // One connection, statements one after another: a MySQL connection runs one command at a time. One
+        // consistent snapshot too, so the counts, the inventory row and the orders agree while the writer commits.
+        await using var connection = await OpenAsync();
+        await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead);
+        var perBucket = new Dictionary<int, long>();
+        var byStatus = new SortedDictionary<string, (long Orders, long Units)>(StringComparer.Ordinal);
+        await using (var command = Command(connection, transaction, "SELECT bucket, status, COUNT(*), COALESCE(SUM(quantity), 0) FROM orders WHERE sku = @sku GROUP BY bucket, status", sku))
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                var (bucket, status, count, units) = (reader.GetInt32(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3));
+                perBucket[bucket] = perBucket.GetValueOrDefault(bucket) + count;
+                var sum = byStatus.GetValueOrDefault(status);
+                byStatus[status] = (sum.Orders + count, sum.Units + units);
+            }
+        }
+
+        long? available = null;
+        await using (var command = Command(connection, transaction, "SELECT available_stock FROM inventory WHERE sku = @sku", sku))
+        {
+            if (await command.ExecuteScalarAsync() is long value)
+            {
+                available = value;
+            }
+        }
+
+        long logRows;
+        await using (var command = Command(connection, transaction, "SELECT COUNT(*) FROM inventory_log WHERE sku = @sku", sku))
+        {
+            logRows = Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
+        }
+
+        var stored = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var chunk in logOrderIds.Distinct(StringComparer.Ordinal).Chunk(StoredLookupChunk))
+        {
+            await using var command = Command(connection, transaction,
+                $"SELECT order_id FROM orders WHERE sku = @sku AND order_id IN ({string.Join(", ", chunk.Select((_, i) => "@o" + i))})", sku);
+            for (var i = 0; i < chunk.Length; i++)
+            {
+                command.Parameters.AddWithValue("@o" + i, chunk[i]);
+            }
+
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                stored.Add(reader.GetString(0));
+            }
+        }
+
+        Dictionary<string, StoredOrder>? orders = null;
+        if (withOrders)
+        {
+            orders = new Dictionary<string, StoredOrder>(StringComparer.Ordinal);
+            await using var command = Command(connection, transaction, "SELECT order_id, bucket, user_id, request_id FROM orders WHERE sku = @sku", sku);
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                orders[reader.GetString(0)] = new StoredOrder(reader.GetInt32(1), reader.GetString(2), reader.GetString(3));
+            }
+        }
+
+        await transaction.CommitAsync();
+        return new MySqlView([.. byStatus.Select(s => new OrderStatusUnits(s.Key, s.Value.Orders, s.Value.Units))],
+            available, logRows, perBucket, stored, orders);
+    }
+
+    private async Task<MySqlConnection> OpenAsync()
+    {
+        var connection = new MySqlConnection(_store.ConnectionString);
+        await connection.OpenAsync();
+        return connection;
+    }
+
+    private static MySqlCommand Command(MySqlConnection connection, MySqlTransaction? transaction, string sql, string sku)
+    {
+        var command = new MySqlCommand(sql, connection, transaction);
+        command.Parameters.AddWithValue("@sku", sku);
+        return command;
+    }
+
+    /// <summary>
+    /// An overflow deduction (deduct.lua) leaves its order marker; a home purchase (purchase.lua) leaves the request
+    /// record in its bucket's slot, naming the order. Either proves Redis committed the order, until its TTL.
+    /// </summary>
+    private static async Task<bool> HasProofAsync(IDatabase db, string sku, string orderId, StoredOrder order)
+    {
+        var marker = db.StringGetAsync(RedisKeys.OrderMarker(sku, order.Bucket, orderId));
+        var record = db.StringGetAsync(RedisKeys.Request(sku, order.Bucket, order.UserId, order.RequestId));
+        return await marker == OrderProof.Marker
+            || (await record is { IsNull: false } value && value.ToString().StartsWith(OrderProof.RecordPrefix(orderId), StringComparison.Ordinal));
+    }
+
+    private sealed record LogEntry(string EntryId, DeductionRecord Record);
+
+    /// <param name="Logged">Per bucket, the orders its log ever received.</param>
+    private sealed record RedisView(long Remaining, List<LogEntry> Log, long[] Logged, long NowMs);
+
+    /// <param name="OrdersPerBucket">Orders of every status per bucket column.</param>
+    /// <param name="StoredLogOrders">The log entries' orders MySQL already holds.</param>
+    /// <param name="Orders">Every order of the sale; only read for a full verify.</param>
+    private sealed record MySqlView(List<OrderStatusUnits> ByStatus, long? Available, long LogRows,
+        Dictionary<int, long> OrdersPerBucket, HashSet<string> StoredLogOrders, Dictionary<string, StoredOrder>? Orders);
+
+    private sealed record StoredOrder(int Bucket, string UserId, string RequestId);
+}

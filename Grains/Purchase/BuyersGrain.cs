@@ -1,0 +1,25 @@
+using Orleans.Concurrency;
+using OrleansFlashSale.Redis;
+
+namespace OrleansFlashSale.Grains;
+
+/// <summary>
+/// Reads the shards' buyers sets (the ones reserve.lua adds to and finalize.lua removes from) in one fan-out. A
+/// stateless worker: it keeps nothing, and a sold-out sale's gateways may ask at the same moment.
+/// </summary>
+[StatelessWorker]
+public sealed class BuyersGrain(RedisConnection redis) : Grain, IBuyersGrain
+{
+    public async Task<string[]> GetBuyersAsync(int quotaShards)
+    {
+        if (quotaShards is < 1 or > SaleRules.MaxQuotaShards)
+        {
+            throw new ArgumentOutOfRangeException(nameof(quotaShards), quotaShards, $"quota shards must be 1..{SaleRules.MaxQuotaShards}");
+        }
+
+        var sku = this.GetPrimaryKeyString();
+        var db = await redis.GetDatabaseAsync();
+        var shards = await Task.WhenAll(Enumerable.Range(0, quotaShards).Select(shard => db.SetMembersAsync(RedisKeys.Buyers(sku, shard))));
+        return [.. shards.SelectMany(members => members).Select(member => member.ToString())];
+    }
+}

@@ -1,0 +1,200 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using OrleansFlashSale.Redis;
+using StackExchange.Redis;
+
+namespace OrleansFlashSale.Grains;
+
+/// <summary>The shard's pump: reservations and settlements queued while Redis answers go out as one script call each.</summary>
+public sealed partial class QuotaGrain
+{
+    private void Settle(PurchaseRequest request, RequestRecord record, RequestRecord? replacement)
+    {
+        _settlements.Enqueue(new Settlement(request.UserId, request.RequestId, record, replacement));
+        EnsurePump();
+    }
+
+    private void Enqueue(Reservation reservation)
+    {
+        _reservations.Enqueue(reservation);
+        EnsurePump();
+    }
+
+    private void EnsurePump()
+    {
+        if (!_pumping)
+        {
+            _pumping = true;
+            // Started inside a grain turn: the pump runs on this activation's scheduler, interleaved with purchases.
+            _pump = PumpAsync();
+        }
+    }
+
+    private async Task PumpAsync()
+    {
+        try
+        {
+            // Lets the other calls already waiting for this activation queue up before the first batch is taken.
+            await Task.Yield();
+            while (_reservations.Count > 0 || _settlements.Count > 0)
+            {
+                // Settlements are sent first and reservations right behind them on the same connection, so Redis
+                // runs them in that order and one round trip serves both (a replay in this reserve batch sees the
+                // settled record; if it saw the reserved one it would look the order up in the buckets, also right).
+                Task settle = _settlements.Count > 0 ? SettleBatchAsync(Take(_settlements)) : Task.CompletedTask;
+                var reserve = Task.CompletedTask;
+                List<Reservation>? batch = null;
+                if (_reservations.Count > 0)
+                {
+                    batch = Take(_reservations);
+                    reserve = ReserveBatchAsync(batch);
+                }
+
+                await settle;
+                try
+                {
+                    await reserve;
+                }
+                catch (Exception ex)
+                {
+                    // Never leave a caller waiting: whatever went wrong, every reservation gets an answer.
+                    Log.QuotaScriptFailed(_logger, ex, _sku, _shard, "reserve-answer", batch!.Count);
+                    foreach (var r in batch)
+                    {
+                        r.Answer.TrySetException(ex);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            _pumping = false;
+        }
+    }
+
+    private List<T> Take<T>(Queue<T> queue)
+    {
+        var batch = new List<T>(Math.Min(queue.Count, _options.MaxBatch));
+        while (batch.Count < _options.MaxBatch && queue.Count > 0)
+        {
+            batch.Add(queue.Dequeue());
+        }
+
+        return batch;
+    }
+
+    private async Task ReserveBatchAsync(List<Reservation> batch)
+    {
+        var sale = _sale!;
+        var keys = new RedisKey[1 + batch.Count * 2];
+        var args = new RedisValue[3 + batch.Count * 4];
+        keys[0] = RedisKeys.Buyers(_sku, _shard);
+        args[0] = sale.PerUserLimit;
+        args[1] = SaleLifetime.RecordTtlSeconds(sale, _time.UtcNow, _options.RecordTtl);
+        // One flag for the whole call: a batch mixing look-ups and reservations is sent as reservations, which is
+        // still correct (a sold-out sale then fails in the bucket step and releases).
+        args[2] = batch.TrueForAll(r => r.LookupOnly) ? "1" : "0";
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var r = batch[i];
+            keys[1 + 2 * i] = RedisKeys.UserUnits(_sku, _shard, r.Request.UserId);
+            keys[2 + 2 * i] = RedisKeys.Request(_sku, _shard, r.Request.UserId, r.Request.RequestId);
+            args[3 + i * 4] = r.Request.Quantity;
+            args[4 + i * 4] = r.OrderId;
+            args[5 + i * 4] = r.NowMs;
+            args[6 + i * 4] = r.Request.UserId;
+        }
+
+        RedisResult[] results;
+        try
+        {
+            var db = await _redis.GetDatabaseAsync();
+            results = (RedisResult[])(await RedisScripts.EvaluateAsync(db, _scripts.Reserve, keys, args))!;
+        }
+        catch (Exception ex)
+        {
+            _metrics.RedisFailure("reserve");
+            Log.QuotaScriptFailed(_logger, ex, _sku, _shard, "reserve", batch.Count);
+            foreach (var r in batch)
+            {
+                r.Answer.TrySetException(ex);
+            }
+
+            return;
+        }
+
+        for (var i = 0; i < batch.Count; i++)
+        {
+            // Codes come back as integers, records as strings (which always contain '|').
+            var text = results[i].ToString();
+            var answer = !long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var code)
+                ? new ReserveAnswer(ReserveKind.Existing, text)
+                : code switch
+                {
+                    1 => new ReserveAnswer(ReserveKind.Reserved, null),
+                    0 => new ReserveAnswer(ReserveKind.LimitExceeded, null),
+                    _ => new ReserveAnswer(ReserveKind.NoRecord, null),
+                };
+            batch[i].Answer.TrySetResult(answer);
+        }
+    }
+
+    /// <summary>Runs the batch's settlements; false when Redis did not answer (they stay reservations).</summary>
+    private async Task<bool> SettleBatchAsync(List<Settlement> batch)
+    {
+        var keys = new RedisKey[1 + batch.Count * 2];
+        var args = new RedisValue[batch.Count * 5];
+        keys[0] = RedisKeys.Buyers(_sku, _shard);
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var s = batch[i];
+            keys[1 + 2 * i] = RedisKeys.UserUnits(_sku, _shard, s.UserId);
+            keys[2 + 2 * i] = RedisKeys.Request(_sku, _shard, s.UserId, s.RequestId);
+            args[5 * i] = s.Replacement is null ? "X" : "D";
+            args[5 * i + 1] = s.Record.Quantity;
+            args[5 * i + 2] = s.Record.ToString();
+            args[5 * i + 3] = s.Replacement?.ToString() ?? "";
+            args[5 * i + 4] = s.UserId;
+        }
+
+        try
+        {
+            var db = await _redis.GetDatabaseAsync();
+            await RedisScripts.EvaluateAsync(db, _scripts.Finalize, keys, args);
+
+            // Order id → sale, bucket and buyer, so an order can be looked up by id alone while it is still
+            // on its way to MySQL. Pipelined: one round trip for the batch whatever the slots.
+            var ttl = _options.RecordTtl;
+            await Task.WhenAll(batch.Where(s => s.Replacement is not null).Select(s => db.StringSetAsync(
+                RedisKeys.OrderIndex(s.Record.OrderId),
+                string.Join('|', _sku, s.Replacement!.Bucket, s.Record.Quantity, s.RequestId, s.UserId),
+                ttl)));
+        }
+        catch (Exception ex)
+        {
+            // Left as reservations: replays finish them; units of unreplayed ones stay reserved (never oversold).
+            _metrics.RedisFailure("finalize");
+            Log.QuotaScriptFailed(_logger, ex, _sku, _shard, "finalize", batch.Count);
+            return false;
+        }
+
+        return true;
+    }
+
+    private enum ReserveKind
+    {
+        Reserved,
+        LimitExceeded,
+        NoRecord,
+        Existing,
+    }
+
+    private sealed record ReserveAnswer(ReserveKind Kind, string? Record);
+
+    private sealed record Reservation(PurchaseRequest Request, string OrderId, bool LookupOnly, long NowMs)
+    {
+        public TaskCompletionSource<ReserveAnswer> Answer { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private sealed record Settlement(string UserId, string RequestId, RequestRecord Record, RequestRecord? Replacement);
+}

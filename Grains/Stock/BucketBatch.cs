@@ -1,0 +1,243 @@
+using System.Diagnostics;
+using System.Globalization;
+using OrleansFlashSale.Persistence;
+using OrleansFlashSale.Pipeline;
+using OrleansFlashSale.Redis;
+using StackExchange.Redis;
+
+namespace OrleansFlashSale.Grains;
+
+/// <summary>What one queued item of a bucket is: an overflow deduction, a home purchase, or a single stock operation.</summary>
+internal enum BucketWorkKind
+{
+    Deduct,
+    Purchase,
+    Operation,
+}
+
+/// <summary>How purchase.lua answered one purchase.</summary>
+internal enum HomePurchaseOutcome
+{
+    Created,
+    Existing,
+    LimitExceeded,
+    NotEnoughHere,
+    BadQuantity,
+}
+
+internal sealed record HomePurchaseAnswer(HomePurchaseOutcome Outcome, string? Record, long Remaining);
+
+/// <summary>
+/// The check-back already rolled this transaction back, so its script deducted nothing: the caller may retry with
+/// the same request id.
+/// </summary>
+internal sealed class TransactionFencedException(string transactionId)
+    : Exception($"Transaction {transactionId} was rolled back by the check-back before its script ran; nothing was deducted.");
+
+internal sealed class BucketWork
+{
+    private BucketWork(BucketWorkKind kind) => Kind = kind;
+
+    public BucketWorkKind Kind { get; }
+
+    public DeductRequest? Deduct { get; private init; }
+
+    public PurchaseRequest? Purchase { get; private init; }
+
+    /// <summary>The order id a home purchase gets if this attempt creates it.</summary>
+    public string? OrderId { get; private init; }
+
+    public TaskCompletionSource<DeductResult>? Deduction { get; private init; }
+
+    public TaskCompletionSource<HomePurchaseAnswer>? Purchased { get; private init; }
+
+    public Func<IDatabase, Task<long>>? Run { get; private init; }
+
+    public TaskCompletionSource<long>? Operation { get; private init; }
+
+    public string Order => Deduct?.OrderId ?? OrderId!;
+
+    public string User => Deduct?.UserId ?? Purchase!.UserId;
+
+    public string Request => Deduct?.RequestId ?? Purchase!.RequestId;
+
+    public int Quantity => Deduct?.Quantity ?? Purchase!.Quantity;
+
+    public static BucketWork ForDeduct(DeductRequest request) =>
+        new(BucketWorkKind.Deduct) { Deduct = request, Deduction = new(TaskCreationOptions.RunContinuationsAsynchronously) };
+
+    public static BucketWork ForPurchase(PurchaseRequest request, string orderId) =>
+        new(BucketWorkKind.Purchase) { Purchase = request, OrderId = orderId, Purchased = new(TaskCreationOptions.RunContinuationsAsynchronously) };
+
+    public static BucketWork ForOperation(Func<IDatabase, Task<long>> run) =>
+        new(BucketWorkKind.Operation) { Run = run, Operation = new(TaskCreationOptions.RunContinuationsAsynchronously) };
+
+    public void Fail(Exception ex)
+    {
+        Deduction?.TrySetException(ex);
+        Purchased?.TrySetException(ex);
+        Operation?.TrySetException(ex);
+    }
+}
+
+/// <summary>
+/// One script call's worth of a bucket's queue, all of one kind, with its half message. Builds the script's keys and
+/// arguments and reads its answer; the grain decides what to do with it.
+/// </summary>
+internal sealed class BucketBatch(BucketWorkKind kind, List<BucketWork> works, string transactionId)
+{
+    public BucketWorkKind Kind { get; } = kind;
+
+    public List<BucketWork> Works { get; } = works;
+
+    public string TransactionId { get; } = transactionId;
+
+    public Task<Messaging.HalfMessageHandle?> Half { get; set; } = Task.FromResult<Messaging.HalfMessageHandle?>(null);
+
+    public long ScriptStarted { get; set; }
+
+    /// <summary>The script this batch runs, for logs and failure metrics.</summary>
+    public string ScriptName => Kind == BucketWorkKind.Purchase ? "purchase" : "deduct";
+
+    public HalfPayload Payload(string sku, int bucket) =>
+        new(sku, bucket, Works.Select(w => new PendingOrder(w.Order, w.Request, w.User, w.Quantity)).ToArray(),
+            Kind == BucketWorkKind.Purchase ? HalfPayload.HomePurchase : HalfPayload.Deduction);
+
+    /// <param name="retentionSeconds">TTL of the fence and of the order markers.</param>
+    /// <param name="saleRecordSeconds">TTL of the users' counters and request records (<see cref="SaleLifetime"/>).</param>
+    public Task<RedisResult> EvaluateAsync(IDatabase db, RedisScripts scripts, string sku, int bucket, long retentionSeconds,
+        long saleRecordSeconds, int perUserLimit)
+    {
+        ScriptStarted = Stopwatch.GetTimestamp();
+        return Kind == BucketWorkKind.Purchase
+            ? RedisScripts.EvaluateAsync(db, scripts.Purchase, PurchaseKeys(sku, bucket),
+                PurchaseArgs(bucket, saleRecordSeconds, perUserLimit, retentionSeconds))
+            : RedisScripts.EvaluateAsync(db, scripts.Deduct, DeductKeys(sku, bucket), DeductArgs(bucket, retentionSeconds));
+    }
+
+    /// <summary>Answers every work from the script's reply; returns the committed orders with their log entry ids.</summary>
+    public (List<DeductionRecord> Committed, List<string> LogEntries) Answer(RedisResult[] results, string sku, int bucket)
+    {
+        var remaining = (long)results[0];
+        var committed = new List<DeductionRecord>(Works.Count);
+        var logEntries = new List<string>(Works.Count);
+        for (var i = 0; i < Works.Count; i++)
+        {
+            var work = Works[i];
+            var text = results[i + 1].ToString();
+            if (IsEntryId(text))
+            {
+                committed.Add(new DeductionRecord(work.Order, work.Request, sku, work.User, work.Quantity, bucket, EntryMilliseconds(text)));
+                logEntries.Add(text);
+            }
+
+            if (Kind == BucketWorkKind.Purchase)
+            {
+                work.Purchased!.TrySetResult(ReadPurchase(text, remaining));
+            }
+            else if (ReadDeduct(text) is { } outcome)
+            {
+                work.Deduction!.TrySetResult(new DeductResult(outcome, remaining));
+            }
+            else
+            {
+                work.Deduction!.TrySetException(new ArgumentOutOfRangeException(nameof(DeductRequest.Quantity),
+                    $"Bucket {sku}/{bucket} refused quantity {work.Quantity}."));
+            }
+        }
+
+        return (committed, logEntries);
+    }
+
+    private RedisKey[] PurchaseKeys(string sku, int bucket)
+    {
+        var keys = new RedisKey[4 + Works.Count * 2];
+        keys[0] = RedisKeys.Stock(sku, bucket);
+        keys[1] = RedisKeys.Log(sku, bucket);
+        keys[2] = RedisKeys.Buyers(sku, bucket);
+        keys[3] = RedisKeys.Fence(sku, bucket, TransactionId);
+        for (var i = 0; i < Works.Count; i++)
+        {
+            var p = Works[i].Purchase!;
+            keys[4 + 2 * i] = RedisKeys.UserUnits(sku, bucket, p.UserId);
+            keys[5 + 2 * i] = RedisKeys.Request(sku, bucket, p.UserId, p.RequestId);
+        }
+
+        return keys;
+    }
+
+    private RedisValue[] PurchaseArgs(int bucket, long recordSeconds, int perUserLimit, long fenceSeconds)
+    {
+        var args = new RedisValue[4 + Works.Count * 4];
+        args[0] = bucket;
+        args[1] = recordSeconds;
+        args[2] = perUserLimit;
+        args[3] = fenceSeconds;
+        Fill(args, 4);
+        return args;
+    }
+
+    private RedisKey[] DeductKeys(string sku, int bucket)
+    {
+        var keys = new RedisKey[3 + Works.Count];
+        keys[0] = RedisKeys.Stock(sku, bucket);
+        keys[1] = RedisKeys.Log(sku, bucket);
+        keys[2] = RedisKeys.Fence(sku, bucket, TransactionId);
+        for (var i = 0; i < Works.Count; i++)
+        {
+            keys[3 + i] = RedisKeys.OrderMarker(sku, bucket, Works[i].Order);
+        }
+
+        return keys;
+    }
+
+    private RedisValue[] DeductArgs(int bucket, long ttlSeconds)
+    {
+        var args = new RedisValue[2 + Works.Count * 4];
+        args[0] = bucket;
+        args[1] = ttlSeconds;
+        Fill(args, 2);
+        return args;
+    }
+
+    private void Fill(RedisValue[] args, int offset)
+    {
+        for (var i = 0; i < Works.Count; i++)
+        {
+            var w = Works[i];
+            args[offset + i * 4] = w.Order;
+            args[offset + 1 + i * 4] = w.User;
+            args[offset + 2 + i * 4] = w.Request;
+            args[offset + 3 + i * 4] = w.Quantity;
+        }
+    }
+
+    private static HomePurchaseAnswer ReadPurchase(string text, long remaining) => text switch
+    {
+        _ when IsEntryId(text) => new(HomePurchaseOutcome.Created, null, remaining),
+        ['E', ..] => new(HomePurchaseOutcome.Existing, text[1..], remaining),
+        "L" => new(HomePurchaseOutcome.LimitExceeded, null, remaining),
+        "S" => new(HomePurchaseOutcome.NotEnoughHere, null, remaining),
+        _ => new(HomePurchaseOutcome.BadQuantity, null, remaining),
+    };
+
+    private static DeductOutcome? ReadDeduct(string text) =>
+        IsEntryId(text) ? DeductOutcome.Deducted
+        : text switch
+        {
+            "2" => DeductOutcome.AlreadyDeducted,
+            "3" => DeductOutcome.Voided,
+            "0" => DeductOutcome.Insufficient,
+            _ => null,
+        };
+
+    /// <summary>A stream entry id, "milliseconds-sequence": what the scripts answer for a deduction.</summary>
+    private static bool IsEntryId(string text)
+    {
+        var dash = text.IndexOf('-');
+        return dash > 0 && dash < text.Length - 1 && text.AsSpan(0, dash).IndexOfAnyExceptInRange('0', '9') < 0;
+    }
+
+    private static long EntryMilliseconds(string entryId) =>
+        long.TryParse(entryId.AsSpan(0, entryId.IndexOf('-')), NumberStyles.None, CultureInfo.InvariantCulture, out var ms) ? ms : 0;
+}

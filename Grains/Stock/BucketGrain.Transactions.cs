@@ -1,0 +1,189 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Orleans.Runtime;
+using OrleansFlashSale.Messaging;
+using OrleansFlashSale.Persistence;
+using OrleansFlashSale.Pipeline;
+using OrleansFlashSale.Redis;
+using StackExchange.Redis;
+
+namespace OrleansFlashSale.Grains;
+
+/// <summary>Each batch of a bucket is one RocketMQ-style transaction: half message stored, script, then commit or rollback.</summary>
+public sealed partial class BucketGrain
+{
+    /// <summary>
+    /// RocketMQ-style transaction: the half message is stored first, the Redis script is the local transaction,
+    /// then commit (through the stream bridge) or rollback. If this process dies in between, the broker's check-back
+    /// asks Redis (fence.lua) and finishes the job, so an order deducted in Redis always reaches the queue, and a
+    /// rolled-back transaction's script can never deduct later. Null when JetStream did not take it: every purchase
+    /// of the batch is then answered with the failure and Redis is not asked.
+    /// </summary>
+    private async Task<HalfMessageHandle?> SendHalfAsync(BucketBatch batch)
+    {
+        try
+        {
+            // Bounded: while NATS is down the client waits for the reconnect instead of failing, and this pump (so
+            // every purchase queued on the bucket) would wait with it for the whole outage.
+            using var timeout = new CancellationTokenSource(_nats.Options.OperationTimeout);
+            try
+            {
+                return await _producer.SendHalfAsync(batch.TransactionId, _nats.Topology.Deductions(_sku),
+                    PipelineJson.Serialize(batch.Payload(_sku, _index)), timeout.Token);
+            }
+            catch (OperationCanceledException ex) when (timeout.IsCancellationRequested)
+            {
+                throw new TimeoutException($"NATS did not store the half message within {_nats.Options.OperationTimeout}.", ex);
+            }
+        }
+        catch (Exception ex)
+        {
+            // Nothing was deducted: the queue could not take the intent, so Redis is not asked.
+            _metrics.RedisFailure("half-message");
+            BridgeLog.HalfSendFailed(_logger, ex, _sku, _index, batch.Works.Count);
+            batch.Works.ForEach(w => w.Fail(ex));
+            return null;
+        }
+    }
+
+    /// <summary>Sends the batch's script; only called once the batch's half message is stored.</summary>
+    private async Task<RedisResult> EvaluateAsync(BucketBatch batch)
+    {
+        var db = await _redis.GetDatabaseAsync();
+        var retention = (long)_options.RecordTtl.TotalSeconds;
+        // Only purchase batches write records, and only they need the sale (always loaded before one is queued).
+        var records = _sale is { } sale ? SaleLifetime.RecordTtlSeconds(sale, _time.UtcNow, _options.RecordTtl) : retention;
+        return await batch.EvaluateAsync(db, _scripts, _sku, _index, retention, records, _sale?.PerUserLimit ?? 1);
+    }
+
+    private async Task FinishBatchAsync(BucketBatch batch, HalfMessageHandle half, Task<RedisResult> script)
+    {
+        var works = batch.Works;
+        RedisResult[] results;
+        try
+        {
+            results = (RedisResult[])(await script)!;
+        }
+        catch (Exception ex)
+        {
+            // The script may or may not have run: forget the cached stock and let callers settle each order.
+            _remaining = null;
+            _metrics.RedisFailure(batch.ScriptName);
+            Log.BucketScriptFailed(_logger, ex, _sku, _index, batch.ScriptName, works.Count);
+            works.ForEach(w => w.Fail(ex));
+            return;
+        }
+
+        _metrics.DeductBatch(works.Count, Stopwatch.GetElapsedTime(batch.ScriptStarted).TotalMilliseconds);
+        if ((long)results[0] < 0)
+        {
+            Exception failure;
+            if ((long)results[0] == -3)
+            {
+                BridgeLog.TransactionFenced(_logger, _sku, _index, half.TransactionId);
+                failure = new TransactionFencedException(half.TransactionId);
+            }
+            else
+            {
+                Log.StockKeyMissing(_logger, _sku, _index);
+                failure = new InvalidOperationException($"Bucket {_sku}/{_index} has no stock key in Redis.");
+            }
+
+            _remaining = null;
+            works.ForEach(w => w.Fail(failure));
+            _ = FinishTransactionAsync(half, [], []);
+            return;
+        }
+
+        Observe((long)results[0]);
+        var (committed, logEntries) = batch.Answer(results, _sku, _index);
+        if (committed.Count > 0 && batch.Kind == BucketWorkKind.Purchase)
+        {
+            _ = IndexOrdersAsync(committed);
+        }
+
+        // Buyers have their answers. The commit goes out without holding the pump: the next batch need not wait for
+        // the stream hop, and a commit event that is lost or fails leaves the half message, which the check-back
+        // commits from Redis (FinishTransactionAsync logs every failure itself).
+        _ = FinishTransactionAsync(half, committed, logEntries);
+    }
+
+    /// <summary>
+    /// Order id → sale, bucket and buyer, so an order can be looked up by id alone while it is still on its way to
+    /// MySQL. Another slot than the bucket's, so not part of the script; pipelined, one round trip for the batch.
+    /// </summary>
+    private async Task IndexOrdersAsync(List<DeductionRecord> orders)
+    {
+        try
+        {
+            var db = await _redis.GetDatabaseAsync();
+            var ttl = _options.RecordTtl;
+            await Task.WhenAll(orders.Select(o => db.StringSetAsync(RedisKeys.OrderIndex(o.OrderId),
+                string.Join('|', _sku, _index, o.Quantity, o.RequestId, o.UserId), ttl)));
+        }
+        catch (Exception ex)
+        {
+            _metrics.RedisFailure("order-index");
+            Log.OrderIndexFailed(_logger, ex, _sku, _index, orders.Count);
+        }
+    }
+
+    /// <summary>Commits the batch's transaction through the stream bridge, or rolls it back when nothing was deducted.</summary>
+    private async Task FinishTransactionAsync(HalfMessageHandle half, List<DeductionRecord> committed, List<string> logEntries)
+    {
+        if (committed.Count == 0)
+        {
+            try
+            {
+                // Bounded for the same reason as the half message; a half message left behind is rolled back by the
+                // check-back (no order marker in Redis).
+                using var timeout = new CancellationTokenSource(_nats.Options.OperationTimeout);
+                await _producer.RollbackAsync(half, timeout.Token);
+            }
+            catch (Exception ex)
+            {
+                BridgeLog.RollbackFailed(_logger, ex, _sku, _index, half.TransactionId);
+            }
+
+            return;
+        }
+
+        if (_faults.ShouldDropCommitEvent())
+        {
+            BridgeLog.CommitEventDropped(_logger, half.TransactionId);
+            return;
+        }
+
+        try
+        {
+            var stream = this.GetStreamProvider(PipelineStreams.Provider)
+                .GetStream<DeductionsCommitted>(StreamId.Create(PipelineStreams.Namespace, PipelineStreams.Key(_sku, _index)));
+            await stream.OnNextAsync(new DeductionsCommitted(half, _sku, _index, committed.ToArray(), logEntries.ToArray()));
+            _pipelineMetrics.PipelineStageReached(PipelineStage.Enqueued, committed);
+        }
+        catch (Exception ex)
+        {
+            BridgeLog.CommitEventFailed(_logger, ex, _sku, _index, half.TransactionId);
+        }
+    }
+
+    private void Observe(long remaining)
+    {
+        _remaining = remaining;
+        if (remaining > 0)
+        {
+            if (_reportedEmpty)
+            {
+                // Stock came back (a return): the product's sold-out view must learn it.
+                _ = GrainFactory.Product(_sku).BucketRefilledAsync(_index);
+            }
+
+            _reportedEmpty = false;
+        }
+        else if (!_reportedEmpty)
+        {
+            _reportedEmpty = true;
+            _ = GrainFactory.Product(_sku).BucketEmptiedAsync(_index);
+        }
+    }
+}

@@ -1,0 +1,106 @@
+using OrleansFlashSale.Messaging;
+using OrleansFlashSale.Persistence;
+using OrleansFlashSale.Redis;
+using StackExchange.Redis;
+
+namespace OrleansFlashSale.Pipeline;
+
+/// <summary>
+/// Answers the check-back of a bucket's half message from Redis, the local transaction's store, and makes the answer
+/// final: fence.lua runs in the bucket's slot and either finds the transaction's fence committed ('C', then each
+/// order's proof says whether it was deducted) or sets it to rolled back ('X'), after which the transaction's script
+/// refuses to deduct however late it reaches Redis. No timing argument is involved.
+/// </summary>
+public sealed class RedisTransactionChecker(RedisConnection redis, RedisScripts scripts, JetStreamConnection nats, Microsoft.Extensions.Options.IOptions<DeductionOptions> options)
+    : ITransactionChecker
+{
+    /// <summary>How far before the half message's time the bucket's log is read: the broker's and Redis' clocks may differ.</summary>
+    private static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(1);
+
+    /// <summary>Most log entries read to find one transaction's; the log is short unless the pipeline is far behind.</summary>
+    private const int MaxEntriesRead = 10_000;
+
+    public async Task<TransactionCheckResult> CheckAsync(HalfMessage half, CancellationToken ct)
+    {
+        var payload = PipelineJson.Deserialize<HalfPayload>(half.Payload);
+        var db = await redis.GetDatabaseAsync();
+        var deducted = payload.Kind is null
+            ? await LegacyMarkersAsync(db, payload)
+            : await FenceAsync(db, payload, half.TransactionId);
+        if (deducted is null)
+        {
+            return new TransactionCheckResult(TransactionState.Rollback, []);
+        }
+
+        var subject = nats.Topology.Deductions(payload.Sku);
+        var committed = payload.Orders.Where((_, i) => deducted[i])
+            .Select(o => new DeductionRecord(o.OrderId, o.RequestId, payload.Sku, o.UserId, o.Quantity, payload.Bucket, half.SentAt.ToUnixTimeMilliseconds()))
+            .ToArray();
+        // The same message id as the bridge's commit: if the bridge published and only the half message's removal
+        // was lost, JetStream drops this copy. An order deducted by an earlier transaction (a replay in this batch)
+        // has its proof too; the writer ignores an order it already stored.
+        return committed.Length > 0
+            ? new TransactionCheckResult(TransactionState.Commit, [PipelineJson.ToTransactionMessage(half.TransactionId, committed, subject)])
+            : new TransactionCheckResult(TransactionState.Rollback, []);
+    }
+
+    /// <summary>
+    /// The check-back published the orders, so their entries may leave the bucket's log, as the bridge trims them
+    /// after its own commit; otherwise the log would keep them until an operator's repair. The script wrote them after
+    /// the half message was stored, so only entries from that time on (less the clock skew) are read.
+    /// </summary>
+    public async Task CommittedAsync(HalfMessage half, TransactionCheckResult result, CancellationToken ct)
+    {
+        var payload = PipelineJson.Deserialize<HalfPayload>(half.Payload);
+        var committed = (result.ToCommit ?? [])
+            .SelectMany(m => PipelineJson.ReadDeductions(m.Payload))
+            .Select(r => r.OrderId)
+            .ToHashSet(StringComparer.Ordinal);
+        if (committed.Count == 0)
+        {
+            return;
+        }
+
+        var db = await redis.GetDatabaseAsync();
+        var log = RedisKeys.Log(payload.Sku, payload.Bucket);
+        var from = Math.Max(0, (half.SentAt - ClockSkew).ToUnixTimeMilliseconds());
+        var entries = await db.StreamRangeAsync(log, minId: $"{from}-0", maxId: "+", count: MaxEntriesRead);
+        var forwarded = entries
+            .Where(e => e.Values.FirstOrDefault(v => v.Name == "o").Value is { IsNull: false } order && committed.Contains(order.ToString()))
+            .Select(e => e.Id)
+            .ToArray();
+        if (forwarded.Length > 0)
+        {
+            await db.StreamDeleteAsync(log, forwarded);
+        }
+    }
+
+    /// <summary>Null when the transaction is (now) rolled back, else which of its orders were deducted.</summary>
+    private async Task<bool[]?> FenceAsync(IDatabase db, HalfPayload payload, string transactionId)
+    {
+        var orders = payload.Orders;
+        var keys = new RedisKey[1 + orders.Count];
+        var args = new RedisValue[1 + orders.Count];
+        keys[0] = RedisKeys.Fence(payload.Sku, payload.Bucket, transactionId);
+        args[0] = (long)options.Value.RecordTtl.TotalSeconds;
+        for (var i = 0; i < orders.Count; i++)
+        {
+            var o = orders[i];
+            // purchase.lua's proof is the request record holding this order id; deduct.lua's is the order marker.
+            (keys[1 + i], args[1 + i]) = payload.Kind == HalfPayload.HomePurchase
+                ? (RedisKeys.Request(payload.Sku, payload.Bucket, o.UserId, o.RequestId), (RedisValue)OrderProof.RecordPrefix(o.OrderId))
+                : (RedisKeys.OrderMarker(payload.Sku, payload.Bucket, o.OrderId), (RedisValue)OrderProof.Marker);
+        }
+
+        var results = (RedisResult[])(await RedisScripts.EvaluateAsync(db, scripts.Fence, keys, args))!;
+        return results[0].ToString() == "C" ? results.Skip(1).Select(r => (long)r == 1).ToArray() : null;
+    }
+
+    /// <summary>A half message stored before transactions were fenced: its orders' markers are all there is to ask.</summary>
+    private static async Task<bool[]?> LegacyMarkersAsync(IDatabase db, HalfPayload payload)
+    {
+        var exists = await Task.WhenAll(payload.Orders.Select(o =>
+            db.KeyExistsAsync(RedisKeys.OrderMarker(payload.Sku, payload.Bucket, o.OrderId))));
+        return exists.Any(e => e) ? exists : null;
+    }
+}

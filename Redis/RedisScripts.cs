@@ -1,0 +1,87 @@
+using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
+using StackExchange.Redis;
+
+namespace OrleansFlashSale.Redis;
+
+/// <summary>A Lua script with its SHA1, so calls go out as EVALSHA and only the first one per server sends the text.</summary>
+public sealed class RedisScript
+{
+    public RedisScript(string name, string text)
+    {
+        Name = name;
+        Text = text;
+        Sha1 = SHA1.HashData(Encoding.UTF8.GetBytes(text));
+    }
+
+    public string Name { get; }
+
+    public string Text { get; }
+
+    public byte[] Sha1 { get; }
+}
+
+/// <summary>The project's scripts, loaded from the assembly, and the EVALSHA-with-fallback call.</summary>
+public sealed class RedisScripts
+{
+    public RedisScripts()
+    {
+        Deduct = Load("deduct");
+        Take = Load("take");
+        Give = Load("give");
+        Reserve = Load("reserve");
+        Finalize = Load("finalize");
+        Return = Load("return");
+        Purchase = Load("purchase");
+        Fence = Load("fence");
+        Void = Load("void");
+    }
+
+    /// <summary>A replay's final word on whether an order was deducted in a bucket (and a ban on it if not).</summary>
+    public RedisScript Void { get; }
+
+    /// <summary>The common purchase: idempotency, limit, stock and log in the home bucket's slot.</summary>
+    public RedisScript Purchase { get; }
+
+    /// <summary>The check-back's final answer for a transaction (commit or a fenced rollback).</summary>
+    public RedisScript Fence { get; }
+
+    public RedisScript Deduct { get; }
+
+    public RedisScript Take { get; }
+
+    public RedisScript Give { get; }
+
+    public RedisScript Reserve { get; }
+
+    public RedisScript Finalize { get; }
+
+    public RedisScript Return { get; }
+
+    /// <summary>
+    /// EVALSHA, and on NOSCRIPT (a restarted or failed-over server has an empty script cache) EVAL, which also
+    /// loads the script for the next call. The script runs at most once per call either way: NOSCRIPT means it
+    /// did not run.
+    /// </summary>
+    public static async Task<RedisResult> EvaluateAsync(IDatabaseAsync db, RedisScript script, RedisKey[] keys, RedisValue[] args)
+    {
+        try
+        {
+            return await db.ScriptEvaluateAsync(script.Sha1, keys, args);
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        {
+            return await db.ScriptEvaluateAsync(script.Text, keys, args);
+        }
+    }
+
+    private static RedisScript Load(string name)
+    {
+        var resource = $"OrleansFlashSale.Scripts.{name}.lua";
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(resource)
+            ?? throw new InvalidOperationException($"Embedded script {resource} is missing from the build.");
+        using var reader = new StreamReader(stream);
+        return new RedisScript(name, reader.ReadToEnd());
+    }
+}
