@@ -14,8 +14,8 @@ namespace OrleansFlashSale.Client.Api;
 /// <remarks>
 /// Once a sale is sold out nearly every request to it ends here, and the gateway answers it from its cache. Building
 /// a <c>ProblemDetails</c> with its extension dictionary, serialising it through the object serialiser and creating
-/// a logger per response was the bulk of what such a request allocated (a trace of the gateway under the
-/// <c>http-soldout</c> bench spent a fifth of its samples waiting for the GC).
+/// a logger per response was the bulk of what such a request allocated, and the garbage collector's work showed in
+/// the gateway's CPU (docs/performance-history.md).
 /// </remarks>
 public sealed class SoldOutProblem : IResult
 {
