@@ -16,7 +16,9 @@ public sealed class LogEventIdTests
         [
             typeof(OrleansFlashSale.Grains.BucketGrain).Assembly,
             typeof(OrleansFlashSale.Silo.FlashSaleSiloOptions).Assembly,
-            typeof(OrleansFlashSale.Client.Cli.CommandLine).Assembly,
+            typeof(OrleansFlashSale.Client.Api.GatewayHost).Assembly,
+            typeof(OrleansFlashSale.Cli.CommandLine).Assembly,
+            typeof(OrleansFlashSale.Bench.BenchCommand).Assembly,
             typeof(OrleansFlashSale.ClientLibrary.PurchaseClient).Assembly,
         ];
         var messages = assemblies
