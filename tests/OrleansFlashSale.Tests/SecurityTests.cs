@@ -180,6 +180,20 @@ public sealed class SecurityTests(ClusterFixture fixture) : IAsyncLifetime
         await AssertNothingSoldAsync(sku);
     }
 
+    /// <summary>The tools (demo, ./flashsale token) sign their own tokens, without the gateway's code.</summary>
+    [Fact]
+    public async Task A_token_signed_by_the_command_line_tools_buys_as_its_subject_on_a_jwt_gateway()
+    {
+        var http = await StartGatewayAsync("jwt");
+        var sku = await CreateSaleAsync(http, requirePurchaseToken: false);
+        var carol = OrleansFlashSale.Cli.BuyerJwt.Mint("carol", SigningKey, TimeSpan.FromMinutes(10));
+
+        var (status, order, _) = await SendAsync(http, Post($"/api/sales/{sku}/purchases", Purchase("r1"), bearer: carol));
+        Assert.Equal(HttpStatusCode.Created, status);
+        Assert.Equal("carol", order.GetProperty("userId").GetString());
+        await AssertProblemAsync(http, Post($"/api/sales/{sku}/purchases", Purchase("r2", "dave"), bearer: carol), HttpStatusCode.Forbidden, "user_mismatch");
+    }
+
     [Fact]
     public async Task Jwt_mode_buys_as_the_tokens_subject_and_shows_the_order_to_that_buyer_only()
     {
