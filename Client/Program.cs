@@ -1,7 +1,4 @@
-using OrleansFlashSale.Client.Api;
-using OrleansFlashSale.Client.Cli;
+using OrleansFlashSale.Client;
 
-// One executable: the HTTP gateway by default, or a command-line tool when the first argument names one.
-return args.Length > 0 && CommandLine.IsCommand(args[0])
-    ? await CommandLine.RunAsync(args)
-    : await GatewayHost.RunAsync(args);
+// The HTTP gateway. The command-line tools are OrleansFlashSale.Cli, the benchmarks OrleansFlashSale.Bench.
+return await GatewayHost.RunAsync(args);

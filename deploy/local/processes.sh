@@ -52,7 +52,7 @@ start_gateway() { # j
   # On the local stack every buyer (demo, bench, wrk) comes from 127.0.0.1, so a per-address limit would throttle
   # all of them as one client: off unless FLASHSALE_PER_IP_TOKEN_LIMIT asks for it. Production keeps the default.
   Urls="$url" FlashSale__Gateway__RateLimits__PerIp__TokenLimit="${FLASHSALE_PER_IP_TOKEN_LIMIT:-0}" \
-    start_process "gateway-$1" "$CLIENT_DLL" "$url"
+    start_process "gateway-$1" "$GATEWAY_DLL" "$url"
 }
 
 # The first gateway that runs, for the admin calls of scale and status.
@@ -85,8 +85,10 @@ stop_silo() { # i: SIGTERM lets Orleans deactivate its grains and mark the silo 
   fi
 }
 
+all_built() { [[ -f "$SILO_DLL" && -f "$GATEWAY_DLL" && -f "$CLI_DLL" && -f "$BENCH_DLL" ]]; }
+
 ensure_built() {
-  if [[ ! -f "$SILO_DLL" || ! -f "$CLIENT_DLL" || "${FLASHSALE_REBUILD:-1}" == 1 ]]; then build; fi
+  if ! all_built || [[ "${FLASHSALE_REBUILD:-1}" == 1 ]]; then build; fi
 }
 
 check_ports() { # silos gateways: every process must get its own port
@@ -140,7 +142,7 @@ cmd_scale() {
   load_env
   migrate_pidfiles
   if [[ $kind == silo ]]; then check_ports "$n" 1; else check_ports 1 "$n"; fi
-  [[ -f "$SILO_DLL" && -f "$CLIENT_DLL" ]] || build
+  all_built || build
   for ((i = 1; i <= n; i++)); do
     if [[ $kind == silo ]]; then start_silo "$i"; else start_gateway "$i"; fi
   done
@@ -194,7 +196,7 @@ cmd_status() {
   done
   if url=$(live_gateway_url); then
     load_env
-    FLASHSALE_GATEWAY_URL="$url" dotnet "$CLIENT_DLL" cluster || rc=3
+    FLASHSALE_GATEWAY_URL="$url" dotnet "$CLI_DLL" cluster || rc=3
   fi
   return $rc
 }

@@ -14,6 +14,7 @@ using OrleansFlashSale.Client.Api.Admission;
 using OrleansFlashSale.Client.Api.Dashboard;
 using OrleansFlashSale.Silo;
 using StackExchange.Redis;
+using OrleansFlashSale.Client;
 
 namespace OrleansFlashSale.Tests;
 

@@ -210,14 +210,14 @@ public sealed class ReconciliationTests(ClusterFixture fixture)
             await insert.ExecuteNonQueryAsync();
         }
 
-        using var client = new OrleansFlashSale.Client.Cli.GatewayClient(fixture.Http.BaseAddress!.ToString(), TestStack.AdminToken);
-        Assert.Equal(0, await OrleansFlashSale.Client.Cli.VerifyCommand.RunAsync([clean.Sku], client));
-        Assert.Equal(1, await OrleansFlashSale.Client.Cli.VerifyCommand.RunAsync([clean.Sku, drifted.Sku], client));
-        Assert.Equal(1, await OrleansFlashSale.Client.Cli.VerifyCommand.RunAsync([ClusterFixture.NewSku("rec-none")], client));
-        await Assert.ThrowsAsync<OrleansFlashSale.Client.Cli.UsageException>(() =>
-            OrleansFlashSale.Client.Cli.VerifyCommand.RunAsync([clean.Sku, "--fix"], client));
-        using var stranger = new OrleansFlashSale.Client.Cli.GatewayClient(fixture.Http.BaseAddress!.ToString(), "not-the-admin-token-at-all");
-        Assert.Equal(1, await OrleansFlashSale.Client.Cli.VerifyCommand.RunAsync([clean.Sku], stranger));
+        using var client = new OrleansFlashSale.Cli.GatewayClient(fixture.Http.BaseAddress!.ToString(), TestStack.AdminToken);
+        Assert.Equal(0, await OrleansFlashSale.Cli.VerifyCommand.RunAsync([clean.Sku], client));
+        Assert.Equal(1, await OrleansFlashSale.Cli.VerifyCommand.RunAsync([clean.Sku, drifted.Sku], client));
+        Assert.Equal(1, await OrleansFlashSale.Cli.VerifyCommand.RunAsync([ClusterFixture.NewSku("rec-none")], client));
+        await Assert.ThrowsAsync<OrleansFlashSale.Cli.UsageException>(() =>
+            OrleansFlashSale.Cli.VerifyCommand.RunAsync([clean.Sku, "--fix"], client));
+        using var stranger = new OrleansFlashSale.Cli.GatewayClient(fixture.Http.BaseAddress!.ToString(), "not-the-admin-token-at-all");
+        Assert.Equal(1, await OrleansFlashSale.Cli.VerifyCommand.RunAsync([clean.Sku], stranger));
     }
 
     private async Task<(HttpStatusCode Status, JsonElement Body)> GetAsync(string path, string? token)

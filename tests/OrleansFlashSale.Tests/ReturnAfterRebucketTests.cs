@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using MySqlConnector;
-using OrleansFlashSale.Client.Cli;
+using OrleansFlashSale.Cli;
 using OrleansFlashSale.Redis;
 
 namespace OrleansFlashSale.Tests;

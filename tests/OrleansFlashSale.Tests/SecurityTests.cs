@@ -15,6 +15,7 @@ using Microsoft.Extensions.Time.Testing;
 using Orleans.Storage;
 using OrleansFlashSale.Client.Api;
 using OrleansFlashSale.Grains;
+using OrleansFlashSale.Client;
 
 namespace OrleansFlashSale.Tests;
 
@@ -129,7 +130,7 @@ public sealed class SecurityTests(ClusterFixture fixture) : IAsyncLifetime
         Assert.Equal(0, (await fixture.Client.Product(sku).GetStatusAsync(refresh: true))!.Sold);
     }
 
-    private static string Mint(string user) => BuyerTokens.Mint(user, SigningKey, TimeSpan.FromMinutes(10));
+    private static string Mint(string user) => OrleansFlashSale.Cli.BuyerJwt.Mint(user, SigningKey, TimeSpan.FromMinutes(10));
 
     private static string Purchase(string requestId, string? userId = null) =>
         userId is null
@@ -167,17 +168,31 @@ public sealed class SecurityTests(ClusterFixture fixture) : IAsyncLifetime
         var missing = await AssertProblemAsync(http, Post(path, Purchase("r1", "alice")), HttpStatusCode.Unauthorized, "buyer_token_missing");
         Assert.StartsWith("Bearer", missing.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
         await AssertProblemAsync(http, Post(path, Purchase("r2", "bob"), bearer: Mint("alice")), HttpStatusCode.Forbidden, "user_mismatch");
-        var expired = BuyerTokens.Mint("alice", SigningKey, TimeSpan.FromMinutes(1), now: DateTimeOffset.UtcNow.AddHours(-1));
+        var expired = OrleansFlashSale.Cli.BuyerJwt.Mint("alice", SigningKey, TimeSpan.FromMinutes(1), now: DateTimeOffset.UtcNow.AddHours(-1));
         await AssertProblemAsync(http, Post(path, Purchase("r3"), bearer: expired), HttpStatusCode.Unauthorized, "buyer_token_expired");
-        var otherKey = BuyerTokens.Mint("alice", "another-signing-key-0123456789-abcdefgh", TimeSpan.FromMinutes(10));
+        var otherKey = OrleansFlashSale.Cli.BuyerJwt.Mint("alice", "another-signing-key-0123456789-abcdefgh", TimeSpan.FromMinutes(10));
         await AssertProblemAsync(http, Post(path, Purchase("r4"), bearer: otherKey), HttpStatusCode.Unauthorized, "buyer_token_invalid");
-        var otherAudience = BuyerTokens.Mint("alice", SigningKey, TimeSpan.FromMinutes(10), audience: "someone-else");
+        var otherAudience = OrleansFlashSale.Cli.BuyerJwt.Mint("alice", SigningKey, TimeSpan.FromMinutes(10), audience: "someone-else");
         await AssertProblemAsync(http, Post(path, Purchase("r5"), bearer: otherAudience), HttpStatusCode.Unauthorized, "buyer_token_invalid");
         await AssertProblemAsync(http, Post(path, Purchase("r6"), bearer: "not-a-jwt"), HttpStatusCode.Unauthorized, "buyer_token_invalid");
         // The admin token is no buyer token.
         await AssertProblemAsync(http, Post(path, Purchase("r7", "alice"), bearer: TestStack.AdminToken), HttpStatusCode.Unauthorized, "buyer_token_invalid");
 
         await AssertNothingSoldAsync(sku);
+    }
+
+    /// <summary>The tools (demo, ./flashsale token) sign their own tokens, without the gateway's code.</summary>
+    [Fact]
+    public async Task A_token_signed_by_the_command_line_tools_buys_as_its_subject_on_a_jwt_gateway()
+    {
+        var http = await StartGatewayAsync("jwt");
+        var sku = await CreateSaleAsync(http, requirePurchaseToken: false);
+        var carol = OrleansFlashSale.Cli.BuyerJwt.Mint("carol", SigningKey, TimeSpan.FromMinutes(10));
+
+        var (status, order, _) = await SendAsync(http, Post($"/api/sales/{sku}/purchases", Purchase("r1"), bearer: carol));
+        Assert.Equal(HttpStatusCode.Created, status);
+        Assert.Equal("carol", order.GetProperty("userId").GetString());
+        await AssertProblemAsync(http, Post($"/api/sales/{sku}/purchases", Purchase("r2", "dave"), bearer: carol), HttpStatusCode.Forbidden, "user_mismatch");
     }
 
     [Fact]

@@ -1,4 +1,5 @@
-using OrleansFlashSale.Client.Cli;
+using OrleansFlashSale.Bench;
+using OrleansFlashSale.Cli;
 
 namespace OrleansFlashSale.UnitTests;
 
@@ -96,7 +97,7 @@ public sealed class CommandLineTests
     [InlineData("token", "error: token needs a user id first", "token USER [--lifetime SECONDS]")]
     public async Task The_script_prints_the_reason_and_the_usage_once_each(string line, string message, string usage)
     {
-        var (exit, error) = await RunScriptAsync(line.Split(' '));
+        var (exit, _, error) = await RunScriptAsync(line.Split(' '));
         var text = Words(error);
         Assert.Equal(2, exit);
         Assert.Equal(1, Occurrences(text, "error:"));
@@ -107,16 +108,41 @@ public sealed class CommandLineTests
         Assert.DoesNotContain("\u001b[", error, StringComparison.Ordinal);
     }
 
+    /// <summary>The script runs bench from the bench's program and demo from the CLI's; help starts nothing.</summary>
+    [Theory]
+    [InlineData("bench --help", "./flashsale bench [SCENARIO...] [--quick]")]
+    [InlineData("bench deduct -h", "./flashsale bench [SCENARIO...] [--quick]")]
+    [InlineData("demo --help", "./flashsale demo [--stock N]")]
+    public async Task The_script_prints_the_help_of_bench_and_demo_and_exits_0(string line, string expected)
+    {
+        var (exit, output, error) = await RunScriptAsync(line.Split(' '));
+        Assert.Equal(0, exit);
+        Assert.StartsWith("usage: " + expected, Words(output), StringComparison.Ordinal);
+        Assert.Equal("", error);
+    }
+
     [Fact]
     public void Bench_buckets_sets_buckets_and_quota_shards_and_leaves_the_other_arguments()
     {
-        var shape = OrleansFlashSale.Client.Cli.Bench.BenchCommand.TakeBuckets(["deduct", "--buckets", "2", "--quick"], out var rest);
-        Assert.Equal(new OrleansFlashSale.Client.Cli.Bench.SaleShape(2, 2), shape);
+        var shape = BenchCommand.TakeBuckets(["deduct", "--buckets", "2", "--quick"], out var rest);
+        Assert.Equal(new SaleShape(2, 2), shape);
         Assert.Equal(["deduct", "--quick"], rest);
 
-        Assert.Null(OrleansFlashSale.Client.Cli.Bench.BenchCommand.TakeBuckets(["deduct"], out rest));
+        Assert.Null(BenchCommand.TakeBuckets(["deduct"], out rest));
         Assert.Equal(["deduct"], rest);
-        Assert.Equal(new OrleansFlashSale.Client.Cli.Bench.SaleShape(SaleRules.DefaultBuckets, SaleRules.DefaultBuckets), new OrleansFlashSale.Client.Cli.Bench.BenchSettings(Quick: true).Shape);
+        Assert.Equal(new SaleShape(SaleRules.DefaultBuckets, SaleRules.DefaultBuckets), new BenchSettings(Quick: true).Shape);
+    }
+
+    /// <summary>The CLI has no bench (it references no grain): it names the program that does.</summary>
+    [Theory]
+    [InlineData("bench deduct", "error: bench is a program of its own (OrleansFlashSale.Bench); run it as ./flashsale bench")]
+    [InlineData("", "error: a command is needed Run ./flashsale help for usage.")]
+    public async Task The_cli_refuses_bench_and_no_command_with_exit_2(string line, string message)
+    {
+        var (exit, output, error) = await CaptureAsync(() => CommandLine.RunAsync(line.Length == 0 ? [] : line.Split(' ')));
+        Assert.Equal(2, exit);
+        Assert.StartsWith(message, Words(error), StringComparison.Ordinal);
+        Assert.Equal("", output);
     }
 
     [Theory]
@@ -218,7 +244,7 @@ public sealed class CommandLineTests
     }
 
     /// <summary><c>bash ./flashsale ARGS</c> of this checkout, with the binaries this test run built.</summary>
-    private static async Task<(int Exit, string Error)> RunScriptAsync(string[] args)
+    private static async Task<(int Exit, string Output, string Error)> RunScriptAsync(string[] args)
     {
         var start = new System.Diagnostics.ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(Path.Combine(RepoRoot.Path, "flashsale"));
@@ -238,14 +264,17 @@ public sealed class CommandLineTests
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await process.WaitForExitAsync(timeout.Token);
-        await stdout;
-        return (process.ExitCode, await stderr);
+        return (process.ExitCode, await stdout, await stderr);
     }
 
     /// <summary>Spectre wraps long lines at the console width when output is not a terminal.</summary>
     private static string Flatten(string text) => text.Replace("\r", "", StringComparison.Ordinal).Replace("\n", " ", StringComparison.Ordinal).Replace("  ", " ", StringComparison.Ordinal);
 
-    private static async Task<(int Exit, string Output, string Error)> RunAsync(string[] args)
+    /// <summary>Runs a tool as its program does: <c>bench</c> as the bench executable, the others as the CLI.</summary>
+    private static Task<(int Exit, string Output, string Error)> RunAsync(string[] args) =>
+        CaptureAsync(() => args[0] == "bench" ? CommandLine.RunAsync(args, BenchCommand.RunAsync) : CommandLine.RunAsync(args));
+
+    private static async Task<(int Exit, string Output, string Error)> CaptureAsync(Func<Task<int>> run)
     {
         var output = new StringWriter();
         var error = new StringWriter();
@@ -260,8 +289,7 @@ public sealed class CommandLineTests
         });
         try
         {
-            Assert.True(CommandLine.IsCommand(args[0]));
-            var exit = await CommandLine.RunAsync(args);
+            var exit = await run();
             return (exit, output.ToString(), error.ToString());
         }
         finally

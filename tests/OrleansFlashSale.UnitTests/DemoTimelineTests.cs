@@ -1,4 +1,4 @@
-using OrleansFlashSale.Client.Cli;
+using OrleansFlashSale.Cli;
 
 namespace OrleansFlashSale.UnitTests;
 

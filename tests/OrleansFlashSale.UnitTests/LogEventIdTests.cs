@@ -20,7 +20,9 @@ public sealed class LogEventIdTests
             typeof(OrleansFlashSale.Persistence.MySqlOrderStore).Assembly,
             typeof(OrleansFlashSale.Pipeline.OrderWriterService).Assembly,
             typeof(OrleansFlashSale.Silo.FlashSaleSiloOptions).Assembly,
-            typeof(OrleansFlashSale.Client.Cli.CommandLine).Assembly,
+            typeof(OrleansFlashSale.Client.GatewayHost).Assembly,
+            typeof(OrleansFlashSale.Cli.CommandLine).Assembly,
+            typeof(OrleansFlashSale.Bench.BenchCommand).Assembly,
             typeof(OrleansFlashSale.ClientLibrary.PurchaseClient).Assembly,
         ];
         var messages = assemblies

@@ -6,6 +6,7 @@ using OrleansFlashSale.Client.Api;
 using OrleansFlashSale.Grains;
 using OrleansFlashSale.Messaging;
 using OrleansFlashSale.Persistence;
+using OrleansFlashSale.Client;
 
 namespace OrleansFlashSale.UnitTests;
 

@@ -1,10 +1,12 @@
+using System.Text.Json;
 using System.Xml.Linq;
 
 namespace OrleansFlashSale.UnitTests;
 
 /// <summary>
 /// The project references that keep the layout honest, read from the project files: the contracts depend on
-/// nothing of ours, and no project depends on the programs (the silo host, the gateway and its tools).
+/// nothing of ours, no project depends on the programs (the silo host, the gateway, the bench), the gateway carries
+/// no MySQL or NATS driver and the command-line tools no grains.
 /// </summary>
 public sealed class ProjectLayoutTests
 {
@@ -19,9 +21,9 @@ public sealed class ProjectLayoutTests
     }
 
     [Fact]
-    public void No_project_but_the_tests_references_the_silo_or_the_gateway()
+    public void No_project_but_the_tests_references_the_silo_the_gateway_or_the_bench()
     {
-        var programs = new[] { "Silo.csproj", "Client.csproj" };
+        var programs = new[] { "Silo.csproj", "Client.csproj", "Bench.csproj" };
         var offenders = Directory.EnumerateFiles(Root, "*.csproj", SearchOption.AllDirectories)
             .Where(p => !IsBuildOutput(p) && !Path.GetRelativePath(Root, p).StartsWith("tests", StringComparison.Ordinal))
             .SelectMany(p => References(XDocument.Load(p), "ProjectReference")
@@ -29,6 +31,74 @@ public sealed class ProjectLayoutTests
                 .Select(r => $"{Path.GetRelativePath(Root, p)} -> {r}"))
             .ToArray();
         Assert.Empty(offenders);
+    }
+
+    [Fact]
+    public void The_gateway_references_neither_the_grains_nor_a_project_with_a_MySQL_or_NATS_driver()
+    {
+        var closure = Closure("Client/Client.csproj");
+        Assert.Contains("Grains.Interfaces/Grains.Interfaces.csproj", closure);
+        Assert.DoesNotContain("Grains/Grains.csproj", closure);
+        Assert.Empty(StoreDrivers(closure));
+        // The scan finds the drivers where they are: the bench measures the real store code.
+        Assert.NotEmpty(StoreDrivers(Closure("Bench/Bench.csproj")));
+    }
+
+    [Fact]
+    public void The_command_line_tools_reference_neither_the_grains_nor_the_gateway_nor_a_MySQL_or_NATS_driver()
+    {
+        var closure = Closure("Cli/Cli.csproj");
+        Assert.Contains("Grains.Interfaces/Grains.Interfaces.csproj", closure);
+        Assert.DoesNotContain("Grains/Grains.csproj", closure);
+        Assert.DoesNotContain("Client/Client.csproj", closure);
+        Assert.Empty(StoreDrivers(closure));
+    }
+
+    /// <summary>
+    /// What the gateway build ships, from its deps.json (built with this test project): a package that brought a
+    /// driver along would show here though no project file names it.
+    /// </summary>
+    [Fact]
+    public void The_gateway_build_ships_no_MySQL_or_NATS_driver_and_no_grains()
+    {
+        // This test's output is tests/<project>/bin/<configuration>/<framework>/; the gateway's has the same last two.
+        var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        var deps = Path.Combine(Root, "Client", "bin", output.Parent!.Name, output.Name, "OrleansFlashSale.Client.deps.json");
+        using var document = JsonDocument.Parse(File.ReadAllText(deps));
+        var libraries = document.RootElement.GetProperty("libraries").EnumerateObject().Select(l => l.Name.Split('/')[0]).ToArray();
+        Assert.Contains("OrleansFlashSale.ClientLibrary", libraries);
+        Assert.DoesNotContain(libraries, l => IsStoreDriver(l) || l == "OrleansFlashSale.Grains");
+    }
+
+    private static bool IsStoreDriver(string package) =>
+        package.StartsWith("MySql", StringComparison.OrdinalIgnoreCase) || package.StartsWith("NATS.", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>"project -> package" for every MySQL or NATS package the given projects reference.</summary>
+    private static string[] StoreDrivers(IEnumerable<string> projects) =>
+        [.. projects.SelectMany(p => References(Load(p), "PackageReference").Where(IsStoreDriver).Select(r => $"{p} -> {r}"))];
+
+    /// <summary>The project and every project it references, directly or not, relative to the root with '/'.</summary>
+    private static List<string> Closure(string project)
+    {
+        var found = new List<string>();
+        var next = new Queue<string>([project]);
+        while (next.TryDequeue(out var current))
+        {
+            if (found.Contains(current))
+            {
+                continue;
+            }
+
+            found.Add(current);
+            var directory = Path.GetDirectoryName(Path.Combine(Root, current))!;
+            foreach (var reference in References(Load(current), "ProjectReference"))
+            {
+                var path = Path.GetFullPath(Path.Combine(directory, reference.Replace('\\', '/')));
+                next.Enqueue(Path.GetRelativePath(Root, path).Replace('\\', '/'));
+            }
+        }
+
+        return found;
     }
 
     private static XDocument Load(string relative) => XDocument.Load(Path.Combine(Root, relative));

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using OrleansFlashSale.Client.Cli.Bench;
+using OrleansFlashSale.Bench;
 
 namespace OrleansFlashSale.UnitTests;
 

@@ -9,6 +9,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using OrleansFlashSale.Client.Api;
 using OrleansFlashSale.Client.Api.Admission;
+using OrleansFlashSale.Client;
 
 namespace OrleansFlashSale.Tests.Overload;
 

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OrleansFlashSale.Client.Api;
 using OrleansFlashSale.Client.Api.Admission;
+using OrleansFlashSale.Client;
 
 namespace OrleansFlashSale.Tests.Overload;
 

@@ -1,0 +1,72 @@
+using System.Diagnostics;
+
+namespace OrleansFlashSale.Bench;
+
+/// <summary>
+/// Closed-loop load: <c>workers</c> loops each start an operation only when their previous one has finished. Runs a
+/// warm-up, then a measured window, then stops starting operations and waits for those in flight.
+/// </summary>
+public static class LoadRunner
+{
+    /// <summary>What one run did. <see cref="Measured"/> counts the successes that completed inside the window.</summary>
+    public sealed record Outcome(long Started, long Succeeded, long Measured, TimeSpan Window, IReadOnlyDictionary<string, TimeSpan> Cpu,
+        DateTimeOffset WindowStart, DateTimeOffset WindowEnd, IReadOnlyDictionary<string, string>? Calls = null)
+    {
+        /// <summary>CPU per counted operation of each process of the stack over the window (see <see cref="StackCpu"/>).</summary>
+        public IEnumerable<KeyValuePair<string, string>> CpuDetails => StackCpu.PerOperation(Cpu, Measured);
+
+        /// <summary>The counted run, with <paramref name="details"/> and the CPU per operation.</summary>
+        public BenchRun ToRun(IReadOnlyDictionary<string, string> details) =>
+            new(Measured, Window, details.Concat(CpuDetails).Concat(Calls ?? new Dictionary<string, string>()).ToDictionary());
+    }
+
+    /// <param name="operation">
+    /// Given the worker's index (so a worker can own a connection) and a unique sequence number; returns true for a
+    /// success. An exception ends the run.
+    /// </param>
+    public static async Task<Outcome> RunAsync(int workers, BenchSettings settings, Func<int, long, Task<bool>> operation,
+        IBenchProgress progress, string label)
+    {
+        long next = -1;
+        long succeeded = 0;
+        var stop = 0;
+        var total = settings.Warmup + settings.Measure;
+        var clock = Stopwatch.StartNew();
+        var loops = Enumerable.Range(0, workers).Select(worker => Task.Run(async () =>
+        {
+            while (Volatile.Read(ref stop) == 0)
+            {
+                if (await operation(worker, Interlocked.Increment(ref next)))
+                {
+                    Interlocked.Increment(ref succeeded);
+                }
+            }
+        })).ToArray();
+        var all = Task.WhenAll(loops);
+
+        // Sampling the success counter at the window's edges keeps warm-up and drain out of the figure.
+        await Task.WhenAny(all, Task.Delay(settings.Warmup));
+        await using var calls = await ServiceCalls.StartAsync();
+        var atStart = Interlocked.Read(ref succeeded);
+        var cpu = StackCpu.Start();
+        var windowStartUtc = DateTimeOffset.UtcNow;
+        var windowStart = clock.Elapsed;
+        while (!all.IsCompleted && clock.Elapsed < total)
+        {
+            await Task.WhenAny(all, Task.Delay(250));
+            var done = Interlocked.Read(ref succeeded) - atStart;
+            var seconds = Math.Max(0.001, (clock.Elapsed - windowStart).TotalSeconds);
+            progress.Status($"{label}: {done:N0} in {seconds:F1} s ({done / seconds:N0}/s)");
+        }
+
+        var atEnd = Interlocked.Read(ref succeeded);
+        var window = clock.Elapsed - windowStart;
+        var windowEndUtc = DateTimeOffset.UtcNow;
+        var used = cpu.Stop();
+        var served = await calls.StopAsync(atEnd - atStart);
+        Volatile.Write(ref stop, 1);
+        // A failed operation surfaces here: the run is then not reported.
+        await all;
+        return new Outcome(Interlocked.Read(ref next) + 1, Interlocked.Read(ref succeeded), atEnd - atStart, window, used, windowStartUtc, windowEndUtc, served);
+    }
+}

@@ -1,0 +1,3 @@
+using OrleansFlashSale.Cli;
+
+return await CommandLine.RunAsync(args);
