@@ -54,6 +54,19 @@ public sealed class ProjectLayoutTests
         Assert.Empty(StoreDrivers(closure));
     }
 
+    [Theory]
+    [InlineData("Client/Client.csproj")]
+    [InlineData("Cli/Cli.csproj")]
+    [InlineData("ClientLibrary/ClientLibrary.csproj")]
+    public void Only_the_silo_and_the_bench_reach_the_storage_transport_and_pipeline_projects(string program)
+    {
+        string[] serverSide = ["Redis/Redis.csproj", "Messaging/Messaging.csproj", "Persistence/Persistence.csproj", "Pipeline/Pipeline.csproj", "Grains/Grains.csproj"];
+        Assert.Empty(Closure(program).Intersect(serverSide));
+        // The same scan sees them where they are referenced.
+        Assert.Equal(["Persistence/Persistence.csproj", "Redis/Redis.csproj"], Closure("Bench/Bench.csproj").Intersect(serverSide).Order(StringComparer.Ordinal));
+        Assert.Equal(serverSide.Order(StringComparer.Ordinal), Closure("Silo/Silo.csproj").Intersect(serverSide).Order(StringComparer.Ordinal));
+    }
+
     /// <summary>
     /// What the gateway build ships, from its deps.json (built with this test project): a package that brought a
     /// driver along would show here though no project file names it.
