@@ -21,6 +21,7 @@ public sealed class OrderWriterService : BackgroundService
     private const string Consumer = "orders-writer";
     private const int MaxInFlight = 8192;
     private const int MaxDeliveries = 20;
+    private static readonly TimeSpan MaxConsumeRetryDelay = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan PaceRefresh = TimeSpan.FromSeconds(1);
 
@@ -36,6 +37,7 @@ public sealed class OrderWriterService : BackgroundService
     private readonly ILogger<OrderWriterService> _logger;
     private readonly SemaphoreSlim _inFlight = new(MaxInFlight);
     private readonly WriterPacer _pacer;
+    private readonly DurableConsumerLoop _consumer;
     private CancellationTokenSource? _consume;
 
     public OrderWriterService(JetStreamConnection nats, GroupCommitter committer, PipelineMetrics metrics, WriterPacer pacer,
@@ -48,12 +50,24 @@ public sealed class OrderWriterService : BackgroundService
         // Wall-clock on purpose: the lag is measured against Redis' TIME, not against a test's fake sale clock.
         _time = TimeProvider.System;
         _logger = logger;
+        _consumer = new DurableConsumerLoop(nats, nats.Topology.DeductionsStream, ConsumerConfig, MaxConsumeRetryDelay,
+            attached: () => PipelineLog.WriterStarted(_logger, _nats.Topology.DeductionsStream, Consumer),
+            failed: (ex, delay) => PipelineLog.WriterConsumeFailed(_logger, ex, delay));
     }
+
+    private static ConsumerConfig ConsumerConfig() => new(Consumer)
+    {
+        DurableName = Consumer,
+        AckPolicy = ConsumerConfigAckPolicy.Explicit,
+        AckWait = TimeSpan.FromSeconds(30),
+        MaxAckPending = MaxInFlight,
+        MaxDeliver = -1,
+    };
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var refresh = RefreshPaceAsync(stoppingToken);
-        await ConsumeAsync(stoppingToken);
+        await _consumer.RunAsync(WriteFromAsync, stoppingToken);
         await refresh;
     }
 
@@ -84,79 +98,43 @@ public sealed class OrderWriterService : BackgroundService
         }
     }
 
-    private async Task ConsumeAsync(CancellationToken stoppingToken)
+    /// <summary>
+    /// Reads the attached consumer: paced, a few messages at a time; otherwise a standing consume, until a pace is set
+    /// (then the consumer is attached again and read paced) or the consume ends by itself.
+    /// </summary>
+    private async Task<ConsumerRunEnd> WriteFromAsync(INatsJSConsumer consumer, CancellationToken stoppingToken)
     {
-        var delay = TimeSpan.FromMilliseconds(200);
-        while (!stoppingToken.IsCancellationRequested)
+        while (_pacer.Paced)
         {
+            await FetchPacedAsync(consumer, stoppingToken);
+        }
+
+        // A pace set while the consume runs cancels it (RefreshPaceAsync). Set before a peak, when the writer has
+        // caught up, that loses nothing; messages a busy consume had pulled ahead come back after the ack wait.
+        using (var consume = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken))
+        {
+            Volatile.Write(ref _consume, consume);
             try
             {
-                await _nats.EnsureStreamsAsync(stoppingToken);
-                var consumer = await _nats.JetStream.CreateOrUpdateConsumerAsync(_nats.Topology.DeductionsStream, new ConsumerConfig(Consumer)
+                await foreach (var message in consumer.ConsumeAsync<byte[]>(opts: new NatsJSConsumeOpts { MaxMsgs = 1000 }, cancellationToken: consume.Token))
                 {
-                    DurableName = Consumer,
-                    AckPolicy = ConsumerConfigAckPolicy.Explicit,
-                    AckWait = TimeSpan.FromSeconds(30),
-                    MaxAckPending = MaxInFlight,
-                    MaxDeliver = -1,
-                }, stoppingToken);
-                PipelineLog.WriterStarted(_logger, _nats.Topology.DeductionsStream, Consumer);
-                delay = TimeSpan.FromMilliseconds(200);
-                while (_pacer.Paced)
-                {
-                    await FetchPacedAsync(consumer, stoppingToken);
-                }
-
-                // A pace set while the consume runs cancels it (RefreshPaceAsync). Set before a peak, when the writer
-                // has caught up, that loses nothing; messages a busy consume had pulled ahead come back after the ack
-                // wait.
-                using (var consume = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken))
-                {
-                    Volatile.Write(ref _consume, consume);
-                    try
-                    {
-                        await foreach (var message in consumer.ConsumeAsync<byte[]>(opts: new NatsJSConsumeOpts { MaxMsgs = 1000 }, cancellationToken: consume.Token))
-                        {
-                            await _inFlight.WaitAsync(consume.Token);
-                            _ = WriteAsync(message);
-                        }
-                    }
-                    catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested && _pacer.Paced)
-                    {
-                        continue;
-                    }
-                    finally
-                    {
-                        Volatile.Write(ref _consume, null);
-                    }
-                }
-
-                if (!_pacer.Paced)
-                {
-                    // The consume ended without cancellation (the consumer was deleted under us): start again after
-                    // a pause, so a consume that keeps ending at once cannot spin.
-                    await Task.Delay(delay, stoppingToken);
+                    await _inFlight.WaitAsync(consume.Token);
+                    _ = WriteAsync(message);
                 }
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested && _pacer.Paced)
             {
-                break;
+                return ConsumerRunEnd.Reattach;
             }
-            catch (Exception ex)
+            finally
             {
-                PipelineLog.WriterConsumeFailed(_logger, ex, delay);
-                try
-                {
-                    await Task.Delay(delay, stoppingToken);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
+                Volatile.Write(ref _consume, null);
             }
         }
+
+        // The consume ended without cancellation (the consumer was deleted under us): attached again, read paced at
+        // once if a pace came meanwhile, otherwise after a pause.
+        return _pacer.Paced ? ConsumerRunEnd.Reattach : ConsumerRunEnd.Ended;
     }
 
     /// <summary>One turn of the paced writer: take what is there, up to a few messages, once the budget allows.</summary>

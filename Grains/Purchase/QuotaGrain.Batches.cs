@@ -11,76 +11,46 @@ public sealed partial class QuotaGrain
     private void Settle(PurchaseRequest request, RequestRecord record, RequestRecord? replacement)
     {
         _settlements.Enqueue(new Settlement(request.UserId, request.RequestId, record, replacement));
-        EnsurePump();
+        _pump.Start();
     }
 
     private void Enqueue(Reservation reservation)
     {
         _reservations.Enqueue(reservation);
-        EnsurePump();
+        _pump.Start();
     }
 
-    private void EnsurePump()
+    private bool HasScriptWork() => _reservations.Count > 0 || _settlements.Count > 0;
+
+    /// <summary>One round of the pump: a batch of settlements and a batch of reservations, as two script calls.</summary>
+    private async Task SendScriptsAsync()
     {
-        if (!_pumping)
+        // Settlements are sent first and reservations right behind them on the same connection, so Redis runs them
+        // in that order and one round trip serves both (a replay in this reserve batch sees the settled record; if it
+        // saw the reserved one it would look the order up in the buckets, also right).
+        Task settle = _settlements.Count > 0 ? SettleBatchAsync(_pump.Take(_settlements)) : Task.CompletedTask;
+        var reserve = Task.CompletedTask;
+        List<Reservation>? batch = null;
+        if (_reservations.Count > 0)
         {
-            _pumping = true;
-            // Started inside a grain turn: the pump runs on this activation's scheduler, interleaved with purchases.
-            _pump = PumpAsync();
+            batch = _pump.Take(_reservations);
+            reserve = ReserveBatchAsync(batch);
         }
-    }
 
-    private async Task PumpAsync()
-    {
+        await settle;
         try
         {
-            // Lets the other calls already waiting for this activation queue up before the first batch is taken.
-            await Task.Yield();
-            while (_reservations.Count > 0 || _settlements.Count > 0)
+            await reserve;
+        }
+        catch (Exception ex)
+        {
+            // Never leave a caller waiting: whatever went wrong, every reservation gets an answer.
+            Log.QuotaScriptFailed(_logger, ex, _sku, _shard, "reserve-answer", batch!.Count);
+            foreach (var r in batch)
             {
-                // Settlements are sent first and reservations right behind them on the same connection, so Redis
-                // runs them in that order and one round trip serves both (a replay in this reserve batch sees the
-                // settled record; if it saw the reserved one it would look the order up in the buckets, also right).
-                Task settle = _settlements.Count > 0 ? SettleBatchAsync(Take(_settlements)) : Task.CompletedTask;
-                var reserve = Task.CompletedTask;
-                List<Reservation>? batch = null;
-                if (_reservations.Count > 0)
-                {
-                    batch = Take(_reservations);
-                    reserve = ReserveBatchAsync(batch);
-                }
-
-                await settle;
-                try
-                {
-                    await reserve;
-                }
-                catch (Exception ex)
-                {
-                    // Never leave a caller waiting: whatever went wrong, every reservation gets an answer.
-                    Log.QuotaScriptFailed(_logger, ex, _sku, _shard, "reserve-answer", batch!.Count);
-                    foreach (var r in batch)
-                    {
-                        r.Answer.TrySetException(ex);
-                    }
-                }
+                r.Answer.TrySetException(ex);
             }
         }
-        finally
-        {
-            _pumping = false;
-        }
-    }
-
-    private List<T> Take<T>(Queue<T> queue)
-    {
-        var batch = new List<T>(Math.Min(queue.Count, _options.MaxBatch));
-        while (batch.Count < _options.MaxBatch && queue.Count > 0)
-        {
-            batch.Add(queue.Dequeue());
-        }
-
-        return batch;
     }
 
     private async Task ReserveBatchAsync(List<Reservation> batch)

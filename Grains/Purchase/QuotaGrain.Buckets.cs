@@ -117,58 +117,40 @@ public sealed partial class QuotaGrain
     {
         if (!_bucketCalls.TryGetValue(bucket, out var calls))
         {
-            _bucketCalls[bucket] = calls = new BucketCalls();
+            _bucketCalls[bucket] = calls = new BucketCalls(_options.MaxBatch, c => SendToBucketAsync(bucket, c));
         }
 
         var pending = new PendingDeduction(request);
         calls.Queue.Enqueue(pending);
-        if (calls.Senders < BucketCallsInFlight)
-        {
-            calls.Senders++;
-            // Started inside a grain turn: runs on this activation's scheduler, interleaved with purchases.
-            calls.Track(SendToBucketAsync(bucket, calls));
-        }
-
+        calls.Pump.Start();
         return pending.Answer.Task;
     }
 
+    /// <summary>One call to the bucket with up to a batch of the purchases queued for it.</summary>
     private async Task SendToBucketAsync(int bucket, BucketCalls calls)
     {
+        var batch = calls.Pump.Take(calls.Queue);
+        var requests = new DeductRequest[batch.Count];
+        for (var i = 0; i < batch.Count; i++)
+        {
+            requests[i] = batch[i].Request;
+        }
+
         try
         {
-            // Started by the first purchase whose reservation came back; yielding once (to this activation's
-            // scheduler) lets the other purchases of the same reserve batch queue up behind it first.
-            await Task.Yield();
-            while (calls.Queue.Count > 0)
+            var results = await GrainFactory.Bucket(_sku, bucket).DeductManyAsync(requests);
+            for (var i = 0; i < batch.Count; i++)
             {
-                var batch = Take(calls.Queue);
-                var requests = new DeductRequest[batch.Count];
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    requests[i] = batch[i].Request;
-                }
-
-                try
-                {
-                    var results = await GrainFactory.Bucket(_sku, bucket).DeductManyAsync(requests);
-                    for (var i = 0; i < batch.Count; i++)
-                    {
-                        batch[i].Answer.TrySetResult(results[i]);
-                    }
-                }
-                catch (Exception ex)
-                {
-                    // Each waiting purchase logs it with its order id and keeps its reservation.
-                    foreach (var p in batch)
-                    {
-                        p.Answer.TrySetException(ex);
-                    }
-                }
+                batch[i].Answer.TrySetResult(results[i]);
             }
         }
-        finally
+        catch (Exception ex)
         {
-            calls.Senders--;
+            // Each waiting purchase logs it with its order id and keeps its reservation.
+            foreach (var p in batch)
+            {
+                p.Answer.TrySetException(ex);
+            }
         }
     }
 
@@ -212,22 +194,17 @@ public sealed partial class QuotaGrain
 
     private sealed class BucketCalls
     {
-        public Queue<PendingDeduction> Queue { get; } = new();
-
-        /// <summary>Senders running; at most <see cref="BucketCallsInFlight"/>.</summary>
-        public int Senders { get; set; }
-
-        // Finished senders are dropped when the next one starts, so this holds at most BucketCallsInFlight tasks
-        // however long the activation lives (chaining them with WhenAll grew without bound under steady load).
-        private readonly List<Task> _running = new(BucketCallsInFlight);
-
-        public void Track(Task sender)
+        public BucketCalls(int maxBatch, Func<BucketCalls, Task> sendAsync)
         {
-            _running.RemoveAll(t => t.IsCompleted);
-            _running.Add(sender);
+            // Started by the first purchase whose reservation came back; yielding once lets the other purchases of
+            // the same reserve batch queue up behind it first.
+            Pump = new ActivationPump(maxBatch, () => Queue.Count > 0, () => sendAsync(this), yieldFirst: true,
+                maxDrains: BucketCallsInFlight);
         }
 
-        public Task WhenIdle() => Task.WhenAll(_running);
+        public Queue<PendingDeduction> Queue { get; } = new();
+
+        public ActivationPump Pump { get; }
     }
 
     private sealed class PendingDeduction(DeductRequest request)

@@ -41,13 +41,12 @@ public sealed partial class QuotaGrain : Grain, IQuotaGrain
     private readonly Queue<Reservation> _reservations = new();
     private readonly Queue<Settlement> _settlements = new();
     private readonly Dictionary<int, BucketCalls> _bucketCalls = new();
+    private readonly ActivationPump _pump;
     private string _sku = "";
     private int _shard;
     private SaleDefinition? _sale;
     private BucketRouting? _routing;
     private long _routingFetchedAt;
-    private Task? _pump;
-    private bool _pumping;
     private HashSet<string>? _buyers;
     private Task<HashSet<string>>? _buyersLoad;
 
@@ -61,6 +60,8 @@ public sealed partial class QuotaGrain : Grain, IQuotaGrain
         _metrics = metrics;
         _time = time;
         _logger = logger;
+        // Yields first: the calls already waiting for this activation queue up before the first batch is taken.
+        _pump = new ActivationPump(_options.MaxBatch, HasScriptWork, SendScriptsAsync, yieldFirst: true);
     }
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
@@ -73,14 +74,11 @@ public sealed partial class QuotaGrain : Grain, IQuotaGrain
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         // Settlements still queued are written before the activation goes; a crash instead leaves them to replays.
-        if (_pump is { } pump)
-        {
-            await pump.WaitAsync(cancellationToken);
-        }
+        await _pump.WhenIdle().WaitAsync(cancellationToken);
 
         foreach (var calls in _bucketCalls.Values)
         {
-            await calls.WhenIdle().WaitAsync(cancellationToken);
+            await calls.Pump.WhenIdle().WaitAsync(cancellationToken);
         }
     }
 

@@ -21,14 +21,14 @@ public sealed partial class BucketGrain
             // Only this bucket's own users, and only while it may have stock, take the one-script path; the rest go
             // to the user's quota grain, which reserves there and finds a sibling bucket (or answers sold out).
             var shard = GrainKeys.QuotaShard(request.UserId, sale!.QuotaShards);
-            var dry = _remaining is { } known && known < request.Quantity && _queue.Count == 0 && !_pumping;
+            var dry = _remaining is { } known && known < request.Quantity && _queue.Count == 0 && !_pump.Running;
             answers[i] = sale.Mode == SaleModes.Database || shard != _index || dry
                 ? ForwardAsync(request, shard)
                 : PurchaseHereAsync(sale, request);
         }
 
         // Started once all of them are queued, so the whole call goes out in one batch.
-        EnsurePump();
+        _pump.Start();
         return await Task.WhenAll(answers);
     }
 

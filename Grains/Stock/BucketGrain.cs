@@ -36,11 +36,13 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
     private readonly ILogger<BucketGrain> _logger;
     private readonly SaleClock _time;
     private readonly Queue<BucketWork> _queue = new();
+    private readonly ActivationPump _pump;
     private SaleDefinition? _sale;
     private string _sku = "";
     private int _index;
     private long? _remaining;
-    private bool _pumping;
+    // The batch whose half message is being stored while the one before it runs its script.
+    private BucketBatch? _next;
     private bool _reportedEmpty;
 
     public BucketGrain(RedisConnection redis, RedisScripts scripts, IOptions<DeductionOptions> options,
@@ -57,6 +59,9 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
         _options = options.Value;
         _metrics = metrics;
         _logger = logger;
+        // No yield: the batched calls (DeductManyAsync, PurchaseManyAsync) queue all their work before they start the
+        // pump, and a single stock operation goes out at once.
+        _pump = new ActivationPump(_options.MaxBatch, () => _next is not null || _queue.Count > 0, RunNextAsync, yieldFirst: false);
     }
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
@@ -77,7 +82,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
 
     private Task<DeductResult> Deduct(DeductRequest request, bool startPump)
     {
-        if (_remaining is { } known && known < request.Quantity && _queue.Count == 0 && !_pumping)
+        if (_remaining is { } known && known < request.Quantity && _queue.Count == 0 && !_pump.Running)
         {
             // Known short: no Redis round trip. A replay of an order deducted here is settled by VoidOrderAsync.
             return Task.FromResult(new DeductResult(DeductOutcome.Insufficient, known));
@@ -87,7 +92,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
         _queue.Enqueue(work);
         if (startPump)
         {
-            EnsurePump();
+            _pump.Start();
         }
 
         return work.Deduction!.Task;
@@ -102,7 +107,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
         }
 
         // Started once all of them are queued, so the whole call goes out in one batch.
-        EnsurePump();
+        _pump.Start();
 
         var results = new DeductResult[requests.Length];
         for (var i = 0; i < requests.Length; i++)
@@ -226,64 +231,46 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
     {
         var work = BucketWork.ForOperation(operation);
         _queue.Enqueue(work);
-        EnsurePump();
+        _pump.Start();
         return work.Operation!.Task;
     }
 
-    private void EnsurePump()
+    /// <summary>
+    /// One round of the pump: a single operation, or one batch of a kind. Two-stage pipeline: while Redis runs this
+    /// batch, the next batch's half message is stored. Its script still starts only after its own half message is
+    /// stored and this script has answered.
+    /// </summary>
+    private async Task RunNextAsync()
     {
-        if (!_pumping && _queue.Count > 0)
+        if (_next is null && _queue.Peek().Kind == BucketWorkKind.Operation)
         {
-            _pumping = true;
-            // Started inside a grain turn, so the pump and its continuations run on this activation's scheduler.
-            _ = PumpAsync();
+            await RunOperationAsync(_queue.Dequeue());
+            return;
         }
-    }
 
-    private async Task PumpAsync()
-    {
+        var current = _next ?? StartBatch();
+        _next = null;
         try
         {
-            BucketBatch? next = null;
-            while (next is not null || _queue.Count > 0)
+            if (await current.Half is not { } half)
             {
-                if (next is null && _queue.Peek().Kind == BucketWorkKind.Operation)
-                {
-                    await RunOperationAsync(_queue.Dequeue());
-                    continue;
-                }
-
-                var current = next ?? StartBatch();
-                next = null;
-                try
-                {
-                    if (await current.Half is not { } half)
-                    {
-                        continue;
-                    }
-
-                    var script = EvaluateAsync(current);
-                    // Two-stage pipeline: while Redis runs this batch, the next batch's half message is stored. Its
-                    // script still starts only after its own half message is stored and this script has answered.
-                    if (_queue.Count > 0 && _queue.Peek().Kind != BucketWorkKind.Operation)
-                    {
-                        next = StartBatch();
-                    }
-
-                    await FinishBatchAsync(current, half, script);
-                }
-                catch (Exception ex)
-                {
-                    // Never leave a caller waiting: whatever went wrong, every purchase in the batch gets an answer.
-                    _remaining = null;
-                    Log.BucketScriptFailed(_logger, ex, _sku, _index, "batch-answer", current.Works.Count);
-                    current.Works.ForEach(w => w.Fail(ex));
-                }
+                return;
             }
+
+            var script = EvaluateAsync(current);
+            if (_queue.Count > 0 && _queue.Peek().Kind != BucketWorkKind.Operation)
+            {
+                _next = StartBatch();
+            }
+
+            await FinishBatchAsync(current, half, script);
         }
-        finally
+        catch (Exception ex)
         {
-            _pumping = false;
+            // Never leave a caller waiting: whatever went wrong, every purchase in the batch gets an answer.
+            _remaining = null;
+            Log.BucketScriptFailed(_logger, ex, _sku, _index, "batch-answer", current.Works.Count);
+            current.Works.ForEach(w => w.Fail(ex));
         }
     }
 
@@ -291,12 +278,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
     private BucketBatch StartBatch()
     {
         var kind = _queue.Peek().Kind;
-        var works = new List<BucketWork>(Math.Min(_queue.Count, _options.MaxBatch));
-        while (works.Count < _options.MaxBatch && _queue.Count > 0 && _queue.Peek().Kind == kind)
-        {
-            works.Add(_queue.Dequeue());
-        }
-
+        var works = _pump.Take(_queue, w => w.Kind == kind);
         var batch = new BucketBatch(kind, works, Guid.CreateVersion7().ToString("N"));
         batch.Half = SendHalfAsync(batch);
         return batch;

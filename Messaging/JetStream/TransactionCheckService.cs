@@ -32,8 +32,6 @@ public sealed class TransactionCheckService : BackgroundService
     /// <summary>Half messages handled at once per process; checks are rare, delivery 1 is cheap.</summary>
     private const int Concurrency = 8;
 
-
-    private static readonly TimeSpan FirstRetryDelay = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(30);
 
     // Deliveries are timed against the NATS server's clock, so the real clock, never the silo's business clock
@@ -45,6 +43,7 @@ public sealed class TransactionCheckService : BackgroundService
     private readonly MessagingMetrics _metrics;
     private readonly ILogger<TransactionCheckService> _logger;
     private readonly ConcurrentDictionary<ulong, byte> _inHand = new();
+    private readonly DurableConsumerLoop _consumer;
 
     public TransactionCheckService(
         JetStreamConnection nats,
@@ -58,6 +57,14 @@ public sealed class TransactionCheckService : BackgroundService
         _checker = checker;
         _metrics = metrics;
         _logger = logger;
+        _consumer = new DurableConsumerLoop(nats, Topology.HalfStream, ConsumerConfig, MaxRetryDelay,
+            attached: () => MessagingLog.CheckServiceStarted(_logger, Topology.HalfStream, Topology.CheckConsumer, Options.TransactionTimeout,
+                Options.CheckInterval, Options.MaxChecks),
+            failed: (ex, delay) =>
+            {
+                _metrics.NatsFailure("check-consume");
+                MessagingLog.ConsumeFailed(_logger, ex, Topology.HalfStream, delay);
+            });
     }
 
     private JetStreamOptions Options => _nats.Options;
@@ -66,38 +73,7 @@ public sealed class TransactionCheckService : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var retryDelay = FirstRetryDelay;
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                await _nats.EnsureStreamsAsync(stoppingToken);
-                var consumer = await _nats.JetStream.CreateOrUpdateConsumerAsync(Topology.HalfStream, ConsumerConfig(), stoppingToken);
-                MessagingLog.CheckServiceStarted(_logger, Topology.HalfStream, Topology.CheckConsumer, Options.TransactionTimeout, Options.CheckInterval, Options.MaxChecks);
-                retryDelay = FirstRetryDelay;
-                await PollAsync(consumer, stoppingToken);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                break;
-            }
-            catch (Exception ex)
-            {
-                _metrics.NatsFailure("check-consume");
-                MessagingLog.ConsumeFailed(_logger, ex, Topology.HalfStream, retryDelay);
-                try
-                {
-                    await Task.Delay(retryDelay, _clock, stoppingToken);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-
-                retryDelay = TimeSpan.FromTicks(Math.Min(retryDelay.Ticks * 2, MaxRetryDelay.Ticks));
-            }
-        }
-
+        await _consumer.RunAsync(PollAsync, stoppingToken);
         MessagingLog.CheckServiceStopped(_logger);
     }
 
@@ -107,7 +83,7 @@ public sealed class TransactionCheckService : BackgroundService
     /// producers resolve nearly all of them within milliseconds. Asking now and then, most are deleted by the time
     /// of the next fetch and the consumer skips them, so a healthy transaction costs the check-back nothing.
     /// </summary>
-    private async Task PollAsync(INatsJSConsumer consumer, CancellationToken stoppingToken)
+    private async Task<ConsumerRunEnd> PollAsync(INatsJSConsumer consumer, CancellationToken stoppingToken)
     {
         var poll = PollInterval(Options);
         while (!stoppingToken.IsCancellationRequested)
@@ -130,6 +106,9 @@ public sealed class TransactionCheckService : BackgroundService
                 await Task.Delay(poll, _clock, stoppingToken);
             }
         }
+
+        // Reached only once stopping, which ends the loop anyway.
+        return ConsumerRunEnd.Ended;
     }
 
     /// <summary>
