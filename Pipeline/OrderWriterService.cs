@@ -255,7 +255,7 @@ public sealed class OrderWriterService : BackgroundService
     }
 
     private static bool IsOutage(Exception ex) =>
-        MySqlOrderStore.IsTransient(ex) || ex is MySqlConnector.MySqlException { IsTransient: true } || ex.InnerException is System.Net.Sockets.SocketException
+        MySqlTransactions.IsTransient(ex) || ex is MySqlConnector.MySqlException { IsTransient: true } || ex.InnerException is System.Net.Sockets.SocketException
         || ex is MySqlConnector.MySqlException { ErrorCode: MySqlConnector.MySqlErrorCode.UnableToConnectToHost };
 
     /// <summary>A message nothing can be read from goes to the dead letters as it came.</summary>

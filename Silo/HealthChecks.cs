@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
-using MySqlConnector;
+using OrleansFlashSale.Persistence;
 using OrleansFlashSale.Redis;
 
 namespace OrleansFlashSale.Silo;
@@ -30,10 +30,7 @@ internal sealed class MySqlHealthCheck(IOptions<FlashSaleMySqlOptions> options) 
     {
         try
         {
-            await using var connection = new MySqlConnection(options.Value.ConnectionString);
-            await connection.OpenAsync(cancellationToken);
-            await using var command = new MySqlCommand("SELECT 1", connection);
-            await command.ExecuteScalarAsync(cancellationToken);
+            await MySqlTransactions.PingAsync(options.Value.ConnectionString, cancellationToken);
             return HealthCheckResult.Healthy();
         }
         catch (Exception ex)

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Orleans.Clustering.Redis;
 using Orleans.Configuration;
 using OrleansFlashSale.Grains;
@@ -35,7 +36,8 @@ public static class SiloBuilderExtensions
         services.AddSingleton<IRedisMultiplexerSource, TracedRedis>();
         services.AddOptions<FlashSaleMySqlOptions>().Bind(configuration.GetSection(FlashSaleMySqlOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<FlashSaleMySqlOptions>, FlashSaleMySqlOptionsValidator>();
-        services.AddSingleton<SchemaMigrator>();
+        services.AddSingleton(sp => new SchemaMigrator(
+            sp.GetRequiredService<IOptions<FlashSaleMySqlOptions>>().Value.ConnectionString, sp.GetRequiredService<ILogger<SchemaMigrator>>()));
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SchemaLifecycleParticipant>();
 
         // Committed deductions reach the JetStream bridge on a memory stream; a lost event is recovered by the

@@ -124,7 +124,7 @@ public sealed partial class OrdersGrain : Grain, IOrdersGrain
                         expired++;
                     }
                 }
-                catch (MySqlException ex) when (!MySqlOrderStore.IsTransient(ex))
+                catch (MySqlException ex) when (!MySqlTransactions.IsTransient(ex))
                 {
                     // A database that is away fails the whole sweep (the next one retries); this order's own refusal
                     // does not. Its transaction rolled back, so the order is still pending and the next sweep tries it

@@ -1,19 +1,14 @@
-using System.Data;
 using System.Globalization;
-using MySqlConnector;
 using OrleansFlashSale.Persistence;
 using OrleansFlashSale.Redis;
 using StackExchange.Redis;
 
 namespace OrleansFlashSale.Grains;
 
-/// <summary>What the reconciliation reads from Redis and MySQL.</summary>
+/// <summary>What the reconciliation reads from Redis (MySQL's side is <see cref="OrderReadStore"/>).</summary>
 public sealed partial class ReconciliationGrain
 {
     private const int LogPageSize = 1000;
-
-    // Order ids per "IN (...)" when asking MySQL which log entries it already stores.
-    private const int StoredLookupChunk = 1000;
 
     private async Task<RedisView> ReadRedisAsync(string sku, int buckets)
     {
@@ -110,97 +105,10 @@ public sealed partial class ReconciliationGrain
     }
 
     /// <summary>
-    /// Counts per bucket and status, the inventory row, which of <paramref name="logOrderIds"/> are stored, and (for
-    /// a full verify) every order of the sale.
-    /// </summary>
-    private async Task<MySqlView> ReadMySqlAsync(string sku, IReadOnlyCollection<string> logOrderIds, bool withOrders)
-    {
-        // One connection, statements one after another: a MySQL connection runs one command at a time. One
-        // consistent snapshot too, so the counts, the inventory row and the orders agree while the writer commits.
-        await using var connection = await OpenAsync();
-        await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead);
-        var perBucket = new Dictionary<int, long>();
-        var byStatus = new SortedDictionary<string, (long Orders, long Units)>(StringComparer.Ordinal);
-        await using (var command = Command(connection, transaction, "SELECT bucket, status, COUNT(*), COALESCE(SUM(quantity), 0) FROM orders WHERE sku = @sku GROUP BY bucket, status", sku))
-        await using (var reader = await command.ExecuteReaderAsync())
-        {
-            while (await reader.ReadAsync())
-            {
-                var (bucket, status, count, units) = (reader.GetInt32(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3));
-                perBucket[bucket] = perBucket.GetValueOrDefault(bucket) + count;
-                var sum = byStatus.GetValueOrDefault(status);
-                byStatus[status] = (sum.Orders + count, sum.Units + units);
-            }
-        }
-
-        long? available = null;
-        await using (var command = Command(connection, transaction, "SELECT available_stock FROM inventory WHERE sku = @sku", sku))
-        {
-            if (await command.ExecuteScalarAsync() is long value)
-            {
-                available = value;
-            }
-        }
-
-        long logRows;
-        await using (var command = Command(connection, transaction, "SELECT COUNT(*) FROM inventory_log WHERE sku = @sku", sku))
-        {
-            logRows = Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
-        }
-
-        var stored = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var chunk in logOrderIds.Distinct(StringComparer.Ordinal).Chunk(StoredLookupChunk))
-        {
-            await using var command = Command(connection, transaction,
-                $"SELECT order_id FROM orders WHERE sku = @sku AND order_id IN ({string.Join(", ", chunk.Select((_, i) => "@o" + i))})", sku);
-            for (var i = 0; i < chunk.Length; i++)
-            {
-                command.Parameters.AddWithValue("@o" + i, chunk[i]);
-            }
-
-            await using var reader = await command.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
-            {
-                stored.Add(reader.GetString(0));
-            }
-        }
-
-        Dictionary<string, StoredOrder>? orders = null;
-        if (withOrders)
-        {
-            orders = new Dictionary<string, StoredOrder>(StringComparer.Ordinal);
-            await using var command = Command(connection, transaction, "SELECT order_id, bucket, user_id, request_id FROM orders WHERE sku = @sku", sku);
-            await using var reader = await command.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
-            {
-                orders[reader.GetString(0)] = new StoredOrder(reader.GetInt32(1), reader.GetString(2), reader.GetString(3));
-            }
-        }
-
-        await transaction.CommitAsync();
-        return new MySqlView([.. byStatus.Select(s => new OrderStatusUnits(s.Key, s.Value.Orders, s.Value.Units))],
-            available, logRows, perBucket, stored, orders);
-    }
-
-    private async Task<MySqlConnection> OpenAsync()
-    {
-        var connection = new MySqlConnection(_store.ConnectionString);
-        await connection.OpenAsync();
-        return connection;
-    }
-
-    private static MySqlCommand Command(MySqlConnection connection, MySqlTransaction? transaction, string sql, string sku)
-    {
-        var command = new MySqlCommand(sql, connection, transaction);
-        command.Parameters.AddWithValue("@sku", sku);
-        return command;
-    }
-
-    /// <summary>
     /// An overflow deduction (deduct.lua) leaves its order marker; a home purchase (purchase.lua) leaves the request
     /// record in its bucket's slot, naming the order. Either proves Redis committed the order, until its TTL.
     /// </summary>
-    private static async Task<bool> HasProofAsync(IDatabase db, string sku, string orderId, StoredOrder order)
+    private static async Task<bool> HasProofAsync(IDatabase db, string sku, string orderId, OrderProofKey order)
     {
         var marker = db.StringGetAsync(RedisKeys.OrderMarker(sku, order.Bucket, orderId));
         var record = db.StringGetAsync(RedisKeys.Request(sku, order.Bucket, order.UserId, order.RequestId));
@@ -212,12 +120,4 @@ public sealed partial class ReconciliationGrain
 
     /// <param name="Logged">Per bucket, the orders its log ever received.</param>
     private sealed record RedisView(long Remaining, List<LogEntry> Log, long[] Logged, long NowMs);
-
-    /// <param name="OrdersPerBucket">Orders of every status per bucket column.</param>
-    /// <param name="StoredLogOrders">The log entries' orders MySQL already holds.</param>
-    /// <param name="Orders">Every order of the sale; only read for a full verify.</param>
-    private sealed record MySqlView(List<OrderStatusUnits> ByStatus, long? Available, long LogRows,
-        Dictionary<int, long> OrdersPerBucket, HashSet<string> StoredLogOrders, Dictionary<string, StoredOrder>? Orders);
-
-    private sealed record StoredOrder(int Bucket, string UserId, string RequestId);
 }

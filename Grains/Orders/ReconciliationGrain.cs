@@ -1,6 +1,4 @@
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
-using MySqlConnector;
 using Orleans.Concurrency;
 using OrleansFlashSale.Messaging;
 using OrleansFlashSale.Persistence;
@@ -33,17 +31,17 @@ public sealed partial class ReconciliationGrain : Grain, IReconciliationGrain
 
     private readonly RedisConnection _redis;
     private readonly JetStreamConnection _nats;
-    private readonly OrderStoreOptions _store;
+    private readonly OrderReadStore _orders;
     private readonly OrderLifecycleStore _sales;
     private readonly ILogger<ReconciliationGrain> _logger;
 
-    public ReconciliationGrain(RedisConnection redis, JetStreamConnection nats, IOptions<OrderStoreOptions> store,
+    public ReconciliationGrain(RedisConnection redis, JetStreamConnection nats, OrderReadStore orders,
         OrderLifecycleStore sales, ILogger<ReconciliationGrain> logger)
     {
         _sales = sales;
         _redis = redis;
         _nats = nats;
-        _store = store.Value;
+        _orders = orders;
         _logger = logger;
     }
 
@@ -76,7 +74,7 @@ public sealed partial class ReconciliationGrain : Grain, IReconciliationGrain
         // JetStream counts are independent and fetched alongside.
         var messagesTask = ReadMessagesAsync(sku);
         var redis = await ReadRedisAsync(sku, buckets);
-        var mysql = await ReadMySqlAsync(sku, [.. redis.Log.Select(e => e.Record.OrderId)], withOrders: proofs && !databaseMode);
+        var mysql = await _orders.ReadSaleAsync(sku, [.. redis.Log.Select(e => e.Record.OrderId)], withOrders: proofs && !databaseMode);
         var logged = await ReadLoggedAsync(sku, buckets);
         var messages = await messagesTask;
 
@@ -215,7 +213,7 @@ public sealed partial class ReconciliationGrain : Grain, IReconciliationGrain
     /// The orders unknown to Redis (counted from <paramref name="excess"/>; named, when <paramref name="orders"/> were
     /// read, by their missing proof) and how many other orders have outlived their proof. Two GETs per order.
     /// </summary>
-    private async Task<(OrderIdList Unknown, long? WithoutProof)> CheckProofsAsync(string sku, Dictionary<string, StoredOrder>? orders, Dictionary<int, long> excess)
+    private async Task<(OrderIdList Unknown, long? WithoutProof)> CheckProofsAsync(string sku, Dictionary<string, OrderProofKey>? orders, Dictionary<int, long> excess)
     {
         var count = excess.Values.Sum();
         if (orders is null)

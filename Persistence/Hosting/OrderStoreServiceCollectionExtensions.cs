@@ -11,8 +11,9 @@ public static class OrderStoreServiceCollectionExtensions
     private const string SiloDatabaseKey = "FlashSale:MySql:ConnectionString";
 
     /// <summary>
-    /// The MySQL persistence stage: <see cref="OrderStoreOptions"/> validated at start, <see cref="MySqlOrderStore"/>
-    /// and <see cref="GroupCommitter"/> as singletons, and the project's metrics.
+    /// The MySQL persistence stage: <see cref="OrderStoreOptions"/> validated at start, the stores
+    /// (<see cref="MySqlOrderStore"/>, <see cref="GroupCommitter"/>, <see cref="DatabaseDeductor"/>,
+    /// <see cref="OrderLifecycleStore"/>, <see cref="OrderReadStore"/>) as singletons, and the project's metrics.
     /// </summary>
     public static IServiceCollection AddFlashSaleOrderStore(this IServiceCollection services, IConfiguration configuration)
     {
@@ -34,6 +35,7 @@ public static class OrderStoreServiceCollectionExtensions
         services.TryAddSingleton<GroupCommitter>();
         services.TryAddSingleton<DatabaseDeductor>();
         services.TryAddSingleton<OrderLifecycleStore>();
+        services.TryAddSingleton<OrderReadStore>();
         return services;
     }
 }

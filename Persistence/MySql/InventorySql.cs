@@ -233,12 +233,16 @@ public sealed class InventorySql
         return new FittedGroup(insert, refused);
     }
 
-    /// <summary>Throws <see cref="ArgumentException"/> for a record the schema would refuse.</summary>
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> for a record the schema would refuse, or of another SKU than
+    /// <paramref name="sku"/> (when given). <paramref name="bucketed"/> false accepts a record without a bucket (a
+    /// database-mode order).
+    /// </summary>
     /// <remarks>
     /// INSERT IGNORE also turns a too-long value into a silent truncation; checking here leaves it only duplicate
     /// keys to ignore.
     /// </remarks>
-    public static void Check(DeductionRecord record, string? sku = null)
+    public static void Check(DeductionRecord record, string? sku = null, bool bucketed = true)
     {
         ArgumentNullException.ThrowIfNull(record);
         CheckText(record.OrderId, nameof(record.OrderId));
@@ -255,7 +259,7 @@ public sealed class InventorySql
             throw new ArgumentException($"Order '{record.OrderId}' has quantity {record.Quantity}; it must be at least 1.", nameof(record));
         }
 
-        if (record.Bucket < 0)
+        if (bucketed && record.Bucket < 0)
         {
             throw new ArgumentException($"Order '{record.OrderId}' has bucket {record.Bucket}; it must not be negative.", nameof(record));
         }
@@ -310,6 +314,10 @@ public sealed class InventorySql
 
         return sql.Append(") AND commit_batch = ").Append(Batch).ToString();
     }
+
+    // Unique per attempt, which is all the sum of the inserted rows needs; time-ordered (UUID v7) so ids sort by age
+    // when an operator looks at groups.
+    internal static string NewBatchId() => Guid.CreateVersion7().ToString("N");
 
     internal static void CheckText(string value, string name)
     {

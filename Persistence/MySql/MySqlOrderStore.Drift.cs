@@ -17,72 +17,30 @@ public sealed partial class MySqlOrderStore
         var open = false;
         try
         {
-            long? available;
-            var stored = new HashSet<string>(StringComparer.Ordinal);
-            await using (var read = new MySqlCommand(InventorySql.LockAndReadStored(group.Count), connection))
-            {
-                read.Parameters.AddWithValue(InventorySql.SkuParameter, sku);
-                for (var i = 0; i < group.Count; i++)
-                {
-                    read.Parameters.AddWithValue("@o" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), group[i].OrderId);
-                }
-
-                open = true;
-                await using var reader = await read.ExecuteReaderAsync(cancellationToken);
-                available = await reader.ReadAsync(cancellationToken) ? reader.GetInt64(0) : null;
-                await reader.NextResultAsync(cancellationToken);
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    stored.Add(reader.GetString(0));
-                }
-            }
-
+            // Set before sending: the batch starts the transaction even if a later statement of it fails.
+            open = true;
+            var (available, stored) = await LockedInventory.LockAndReadStoredAsync(connection, sku, group, cancellationToken);
             var fitted = InventorySql.Fit(group, stored, available);
             if (fitted.Insert.Count == 0)
             {
-                await ExecuteAsync(connection, InventorySql.Rollback, cancellationToken);
+                await MySqlTransactions.ExecuteAsync(connection, InventorySql.Rollback, cancellationToken);
                 open = false;
                 return new GroupCommitResult(group.Count, 0, 0) { Refused = fitted.Refused };
             }
 
-            long units;
-            int inserted;
-            await using (var write = new MySqlCommand { Connection = connection })
-            {
-                write.Parameters.AddWithValue(InventorySql.SkuParameter, sku);
-                write.Parameters.AddWithValue("@batch", NewBatchId());
-                write.Parameters.AddWithValue("@status", OrderRowStatus.PendingPayment);
-                // Always summed: an order chosen here may have been stored by another group meanwhile.
-                write.CommandText = InventorySql.InsertOrders(fitted.Insert, (name, value) => write.Parameters.AddWithValue(name, value))
-                    + ";\n" + InventorySql.SumInserted(fitted.Insert.Count);
-                await using var reader = await write.ExecuteReaderAsync(cancellationToken);
-                if (!await reader.ReadAsync(cancellationToken))
-                {
-                    throw new InvalidOperationException("The drifted group's SUM query returned no row.");
-                }
-
-                units = Convert.ToInt64(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture);
-                inserted = Convert.ToInt32(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture);
-            }
-
+            var (units, inserted) = await LockedInventory.InsertAndSumAsync(connection, sku, fitted.Insert, cancellationToken);
             if (units > 0)
             {
-                await using var deduct = new MySqlCommand(InventorySql.DeductLocked, connection);
-                deduct.Parameters.AddWithValue(InventorySql.SkuParameter, sku);
-                deduct.Parameters.AddWithValue(InventorySql.UnitsParameter, units);
-                if (await deduct.ExecuteNonQueryAsync(cancellationToken) != 1)
-                {
-                    throw new InvalidOperationException($"SKU '{sku}': the locked inventory row refused a deduction of {units} units.");
-                }
+                await LockedInventory.DeductAsync(connection, sku, units, cancellationToken);
             }
 
-            await ExecuteAsync(connection, InventorySql.Commit, cancellationToken);
+            await MySqlTransactions.ExecuteAsync(connection, InventorySql.Commit, cancellationToken);
             open = false;
             return new GroupCommitResult(group.Count, inserted, units) { Refused = fitted.Refused };
         }
         catch when (open)
         {
-            await TryRollbackAsync(connection);
+            await MySqlTransactions.TryRollbackAsync(connection, _logger);
             throw;
         }
     }

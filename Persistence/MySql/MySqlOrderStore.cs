@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using MySqlConnector;
@@ -18,12 +17,6 @@ namespace OrleansFlashSale.Persistence;
 /// </remarks>
 public sealed partial class MySqlOrderStore
 {
-    /// <summary>MariaDB's ER_CONNECTION_KILLED, which MySqlErrorCode does not name.</summary>
-    private const int ConnectionKilled = 1927;
-
-    private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(20);
-    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
-
     private readonly OrderStoreOptions _options;
     private readonly InventorySql _sql;
     private readonly OrderStoreMetrics _metrics;
@@ -91,41 +84,39 @@ public sealed partial class MySqlOrderStore
         }
 
         // Validates every record before anything is sent.
-        var plan = _sql.Build(sku, group, NewBatchId());
+        var plan = _sql.Build(sku, group, InventorySql.NewBatchId());
         var started = Stopwatch.GetTimestamp();
         try
         {
-            for (var attempt = 1; ; attempt++)
+            return await MySqlTransactions.RetryAsync(_options.MaxRetries, async attempt =>
             {
-                try
+                if (attempt > 1)
                 {
-                    var result = await CommitOnceAsync(plan, group, cancellationToken);
-                    Interlocked.Increment(ref _committedTransactions);
-                    if (result.Refused.Count > 0)
-                    {
-                        _metrics.OrderTransaction(_flavorTag, OrderTransactionOutcome.Drift);
-                        LogDrift(_logger, sku, group.Count, result.Refused.Count, result.Refused.Sum(r => (long)r.Record.Quantity),
-                            result.Refused[0].Available, result.Inserted, result.Units);
-                    }
-                    else
-                    {
-                        _metrics.OrderTransaction(_flavorTag, result.Inserted == 0 ? OrderTransactionOutcome.Duplicate : OrderTransactionOutcome.Committed);
-                    }
-
-                    LogCommitted(_logger, sku, result.Offered, result.Inserted, result.Units, plan.BatchId, attempt);
-                    return result;
-                }
-                catch (Exception ex) when (attempt <= _options.MaxRetries && IsTransient(ex) && !cancellationToken.IsCancellationRequested)
-                {
-                    Interlocked.Increment(ref _retries);
-                    _metrics.OrderTransaction(_flavorTag, OrderTransactionOutcome.Retried);
-                    var delay = Backoff(attempt);
-                    LogRetrying(_logger, ex, sku, group.Count, attempt, _options.MaxRetries, (long)delay.TotalMilliseconds);
-                    await Task.Delay(delay, cancellationToken);
                     // A fresh id: rows of the failed attempt are gone, and a committed one must not be counted again.
-                    plan = _sql.Build(sku, group, NewBatchId());
+                    plan = _sql.Build(sku, group, InventorySql.NewBatchId());
                 }
-            }
+
+                var result = await CommitOnceAsync(plan, group, cancellationToken);
+                Interlocked.Increment(ref _committedTransactions);
+                if (result.Refused.Count > 0)
+                {
+                    _metrics.OrderTransaction(_flavorTag, OrderTransactionOutcome.Drift);
+                    LogDrift(_logger, sku, group.Count, result.Refused.Count, result.Refused.Sum(r => (long)r.Record.Quantity),
+                        result.Refused[0].Available, result.Inserted, result.Units);
+                }
+                else
+                {
+                    _metrics.OrderTransaction(_flavorTag, result.Inserted == 0 ? OrderTransactionOutcome.Duplicate : OrderTransactionOutcome.Committed);
+                }
+
+                LogCommitted(_logger, sku, result.Offered, result.Inserted, result.Units, plan.BatchId, attempt);
+                return result;
+            }, (ex, attempt, delay) =>
+            {
+                Interlocked.Increment(ref _retries);
+                _metrics.OrderTransaction(_flavorTag, OrderTransactionOutcome.Retried);
+                LogRetrying(_logger, ex, sku, group.Count, attempt, _options.MaxRetries, (long)delay.TotalMilliseconds);
+            }, cancellationToken);
         }
         catch (Exception ex) when (ex is not ArgumentException)
         {
@@ -137,18 +128,6 @@ public sealed partial class MySqlOrderStore
             _metrics.OrderGroup(group.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
     }
-
-    /// <summary>Deadlock, lock wait timeout, or a connection that broke or could not be opened.</summary>
-    public static bool IsTransient(Exception exception) => exception switch
-    {
-        MySqlException { ErrorCode: MySqlErrorCode.LockDeadlock or MySqlErrorCode.LockWaitTimeout or MySqlErrorCode.XARBDeadlock
-            or MySqlErrorCode.UnableToConnectToHost or MySqlErrorCode.ServerShutdown } => true,
-        MySqlException { Number: ConnectionKilled } => true,
-        // The driver reports a connection lost mid-command as a MySqlException around the socket error.
-        MySqlException { InnerException: IOException or SocketException } => true,
-        IOException or SocketException => true,
-        _ => false,
-    };
 
     private async Task<GroupCommitResult> CommitOnceAsync(GroupSql plan, IReadOnlyList<DeductionRecord> group, CancellationToken cancellationToken)
     {
@@ -204,7 +183,7 @@ public sealed partial class MySqlOrderStore
             if (units == 0)
             {
                 // Every order was already stored: nothing was written, nothing to take.
-                await ExecuteAsync(connection, InventorySql.Rollback, cancellationToken);
+                await MySqlTransactions.ExecuteAsync(connection, InventorySql.Rollback, cancellationToken);
                 open = false;
                 return new GroupCommitResult(plan.Offered, 0, 0);
             }
@@ -219,11 +198,11 @@ public sealed partial class MySqlOrderStore
                 {
                     affected = await deduct.ExecuteNonQueryAsync(cancellationToken);
                 }
-                catch (MySqlException ex) when (plan.CommitStatement is null && !IsTransient(ex))
+                catch (MySqlException ex) when (plan.CommitStatement is null && !MySqlTransactions.IsTransient(ex))
                 {
                     // AliSQL: TARGET_AFFECT_ROW(1) fails the statement and ROLLBACK_ON_FAIL has already rolled back.
                     // The error does not say why; the stock does.
-                    await ExecuteAsync(connection, InventorySql.Rollback, cancellationToken);
+                    await MySqlTransactions.ExecuteAsync(connection, InventorySql.Rollback, cancellationToken);
                     open = false;
                     var left = await ReadAvailableAsync(connection, plan.Sku, cancellationToken);
                     if (left is not null && left >= units)
@@ -242,7 +221,7 @@ public sealed partial class MySqlOrderStore
                 // order by order, so only the orders that do not fit stay out.
                 if (open)
                 {
-                    await ExecuteAsync(connection, InventorySql.Rollback, cancellationToken);
+                    await MySqlTransactions.ExecuteAsync(connection, InventorySql.Rollback, cancellationToken);
                     open = false;
                 }
 
@@ -251,7 +230,7 @@ public sealed partial class MySqlOrderStore
 
             if (plan.CommitStatement is { } commit)
             {
-                await ExecuteAsync(connection, commit, cancellationToken);
+                await MySqlTransactions.ExecuteAsync(connection, commit, cancellationToken);
             }
 
             open = false;
@@ -259,25 +238,13 @@ public sealed partial class MySqlOrderStore
         }
         catch when (open)
         {
-            await TryRollbackAsync(connection);
+            await MySqlTransactions.TryRollbackAsync(connection, _logger);
             throw;
         }
     }
 
-    private async Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken)
-    {
-        var connection = new MySqlConnection(_options.ConnectionString);
-        try
-        {
-            await connection.OpenAsync(cancellationToken);
-            return connection;
-        }
-        catch
-        {
-            await connection.DisposeAsync();
-            throw;
-        }
-    }
+    private Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken) =>
+        MySqlTransactions.OpenAsync(_options.ConnectionString, cancellationToken);
 
     private static MySqlCommand Command(MySqlConnection connection, string sql, IReadOnlyList<KeyValuePair<string, object>> parameters)
     {
@@ -290,12 +257,6 @@ public sealed partial class MySqlOrderStore
         return command;
     }
 
-    private static async Task ExecuteAsync(MySqlConnection connection, string sql, CancellationToken cancellationToken)
-    {
-        await using var command = new MySqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
-
     private static async Task<long?> ReadAvailableAsync(MySqlConnection connection, string sku, CancellationToken cancellationToken)
     {
         await using var command = new MySqlCommand(InventorySql.ReadAvailable, connection);
@@ -305,39 +266,9 @@ public sealed partial class MySqlOrderStore
             : null;
     }
 
-    private async Task TryRollbackAsync(MySqlConnection connection)
-    {
-        try
-        {
-            if (connection.State == System.Data.ConnectionState.Open)
-            {
-                await ExecuteAsync(connection, InventorySql.Rollback, CancellationToken.None);
-            }
-        }
-        catch (Exception ex) when (ex is MySqlException or IOException or InvalidOperationException)
-        {
-            // The connection is broken; the server rolls back when it notices, and the pool drops it.
-            LogRollbackFailed(_logger, ex);
-        }
-    }
-
-    // Unique per attempt, which is all the sum of the inserted rows needs; time-ordered (UUID v7) so ids sort by age
-    // when an operator looks at groups.
-    private static string NewBatchId() => Guid.CreateVersion7().ToString("N");
-
-    private static TimeSpan Backoff(int attempt)
-    {
-        // Exponential with full jitter, so groups that deadlocked each other do not collide again in step.
-        var ceiling = Math.Min(MaxBackoff.TotalMilliseconds, FirstBackoff.TotalMilliseconds * Math.Pow(2, attempt - 1));
-        return TimeSpan.FromMilliseconds(ceiling / 2 + Random.Shared.NextDouble() * ceiling / 2);
-    }
-
     [LoggerMessage(EventId = 1101, Level = LogLevel.Debug, Message = "Order group {Sku}: {Inserted} of {Offered} orders inserted, {Units} units taken (batch {Batch}, attempt {Attempt})")]
     private static partial void LogCommitted(ILogger logger, string sku, int offered, int inserted, long units, string batch, int attempt);
 
     [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Order group {Sku} of {Count} orders: attempt {Attempt} failed with a transient error ({MaxRetries} retries allowed); retrying in {DelayMs} ms")]
     private static partial void LogRetrying(ILogger logger, Exception exception, string sku, int count, int attempt, int maxRetries, long delayMs);
-
-    [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "ROLLBACK after a failed group could not be sent; the server rolls back when the connection closes")]
-    private static partial void LogRollbackFailed(ILogger logger, Exception exception);
 }

@@ -190,12 +190,7 @@ public sealed class OrderLifecycleStore(IOptions<OrderStoreOptions> options)
         await command.ExecuteNonQueryAsync();
     }
 
-    private async Task<MySqlConnection> OpenAsync()
-    {
-        var connection = new MySqlConnection(options.Value.ConnectionString);
-        await connection.OpenAsync();
-        return connection;
-    }
+    private Task<MySqlConnection> OpenAsync() => MySqlTransactions.OpenAsync(options.Value.ConnectionString, CancellationToken.None);
 
     private static async Task<List<StoredOrder>> ReadAsync(MySqlCommand command)
     {

@@ -5,7 +5,6 @@ using Microsoft.Extensions.Options;
 using MySqlConnector;
 using OrleansFlashSale.Grains;
 using OrleansFlashSale.Persistence;
-using OrleansFlashSale.Silo;
 using Xunit.Abstractions;
 
 namespace OrleansFlashSale.Tests;
@@ -21,8 +20,7 @@ public sealed class OrderStoreFixture : IAsyncLifetime
 
     public OrderStoreMetrics Metrics { get; private set; } = null!;
 
-    public static SchemaMigrator Migrator() => new(
-        Options.Create(new FlashSaleMySqlOptions { ConnectionString = TestStack.MySql }), NullLogger<SchemaMigrator>.Instance);
+    public static SchemaMigrator Migrator() => new(TestStack.MySql, NullLogger<SchemaMigrator>.Instance);
 
     public async Task InitializeAsync()
     {

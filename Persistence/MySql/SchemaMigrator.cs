@@ -2,25 +2,28 @@ using System.Reflection;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using MySqlConnector;
 
-namespace OrleansFlashSale.Silo;
+namespace OrleansFlashSale.Persistence;
 
 /// <summary>
 /// Applies the versioned SQL files of <c>deploy/sql</c> (embedded in this assembly) in name order. Every file is
 /// idempotent on its own; <c>schema_migrations</c> records what ran, and a named lock keeps silos that start
 /// together from racing.
 /// </summary>
+/// <remarks>
+/// Takes a connection string, not the order store's options: the schema belongs to the silo's database
+/// (<c>FlashSale:MySql</c>), which the order store only shares by default.
+/// </remarks>
 public sealed partial class SchemaMigrator
 {
     private const string LockName = "orleans_flashsale_schema";
-    private readonly FlashSaleMySqlOptions _options;
+    private readonly string _connectionString;
     private readonly ILogger<SchemaMigrator> _logger;
 
-    public SchemaMigrator(IOptions<FlashSaleMySqlOptions> options, ILogger<SchemaMigrator> logger)
+    public SchemaMigrator(string connectionString, ILogger<SchemaMigrator> logger)
     {
-        _options = options.Value;
+        _connectionString = connectionString;
         _logger = logger;
     }
 
@@ -36,13 +39,12 @@ public sealed partial class SchemaMigrator
 
     public async Task ApplyAsync(CancellationToken cancellationToken)
     {
-        var builder = new MySqlConnectionStringBuilder(_options.ConnectionString) { AllowUserVariables = true };
-        await using var connection = new MySqlConnection(builder.ConnectionString);
-        await connection.OpenAsync(cancellationToken);
-        await ExecuteAsync(connection, $"SELECT GET_LOCK('{LockName}', 60)", cancellationToken);
+        var builder = new MySqlConnectionStringBuilder(_connectionString) { AllowUserVariables = true };
+        await using var connection = await MySqlTransactions.OpenAsync(builder.ConnectionString, cancellationToken);
+        await MySqlTransactions.ExecuteAsync(connection, $"SELECT GET_LOCK('{LockName}', 60)", cancellationToken);
         try
         {
-            await ExecuteAsync(connection, """
+            await MySqlTransactions.ExecuteAsync(connection, """
                 CREATE TABLE IF NOT EXISTS schema_migrations (
                   version VARCHAR(200) NOT NULL PRIMARY KEY,
                   checksum CHAR(64) NOT NULL,
@@ -68,14 +70,8 @@ public sealed partial class SchemaMigrator
         }
         finally
         {
-            await ExecuteAsync(connection, $"SELECT RELEASE_LOCK('{LockName}')", CancellationToken.None);
+            await MySqlTransactions.ExecuteAsync(connection, $"SELECT RELEASE_LOCK('{LockName}')", CancellationToken.None);
         }
-    }
-
-    private static async Task ExecuteAsync(MySqlConnection connection, string sql, CancellationToken cancellationToken)
-    {
-        await using var command = new MySqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     private static string Read(Assembly assembly, string name)
