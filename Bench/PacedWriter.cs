@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json;
-using MySqlConnector;
 
 namespace OrleansFlashSale.Bench;
 
@@ -70,14 +69,7 @@ public static class PacedWriter
         }
     }
 
-    private static async Task<long> StoredAsync(string sku)
-    {
-        await using var connection = new MySqlConnection(PersistScenario.MySqlFromEnvironment());
-        await connection.OpenAsync();
-        await using var command = new MySqlCommand("SELECT COUNT(*) FROM orders WHERE sku = @sku", connection);
-        command.Parameters.AddWithValue("@sku", sku);
-        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
-    }
+    private static async Task<long> StoredAsync(string sku) => (await PersistScenario.ReadsFromEnvironment().TotalsAsync(sku)).Orders;
 
     /// <summary>Until the writer's durable consumer has nothing pending or unacknowledged (read from the NATS monitor).</summary>
     private static async Task WaitForWriterAsync(TimeSpan limit)

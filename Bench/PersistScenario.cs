@@ -32,6 +32,12 @@ public sealed class PersistScenario
     public static PersistScenario FromEnvironment() => new(MySqlFromEnvironment());
 
     /// <summary>The MySQL connection string ./flashsale gives the silo.</summary>
+    /// <summary>The store's reads of what MySQL holds, on the bench's database.</summary>
+    public static OrderReadStore ReadsFromEnvironment() => Reads(MySqlFromEnvironment());
+
+    public static OrderReadStore Reads(string connectionString) =>
+        new(Microsoft.Extensions.Options.Options.Create(new OrderStoreOptions { ConnectionString = connectionString }));
+
     public static string MySqlFromEnvironment()
     {
         var connection = Environment.GetEnvironmentVariable("FlashSale__MySql__ConnectionString");
@@ -172,9 +178,7 @@ public sealed class PersistScenario
                 return await insert.ExecuteNonQueryAsync() == FloorRows;
             }, progress, "MariaDB insert floor");
 
-            await using var count = new MySqlCommand("SELECT COUNT(*) FROM orders WHERE sku = @sku", connections[0]);
-            count.Parameters.AddWithValue("@sku", sku);
-            var rows = Convert.ToInt64(await count.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+            var rows = (await Reads(_connectionString).TotalsAsync(sku)).Orders;
             if (outcome.Succeeded != outcome.Started || rows != outcome.Started * FloorRows)
             {
                 throw new BenchCheckException($"persist floor {sku}: {outcome.Succeeded} of {outcome.Started} statements inserted " +
@@ -221,21 +225,9 @@ public sealed class PersistScenario
     /// <summary>Refuses the run unless MariaDB holds exactly what was acknowledged.</summary>
     private async Task CheckAsync(string sku, long offered, long acknowledged)
     {
-        await using var connection = new MySqlConnection(_connectionString);
-        await connection.OpenAsync();
-        await using var rows = new MySqlCommand("SELECT COUNT(*), COALESCE(SUM(quantity), 0) FROM orders WHERE sku = @sku", connection);
-        rows.Parameters.AddWithValue("@sku", sku);
-        long count, units;
-        await using (var reader = await rows.ExecuteReaderAsync())
-        {
-            await reader.ReadAsync();
-            count = reader.GetInt64(0);
-            units = Convert.ToInt64(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture);
-        }
-
-        await using var stock = new MySqlCommand("SELECT available_stock FROM inventory WHERE sku = @sku", connection);
-        stock.Parameters.AddWithValue("@sku", sku);
-        var available = Convert.ToInt64(await stock.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+        var reads = Reads(_connectionString);
+        var (count, units) = await reads.TotalsAsync(sku);
+        var available = await reads.AvailableStockAsync(sku);
         if (offered != acknowledged || count != offered || units != offered || available != Stock - offered)
         {
             throw new BenchCheckException(

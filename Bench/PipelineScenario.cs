@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using MySqlConnector;
 using static OrleansFlashSale.Bench.GrainsVsRawLua;
 
 namespace OrleansFlashSale.Bench;
@@ -50,19 +49,11 @@ public static class PipelineScenario
         }, progress, pace is { } target ? $"pipeline: {Callers} callers paced at {target:N0}/s" : $"pipeline: {Callers} callers");
         var loadEnded = Stopwatch.StartNew();
 
-        await using var connection = new MySqlConnection(mysql);
-        await connection.OpenAsync();
+        var reads = PersistScenario.Reads(mysql);
         long rows = 0, units = 0;
         while (true)
         {
-            await using (var count = new MySqlCommand("SELECT COUNT(*), COALESCE(SUM(quantity), 0) FROM orders WHERE sku = @sku", connection))
-            {
-                count.Parameters.AddWithValue("@sku", sku);
-                await using var reader = await count.ExecuteReaderAsync();
-                await reader.ReadAsync();
-                rows = reader.GetInt64(0);
-                units = reader.GetInt64(1);
-            }
+            (rows, units) = await reads.TotalsAsync(sku);
 
             if (rows >= outcome.Succeeded || loadEnded.Elapsed > DrainLimit)
             {
@@ -88,20 +79,13 @@ public static class PipelineScenario
         var allLags = new List<double>((int)rows);
         var windowStartMs = outcome.WindowStart.ToUnixTimeMilliseconds();
         var windowEndMs = outcome.WindowEnd.ToUnixTimeMilliseconds();
-        await using (var read = new MySqlCommand(
-                         "SELECT UNIX_TIMESTAMP(created_at) * 1000 - committed_at_ms, committed_at_ms FROM orders WHERE sku = @sku", connection))
+        var trips = await reads.TripsAsync(sku);
+        foreach (var trip in trips)
         {
-            read.Parameters.AddWithValue("@sku", sku);
-            await using var reader = await read.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
+            allLags.Add(trip.LagMs);
+            if (trip.CommittedAtMs >= windowStartMs && trip.CommittedAtMs <= windowEndMs)
             {
-                var lag = (double)reader.GetDecimal(0);
-                allLags.Add(lag);
-                var committed = reader.GetInt64(1);
-                if (committed >= windowStartMs && committed <= windowEndMs)
-                {
-                    lags.Add(lag);
-                }
+                lags.Add(trip.LagMs);
             }
         }
 
@@ -114,13 +98,8 @@ public static class PipelineScenario
 
         // MySQL's own pace: orders written from the first Redis commit to the last MySQL row. Below the offered
         // rate means the queue grew during the run and the lag with it.
-        double persistedRate;
-        await using (var span = new MySqlCommand(
-                         "SELECT UNIX_TIMESTAMP(MAX(created_at)) * 1000 - MIN(committed_at_ms) FROM orders WHERE sku = @sku", connection))
-        {
-            span.Parameters.AddWithValue("@sku", sku);
-            persistedRate = rows / Math.Max(0.001, (double)(decimal)(await span.ExecuteScalarAsync())! / 1000);
-        }
+        var writeSpanMs = trips.Max(t => t.CommittedAtMs + t.LagMs) - trips.Min(t => t.CommittedAtMs);
+        var persistedRate = rows / Math.Max(0.001, writeSpanMs / 1000);
 
         var sorted = lags.Order().ToArray();
         var p50 = SellOut.Percentile(sorted, 0.50);

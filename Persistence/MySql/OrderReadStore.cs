@@ -18,7 +18,16 @@ public sealed record OrderProofKey(int Bucket, string UserId, string RequestId);
 public sealed record SaleRows(List<OrderStatusUnits> ByStatus, long? Available, long LogRows,
     Dictionary<int, long> OrdersPerBucket, HashSet<string> StoredLogOrders, Dictionary<string, OrderProofKey>? Orders);
 
-/// <summary>The reconciliation's reads of one sale: counts per bucket and status, the inventory row, the log.</summary>
+/// <summary>Orders of a sale in MySQL and their units, every status.</summary>
+public sealed record SkuTotals(long Orders, long Units);
+
+/// <summary>One stored order's trip: when Redis committed it and how long until its row was written.</summary>
+public sealed record OrderTrip(long CommittedAtMs, double LagMs);
+
+/// <summary>
+/// Reads of what MySQL holds of a sale: the reconciliation's snapshot (counts per bucket and status, the inventory row,
+/// the log), and the totals and trips the bench checks its figures against.
+/// </summary>
 public sealed class OrderReadStore(IOptions<OrderStoreOptions> options)
 {
     // Order ids per "IN (...)" when asking MySQL which log entries it already stores.
@@ -97,7 +106,44 @@ public sealed class OrderReadStore(IOptions<OrderStoreOptions> options)
             available, logRows, perBucket, stored, orders);
     }
 
-    private static MySqlCommand Command(MySqlConnection connection, MySqlTransaction transaction, string sql, string sku)
+    public async Task<SkuTotals> TotalsAsync(string sku, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await MySqlTransactions.OpenAsync(options.Value.ConnectionString, cancellationToken);
+        await using var command = Command(connection, null, "SELECT COUNT(*), COALESCE(SUM(quantity), 0) FROM orders WHERE sku = @sku", sku);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return new SkuTotals(reader.GetInt64(0), Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>The inventory row's <c>available_stock</c>; null without a row.</summary>
+    public async Task<long?> AvailableStockAsync(string sku, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await MySqlTransactions.OpenAsync(options.Value.ConnectionString, cancellationToken);
+        await using var command = Command(connection, null, "SELECT available_stock FROM inventory WHERE sku = @sku", sku);
+        return await command.ExecuteScalarAsync(cancellationToken) is { } value and not DBNull
+            ? Convert.ToInt64(value, CultureInfo.InvariantCulture)
+            : null;
+    }
+
+    /// <summary>
+    /// Every stored order's Redis commit time (Redis' clock) and its lag to the row's <c>created_at</c> (MySQL's
+    /// clock): the pipeline's latency, meaningful when both run on one machine.
+    /// </summary>
+    public async Task<List<OrderTrip>> TripsAsync(string sku, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await MySqlTransactions.OpenAsync(options.Value.ConnectionString, cancellationToken);
+        await using var command = Command(connection, null, "SELECT committed_at_ms, UNIX_TIMESTAMP(created_at) * 1000 - committed_at_ms FROM orders WHERE sku = @sku", sku);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var trips = new List<OrderTrip>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            trips.Add(new OrderTrip(reader.GetInt64(0), (double)reader.GetDecimal(1)));
+        }
+
+        return trips;
+    }
+
+    private static MySqlCommand Command(MySqlConnection connection, MySqlTransaction? transaction, string sql, string sku)
     {
         var command = new MySqlCommand(sql, connection, transaction);
         command.Parameters.AddWithValue("@sku", sku);

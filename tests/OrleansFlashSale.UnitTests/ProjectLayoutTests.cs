@@ -114,6 +114,29 @@ public sealed class ProjectLayoutTests
         return found;
     }
 
+    /// <summary>
+    /// The store's SQL lives in <c>Persistence/</c> (and the bench's baselines, written the obvious way on purpose, in
+    /// <c>Bench/</c>): a statement in any other project means a second place that must follow a schema change.
+    /// </summary>
+    [Fact]
+    public void No_project_but_the_store_and_the_bench_writes_SQL()
+    {
+        var statement = new System.Text.RegularExpressions.Regex(
+            @"""[^""]*\b(SELECT\s+\S+.*\bFROM|INSERT\s+(IGNORE\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b");
+        string[] projects = ["Grains", "Grains.Interfaces", "Redis", "Messaging", "Pipeline", "Silo", "ServiceDefaults", "Client", "Cli", "ClientLibrary"];
+        var offenders = projects
+            .SelectMany(p => Directory.EnumerateFiles(Path.Combine(Root, p), "*.cs", SearchOption.AllDirectories))
+            .Where(f => !IsBuildOutput(f))
+            .SelectMany(f => File.ReadLines(f).Select((line, n) => (File: f, Line: n + 1, Text: line)))
+            .Where(l => statement.IsMatch(l.Text) && !l.Text.TrimStart().StartsWith("//", StringComparison.Ordinal))
+            .Select(l => $"{Path.GetRelativePath(Root, l.File)}:{l.Line}")
+            .ToArray();
+        Assert.Empty(offenders);
+        // The same scan finds the statements where they are.
+        Assert.Contains(Directory.EnumerateFiles(Path.Combine(Root, "Persistence"), "*.cs", SearchOption.AllDirectories)
+            .Where(f => !IsBuildOutput(f)).SelectMany(File.ReadLines), l => statement.IsMatch(l));
+    }
+
     private static XDocument Load(string relative) => XDocument.Load(Path.Combine(Root, relative));
 
     private static string[] References(XDocument project, string kind) =>
