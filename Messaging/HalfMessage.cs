@@ -13,19 +13,3 @@ namespace OrleansFlashSale.Messaging;
 /// count of answers the checker gave.
 /// </param>
 public sealed record HalfMessage(string TransactionId, string Subject, ReadOnlyMemory<byte> Payload, DateTimeOffset SentAt, int CheckCount);
-
-/// <summary>
-/// What <see cref="ITransactionalProducer.SendHalfAsync"/> returns and <see cref="ITransactionalProducer.CommitAsync"/>
-/// and <see cref="ITransactionalProducer.RollbackAsync"/> take. Serializable, so a grain can keep it across calls.
-/// </summary>
-/// <param name="Receipt">
-/// Where the transport stored the half message, opaque to callers (JetStream: the half stream's sequence; RocketMQ
-/// would keep its message id and offset here).
-/// </param>
-/// <param name="SentAt">When the producer sent it (the producer's clock).</param>
-[GenerateSerializer, Immutable, Alias("flashsale.HalfMessageHandle")]
-public sealed record HalfMessageHandle(
-    [property: Id(0)] string TransactionId,
-    [property: Id(1)] string Subject,
-    [property: Id(2)] string Receipt,
-    [property: Id(3)] DateTimeOffset SentAt);

@@ -92,7 +92,7 @@ internal sealed class BucketBatch(BucketWorkKind kind, List<BucketWork> works, s
 
     public string TransactionId { get; } = transactionId;
 
-    public Task<Messaging.HalfMessageHandle?> Half { get; set; } = Task.FromResult<Messaging.HalfMessageHandle?>(null);
+    public Task<HalfMessageHandle?> Half { get; set; } = Task.FromResult<HalfMessageHandle?>(null);
 
     public long ScriptStarted { get; set; }
 

@@ -1,6 +1,4 @@
-using OrleansFlashSale.Messaging;
-
-namespace OrleansFlashSale.Grains;
+namespace OrleansFlashSale;
 
 public static class PipelineStreams
 {
