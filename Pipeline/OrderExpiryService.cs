@@ -17,7 +17,7 @@ public sealed class OrderExpiryOptions
 /// Expires unpaid orders. It runs in every silo and needs no reminder per order: the rows and their deadlines are in
 /// MySQL, so a silo restart loses nothing, and the conditional UPDATE lets only one silo expire a given order.
 /// </summary>
-public sealed partial class OrderExpiryService(IGrainFactory grains, OrderLifecycleStore store, IOptions<OrderExpiryOptions> options,
+public sealed partial class OrderExpiryService(IGrainFactory grains, IOrderLifecycleStore store, IOptions<OrderExpiryOptions> options,
     ILogger<OrderExpiryService> logger) : BackgroundService
 {
     /// <summary>Due orders one sale's sweep takes at most (and unfinished returns it retries).</summary>

@@ -18,7 +18,7 @@ namespace OrleansFlashSale.Pipeline;
 /// </summary>
 public sealed class OrderWriterService : BackgroundService
 {
-    private const string Consumer = "orders-writer";
+    private const string Consumer = JetStreamTopology.WriterConsumer;
     private const int MaxInFlight = 8192;
     private const int MaxDeliveries = 20;
     private static readonly TimeSpan MaxConsumeRetryDelay = TimeSpan.FromSeconds(10);

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging;
-using MySqlConnector;
 using Orleans.Concurrency;
 using OrleansFlashSale.Persistence;
 using OrleansFlashSale.Redis;
@@ -26,12 +25,12 @@ public sealed partial class OrdersGrain : Grain, IOrdersGrain
     /// <summary>Pages of due orders one sweep reads at most when refused orders fill them (10 × the sweep's limit).</summary>
     private const int MaxSweepPages = 10;
 
-    private readonly OrderLifecycleStore _store;
+    private readonly IOrderLifecycleStore _store;
     private readonly RedisConnection _redis;
     private readonly SaleClock _time;
     private readonly ILogger<OrdersGrain> _logger;
 
-    public OrdersGrain(OrderLifecycleStore store, RedisConnection redis, SaleClock time, ILogger<OrdersGrain> logger)
+    public OrdersGrain(IOrderLifecycleStore store, RedisConnection redis, SaleClock time, ILogger<OrdersGrain> logger)
     {
         _store = store;
         _redis = redis;
@@ -124,7 +123,7 @@ public sealed partial class OrdersGrain : Grain, IOrdersGrain
                         expired++;
                     }
                 }
-                catch (MySqlException ex) when (!MySqlTransactions.IsTransient(ex))
+                catch (Exception ex) when (MySqlTransactions.IsRefusal(ex))
                 {
                     // A database that is away fails the whole sweep (the next one retries); this order's own refusal
                     // does not. Its transaction rolled back, so the order is still pending and the next sweep tries it

@@ -5,7 +5,7 @@ using StackExchange.Redis;
 
 namespace OrleansFlashSale.Grains;
 
-/// <summary>What the reconciliation reads from Redis (MySQL's side is <see cref="OrderReadStore"/>).</summary>
+/// <summary>What the reconciliation reads from Redis (MySQL's side is <see cref="IOrderReadStore"/>).</summary>
 public sealed partial class ReconciliationGrain
 {
     private const int LogPageSize = 1000;

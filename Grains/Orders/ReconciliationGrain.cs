@@ -30,17 +30,17 @@ public sealed partial class ReconciliationGrain : Grain, IReconciliationGrain
     private static readonly string[] LiveStatuses = [OrderRowStatus.PendingPayment, OrderRowStatus.Paid];
 
     private readonly RedisConnection _redis;
-    private readonly JetStreamConnection _nats;
-    private readonly OrderReadStore _orders;
-    private readonly OrderLifecycleStore _sales;
+    private readonly IPipelineQueue _queue;
+    private readonly IOrderReadStore _orders;
+    private readonly IOrderLifecycleStore _sales;
     private readonly ILogger<ReconciliationGrain> _logger;
 
-    public ReconciliationGrain(RedisConnection redis, JetStreamConnection nats, OrderReadStore orders,
-        OrderLifecycleStore sales, ILogger<ReconciliationGrain> logger)
+    public ReconciliationGrain(RedisConnection redis, IPipelineQueue queue, IOrderReadStore orders,
+        IOrderLifecycleStore sales, ILogger<ReconciliationGrain> logger)
     {
         _sales = sales;
         _redis = redis;
-        _nats = nats;
+        _queue = queue;
         _orders = orders;
         _logger = logger;
     }
@@ -156,12 +156,12 @@ public sealed partial class ReconciliationGrain : Grain, IReconciliationGrain
 
         if (messages.DeadLettersForSku > 0)
         {
-            problems.Add($"{messages.DeadLettersForSku} dead letters in {_nats.Topology.DeadLetterStream}");
+            problems.Add($"{messages.DeadLettersForSku} dead letters in {_queue.DeadLetterName}");
         }
 
         if (messages.CheckMaxForSku > 0)
         {
-            problems.Add($"{messages.CheckMaxForSku} unresolved half messages in {_nats.Topology.CheckMaxStream}");
+            problems.Add($"{messages.CheckMaxForSku} unresolved half messages in {_queue.CheckMaxName}");
         }
 
         ReconciliationRepair? repaired = null;
@@ -252,21 +252,21 @@ public sealed partial class ReconciliationGrain : Grain, IReconciliationGrain
     private async Task<ReconciliationRepair> RepairAsync(string sku, List<LogEntry> missing, List<LogEntry> untrimmed)
     {
         // The streams exist: ReadMessagesAsync ensured them before any repair is decided.
-        var subject = _nats.Topology.Deductions(sku);
+        var subject = _queue.DeductionsSubject(sku);
         var republished = 0;
         foreach (var entry in missing)
         {
             var message = PipelineJson.ToMessage(entry.Record, subject);
-            var ack = await PublishAsync(message);
-            if (ack.Duplicate)
+            var stored = await PublishAsync(message);
+            if (!stored)
             {
                 // The original message is still inside the duplicate window, so JetStream keeps the first copy and
                 // drops this one; yet the order is not in MySQL (dead-lettered, or the row was lost). A second id
                 // per log entry gets it through once; the writer ignores an order it already stored.
-                ack = await PublishAsync(message with { MessageId = $"{entry.Record.OrderId}.repair.{entry.EntryId}" });
+                stored = await PublishAsync(message with { MessageId = $"{entry.Record.OrderId}.repair.{entry.EntryId}" });
             }
 
-            if (!ack.Duplicate)
+            if (stored)
             {
                 republished++;
                 ReconciliationLog.Republished(_logger, sku, entry.Record.OrderId, entry.Record.Bucket);

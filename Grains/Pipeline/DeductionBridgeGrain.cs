@@ -20,7 +20,7 @@ namespace OrleansFlashSale.Grains;
 public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStreamSubscriptionObserver, IAsyncObserver<DeductionsCommitted>
 {
     private readonly ITransactionalProducer _producer;
-    private readonly JetStreamConnection _nats;
+    private readonly IPipelineQueue _queue;
     private readonly RedisConnection _redis;
     private readonly ILogger<DeductionBridgeGrain> _logger;
     private readonly PipelineMetrics _metrics;
@@ -29,12 +29,12 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
     /// <summary>Commits of one bucket that may run at once (each is one JetStream round trip for a whole bucket batch).</summary>
     private const int MaxCommitsInFlight = 8;
 
-    public DeductionBridgeGrain(ITransactionalProducer producer, JetStreamConnection nats, RedisConnection redis, PipelineMetrics metrics,
+    public DeductionBridgeGrain(ITransactionalProducer producer, IPipelineQueue queue, RedisConnection redis, PipelineMetrics metrics,
         ILogger<DeductionBridgeGrain> logger)
     {
         _metrics = metrics;
         _producer = producer;
-        _nats = nats;
+        _queue = queue;
         _redis = redis;
         _logger = logger;
     }
@@ -83,12 +83,12 @@ public sealed class DeductionBridgeGrain : Grain, IDeductionBridgeGrain, IStream
     /// <summary>Never throws: every failure is logged with the SKU and bucket and left to the check-back or repair.</summary>
     private async Task CommitAsync(DeductionsCommitted item)
     {
-        var subject = _nats.Topology.Deductions(item.Sku);
+        var subject = _queue.DeductionsSubject(item.Sku);
         try
         {
             // Bounded: while NATS is down the client waits for the reconnect, which would hold a commit slot for
             // the whole outage; the check-back commits whatever is left.
-            using var timeout = new CancellationTokenSource(_nats.Options.OperationTimeout);
+            using var timeout = new CancellationTokenSource(_queue.OperationTimeout);
             await _producer.CommitAsync(item.Half, [PipelineJson.ToTransactionMessage(item.Half.TransactionId, item.Records, subject)], timeout.Token);
             _metrics.PipelineStageReached(PipelineStage.Published, item.Records);
         }

@@ -22,7 +22,7 @@ namespace OrleansFlashSale.Grains;
 /// such a request looks for the order in every bucket and finishes the job.
 /// Reentrant: purchases interleave while Redis answers, and one pump batches the shard's script calls.
 /// A database-mode sale keeps steps 1 and 3 and replaces the buckets of step 2 with one deduction in MySQL
-/// (<see cref="DatabaseDeductor"/>), awaited before the buyer is answered; its orders carry bucket -1.
+/// (<see cref="IDatabaseDeductor"/>), awaited before the buyer is answered; its orders carry bucket -1.
 /// </remarks>
 [Reentrant]
 public sealed partial class QuotaGrain : Grain, IQuotaGrain
@@ -36,7 +36,7 @@ public sealed partial class QuotaGrain : Grain, IQuotaGrain
     private readonly FlashSaleMetrics _metrics;
     private readonly SaleClock _time;
     private readonly ILogger<QuotaGrain> _logger;
-    private readonly DatabaseDeductor _database;
+    private readonly IDatabaseDeductor _database;
     private readonly Dictionary<(string User, string Request), Task<PurchaseResult>> _inFlight = new();
     private readonly Queue<Reservation> _reservations = new();
     private readonly Queue<Settlement> _settlements = new();
@@ -51,7 +51,7 @@ public sealed partial class QuotaGrain : Grain, IQuotaGrain
     private Task<HashSet<string>>? _buyersLoad;
 
     public QuotaGrain(RedisConnection redis, RedisScripts scripts, IOptions<DeductionOptions> options,
-        FlashSaleMetrics metrics, SaleClock time, ILogger<QuotaGrain> logger, DatabaseDeductor database)
+        FlashSaleMetrics metrics, SaleClock time, ILogger<QuotaGrain> logger, IDatabaseDeductor database)
     {
         _database = database;
         _redis = redis;

@@ -25,15 +25,15 @@ public sealed partial class BucketGrain
         {
             // Bounded: while NATS is down the client waits for the reconnect instead of failing, and this pump (so
             // every purchase queued on the bucket) would wait with it for the whole outage.
-            using var timeout = new CancellationTokenSource(_nats.Options.OperationTimeout);
+            using var timeout = new CancellationTokenSource(_messages.OperationTimeout);
             try
             {
-                return await _producer.SendHalfAsync(batch.TransactionId, _nats.Topology.Deductions(_sku),
+                return await _producer.SendHalfAsync(batch.TransactionId, _messages.DeductionsSubject(_sku),
                     PipelineJson.Serialize(batch.Payload(_sku, _index)), timeout.Token);
             }
             catch (OperationCanceledException ex) when (timeout.IsCancellationRequested)
             {
-                throw new TimeoutException($"NATS did not store the half message within {_nats.Options.OperationTimeout}.", ex);
+                throw new TimeoutException($"NATS did not store the half message within {_messages.OperationTimeout}.", ex);
             }
         }
         catch (Exception ex)
@@ -137,7 +137,7 @@ public sealed partial class BucketGrain
             {
                 // Bounded for the same reason as the half message; a half message left behind is rolled back by the
                 // check-back (no order marker in Redis).
-                using var timeout = new CancellationTokenSource(_nats.Options.OperationTimeout);
+                using var timeout = new CancellationTokenSource(_messages.OperationTimeout);
                 await _producer.RollbackAsync(half, timeout.Token);
             }
             catch (Exception ex)

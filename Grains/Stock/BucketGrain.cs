@@ -27,7 +27,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
 {
     private readonly RedisConnection _redis;
     private readonly ITransactionalProducer _producer;
-    private readonly JetStreamConnection _nats;
+    private readonly IPipelineQueue _messages;
     private readonly IPipelineFaults _faults;
     private readonly RedisScripts _scripts;
     private readonly DeductionOptions _options;
@@ -46,14 +46,14 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
     private bool _reportedEmpty;
 
     public BucketGrain(RedisConnection redis, RedisScripts scripts, IOptions<DeductionOptions> options,
-        FlashSaleMetrics metrics, ILogger<BucketGrain> logger, ITransactionalProducer producer, JetStreamConnection nats,
+        FlashSaleMetrics metrics, ILogger<BucketGrain> logger, ITransactionalProducer producer, IPipelineQueue queue,
         IPipelineFaults faults, SaleClock time, PipelineMetrics pipelineMetrics)
     {
         _pipelineMetrics = pipelineMetrics;
         _time = time;
         _redis = redis;
         _producer = producer;
-        _nats = nats;
+        _messages = queue;
         _faults = faults;
         _scripts = scripts;
         _options = options.Value;

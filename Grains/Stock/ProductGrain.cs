@@ -20,8 +20,8 @@ public sealed class ProductGrain : Grain, IProductGrain
 {
     private readonly IPersistentState<ProductState> _state;
     private readonly SaleClock _time;
-    private readonly MySqlOrderStore _orders;
-    private readonly OrderLifecycleStore _lifecycle;
+    private readonly IInventoryStore _orders;
+    private readonly IOrderLifecycleStore _lifecycle;
     private readonly ILogger<ProductGrain> _logger;
     private readonly RedisConnection _redis;
     private readonly DeductionOptions _deduction;
@@ -31,8 +31,8 @@ public sealed class ProductGrain : Grain, IProductGrain
     public ProductGrain(
         [PersistentState("product", "flashsale")] IPersistentState<ProductState> state,
         SaleClock time,
-        MySqlOrderStore orders,
-        OrderLifecycleStore lifecycle,
+        IInventoryStore orders,
+        IOrderLifecycleStore lifecycle,
         RedisConnection redis,
         IOptions<DeductionOptions> deduction,
         ILogger<ProductGrain> logger)

@@ -10,7 +10,7 @@ public static class MessagingServiceCollectionExtensions
 {
     /// <summary>
     /// Transactional messages on NATS JetStream: options (section <c>FlashSale:Nats</c>, validated at start), the
-    /// shared connection, <see cref="ITransactionalProducer"/> and the <see cref="TransactionCheckService"/>. The
+    /// shared connection, <see cref="ITransactionalProducer"/>, <see cref="IPipelineQueue"/> and the <see cref="TransactionCheckService"/>. The
     /// application registers its <see cref="ITransactionChecker"/>.
     /// </summary>
     public static IServiceCollection AddFlashSaleMessaging(this IServiceCollection services, IConfiguration configuration)
@@ -20,6 +20,7 @@ public static class MessagingServiceCollectionExtensions
         services.TryAddSingleton<JetStreamConnection>();
         services.TryAddSingleton<JetStreamTransactionalProducer>();
         services.TryAddSingleton<ITransactionalProducer>(sp => sp.GetRequiredService<JetStreamTransactionalProducer>());
+        services.TryAddSingleton<IPipelineQueue, JetStreamPipelineQueue>();
         services.AddMetrics();
         services.TryAddSingleton<MessagingMetrics>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, TransactionCheckService>());

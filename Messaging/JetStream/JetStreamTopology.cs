@@ -33,6 +33,9 @@ public sealed class JetStreamTopology
 
     public string DeadLetterStream { get; }
 
+    /// <summary>The order writers' durable consumer of the deductions stream, shared by every silo.</summary>
+    public const string WriterConsumer = "orders-writer";
+
     /// <summary>The durable pull consumer all check-back services share.</summary>
     public string CheckConsumer { get; }
 

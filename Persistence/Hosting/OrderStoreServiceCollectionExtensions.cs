@@ -35,7 +35,11 @@ public static class OrderStoreServiceCollectionExtensions
         services.TryAddSingleton<GroupCommitter>();
         services.TryAddSingleton<DatabaseDeductor>();
         services.TryAddSingleton<OrderLifecycleStore>();
+        services.TryAddSingleton<IOrderLifecycleStore>(sp => sp.GetRequiredService<OrderLifecycleStore>());
+        services.TryAddSingleton<IInventoryStore>(sp => sp.GetRequiredService<MySqlOrderStore>());
+        services.TryAddSingleton<IDatabaseDeductor>(sp => sp.GetRequiredService<DatabaseDeductor>());
         services.TryAddSingleton<OrderReadStore>();
+        services.TryAddSingleton<IOrderReadStore>(sp => sp.GetRequiredService<OrderReadStore>());
         return services;
     }
 }

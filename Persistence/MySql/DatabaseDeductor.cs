@@ -29,7 +29,7 @@ public enum DatabaseDeductOutcome
 /// because orders are keyed by order id. Thread-safe, no static state; the leader runs on the thread pool, never on a
 /// grain's scheduler.
 /// </remarks>
-public sealed partial class DatabaseDeductor
+public sealed partial class DatabaseDeductor : IDatabaseDeductor
 {
     private readonly OrderStoreOptions _options;
     private readonly OrderStoreMetrics _metrics;

@@ -15,7 +15,7 @@ namespace OrleansFlashSale.Persistence;
 /// the retry then finds every order stored and reports it as a duplicate. The same holds for a drifted group
 /// applied again order by order: what it stored is found stored on the next delivery.
 /// </remarks>
-public sealed partial class MySqlOrderStore
+public sealed partial class MySqlOrderStore : IInventoryStore
 {
     private readonly OrderStoreOptions _options;
     private readonly InventorySql _sql;

@@ -28,6 +28,12 @@ public static partial class MySqlTransactions
         _ => false,
     };
 
+    /// <summary>
+    /// MySQL refused this statement itself (a constraint, a check, a drifted row): trying again later will not help,
+    /// while a transient failure (<see cref="IsTransient"/>) or a failure that is not MySQL's is an outage.
+    /// </summary>
+    public static bool IsRefusal(Exception exception) => exception is MySqlException && !IsTransient(exception);
+
     /// <summary>A trivial query on a connection of its own: the server answers and lets us in.</summary>
     public static async Task PingAsync(string connectionString, CancellationToken cancellationToken)
     {

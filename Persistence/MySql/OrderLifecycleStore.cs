@@ -22,7 +22,7 @@ public sealed record StoredOrder(
 /// retried cancel changes nothing the second time. Giving units back to MySQL happens in the same transaction as
 /// the status change, guarded by the log's unique (order_id, reason).
 /// </summary>
-public sealed class OrderLifecycleStore(IOptions<OrderStoreOptions> options)
+public sealed class OrderLifecycleStore(IOptions<OrderStoreOptions> options) : IOrderLifecycleStore
 {
     private const string Columns =
         "order_id, request_id, sku, user_id, quantity, bucket, status, committed_at_ms, return_bucket, stock_returned";

@@ -28,7 +28,7 @@ public sealed record OrderTrip(long CommittedAtMs, double LagMs);
 /// Reads of what MySQL holds of a sale: the reconciliation's snapshot (counts per bucket and status, the inventory row,
 /// the log), and the totals and trips the bench checks its figures against.
 /// </summary>
-public sealed class OrderReadStore(IOptions<OrderStoreOptions> options)
+public sealed class OrderReadStore(IOptions<OrderStoreOptions> options) : IOrderReadStore
 {
     // Order ids per "IN (...)" when asking MySQL which log entries it already stores.
     private const int StoredLookupChunk = 1000;
