@@ -80,6 +80,12 @@ public static class CommandLine
     public static async Task<int> RunAsync(string[] args, Func<string[], Task<int>>? bench)
     {
         var command = args.Length > 0 ? args[0] : "";
+        if (Console.IsOutputRedirected)
+        {
+            // Piped, Spectre assumes 80 columns and breaks sentences mid-phrase; tables still size to their content.
+            AnsiConsole.Profile.Width = 200;
+        }
+
         try
         {
             if (HelpWords.Contains(command))
