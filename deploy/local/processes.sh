@@ -87,10 +87,6 @@ stop_silo() { # i: SIGTERM lets Orleans deactivate its grains and mark the silo 
 
 all_built() { [[ -f "$SILO_DLL" && -f "$GATEWAY_DLL" && -f "$CLI_DLL" && -f "$BENCH_DLL" ]]; }
 
-ensure_built() {
-  if ! all_built || [[ "${FLASHSALE_REBUILD:-1}" == 1 ]]; then build; fi
-}
-
 check_ports() { # silos gateways: every process must get its own port
   local i seen=" " p
   for ((i = 1; i <= $1; i++)); do
