@@ -29,9 +29,5 @@ public interface IPipelineQueue
     /// What waits in the queue: half messages, dead letters and undecided half messages, overall and for
     /// <paramref name="sku"/>, and the order writer's backlog.
     /// </summary>
-    Task<QueueCounts> CountAsync(string sku, CancellationToken ct);
+    Task<PipelineMessageCounts> CountAsync(string sku, CancellationToken ct);
 }
-
-/// <param name="PerSku">False when a side stream held too many messages to read; its SKU count is then its total.</param>
-public sealed record QueueCounts(long HalfMessages, long HalfMessagesForSku, long DeadLetters, long DeadLettersForSku,
-    long CheckMax, long CheckMaxForSku, long WriterPending, bool PerSku);

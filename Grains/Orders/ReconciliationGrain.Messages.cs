@@ -5,12 +5,8 @@ namespace OrleansFlashSale.Grains;
 /// <summary>The queue side of the reconciliation: side-stream counts and the writer's backlog, with a deadline.</summary>
 public sealed partial class ReconciliationGrain
 {
-    private async Task<PipelineMessageCounts> ReadMessagesAsync(string sku)
-    {
-        var counts = await WithNatsDeadlineAsync(ReadCountsBudget, "read the message counts", ct => _queue.CountAsync(sku, ct));
-        return new PipelineMessageCounts(counts.HalfMessages, counts.HalfMessagesForSku, counts.DeadLetters, counts.DeadLettersForSku,
-            counts.CheckMax, counts.CheckMaxForSku, counts.WriterPending, counts.PerSku);
-    }
+    private Task<PipelineMessageCounts> ReadMessagesAsync(string sku) =>
+        WithNatsDeadlineAsync(ReadCountsBudget, "read the message counts", ct => _queue.CountAsync(sku, ct));
 
     private Task<bool> PublishAsync(OutgoingMessage message) =>
         WithNatsDeadlineAsync(_queue.OperationTimeout, "store a republished order", ct => _queue.PublishAsync(message, ct));

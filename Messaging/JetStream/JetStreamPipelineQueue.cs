@@ -10,20 +10,18 @@ public sealed class JetStreamPipelineQueue(JetStreamConnection nats) : IPipeline
     // Reading a side stream's payloads to count per SKU is cheap while it is small, which it is when healthy.
     private const int MaxMessagesReadPerStream = 10_000;
 
-    private readonly JetStreamConnection _nats = nats;
+    public TimeSpan OperationTimeout => nats.Options.OperationTimeout;
 
-    public TimeSpan OperationTimeout => _nats.Options.OperationTimeout;
+    public string DeductionsSubject(string sku) => nats.Topology.Deductions(sku);
 
-    public string DeductionsSubject(string sku) => _nats.Topology.Deductions(sku);
+    public string DeadLetterName => nats.Topology.DeadLetterStream;
 
-    public string DeadLetterName => _nats.Topology.DeadLetterStream;
-
-    public string CheckMaxName => _nats.Topology.CheckMaxStream;
+    public string CheckMaxName => nats.Topology.CheckMaxStream;
 
     public async Task<bool> PublishAsync(OutgoingMessage message, CancellationToken ct)
     {
-        await _nats.EnsureStreamsAsync(ct);
-        var ack = await _nats.JetStream.PublishAsync(message.Subject, message.Payload, opts: new NatsJSPubOpts { MsgId = message.MessageId }, cancellationToken: ct);
+        await nats.EnsureStreamsAsync(ct);
+        var ack = await nats.JetStream.PublishAsync(message.Subject, message.Payload, opts: new NatsJSPubOpts { MsgId = message.MessageId }, cancellationToken: ct);
         if (ack.Error is { } error)
         {
             throw new NatsJSApiException(error);
@@ -32,17 +30,17 @@ public sealed class JetStreamPipelineQueue(JetStreamConnection nats) : IPipeline
         return !ack.Duplicate;
     }
 
-    public async Task<QueueCounts> CountAsync(string sku, CancellationToken ct)
+    public async Task<PipelineMessageCounts> CountAsync(string sku, CancellationToken ct)
     {
-        await _nats.EnsureStreamsAsync(ct);
-        var t = _nats.Topology;
+        await nats.EnsureStreamsAsync(ct);
+        var t = nats.Topology;
         var halfTask = CountAsync(t.HalfStream, sku, ct);
         var deadTask = CountAsync(t.DeadLetterStream, sku, ct);
         var checkMaxTask = CountAsync(t.CheckMaxStream, sku, ct);
         var writerTask = WriterPendingAsync(ct);
         await Task.WhenAll(halfTask, deadTask, checkMaxTask, writerTask);
         var (half, dead, checkMax) = (await halfTask, await deadTask, await checkMaxTask);
-        return new QueueCounts(half.Total, half.ForSku, dead.Total, dead.ForSku, checkMax.Total, checkMax.ForSku,
+        return new PipelineMessageCounts(half.Total, half.ForSku, dead.Total, dead.ForSku, checkMax.Total, checkMax.ForSku,
             await writerTask, half.PerSku && dead.PerSku && checkMax.PerSku);
     }
 
@@ -50,13 +48,13 @@ public sealed class JetStreamPipelineQueue(JetStreamConnection nats) : IPipeline
     {
         try
         {
-            var consumer = await _nats.JetStream.GetConsumerAsync(_nats.Topology.DeductionsStream, JetStreamTopology.WriterConsumer, ct);
+            var consumer = await nats.JetStream.GetConsumerAsync(nats.Topology.DeductionsStream, JetStreamTopology.WriterConsumer, ct);
             return (long)consumer.Info.NumPending + consumer.Info.NumAckPending;
         }
         catch (NatsJSApiException ex) when (ex.Error.Code == 404)
         {
             // No writer has started yet: everything in the stream is pending.
-            var stream = await _nats.JetStream.GetStreamAsync(_nats.Topology.DeductionsStream, cancellationToken: ct);
+            var stream = await nats.JetStream.GetStreamAsync(nats.Topology.DeductionsStream, cancellationToken: ct);
             return (long)stream.Info.State.Messages;
         }
     }
@@ -64,7 +62,7 @@ public sealed class JetStreamPipelineQueue(JetStreamConnection nats) : IPipeline
     /// <summary>Messages in a stream overall, and those whose payload names <paramref name="sku"/> when few enough to read.</summary>
     private async Task<(long Total, long ForSku, bool PerSku)> CountAsync(string streamName, string sku, CancellationToken ct)
     {
-        var stream = await _nats.JetStream.GetStreamAsync(streamName, cancellationToken: ct);
+        var stream = await nats.JetStream.GetStreamAsync(streamName, cancellationToken: ct);
         var total = (long)stream.Info.State.Messages;
         if (total == 0)
         {
@@ -77,7 +75,7 @@ public sealed class JetStreamPipelineQueue(JetStreamConnection nats) : IPipeline
         }
 
         // An ordered consumer is ephemeral and server-side cheap; it reads what is there now and goes away.
-        var consumer = await _nats.JetStream.CreateOrderedConsumerAsync(streamName, cancellationToken: ct);
+        var consumer = await nats.JetStream.CreateOrderedConsumerAsync(streamName, cancellationToken: ct);
         var lastSequence = stream.Info.State.LastSeq;
         var (read, forSku) = (0L, 0L);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
