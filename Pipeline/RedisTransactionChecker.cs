@@ -80,16 +80,17 @@ public sealed class RedisTransactionChecker(RedisConnection redis, RedisScripts 
     {
         var orders = payload.Orders;
         var keys = new RedisKey[1 + orders.Count];
-        var args = new RedisValue[1 + orders.Count];
+        var args = new RedisValue[1 + 2 * orders.Count];
         keys[0] = RedisKeys.Fence(payload.Sku, payload.Bucket, transactionId);
         args[0] = (long)options.Value.RecordTtl.TotalSeconds;
         for (var i = 0; i < orders.Count; i++)
         {
             var o = orders[i];
             // purchase.lua's proof is the request record holding this order id; deduct.lua's is the order marker.
-            (keys[1 + i], args[1 + i]) = payload.Kind == HalfPayload.HomePurchase
-                ? (RedisKeys.Request(payload.Sku, payload.Bucket, o.UserId, o.RequestId), (RedisValue)OrderProof.RecordPrefix(o.OrderId))
-                : (RedisKeys.OrderMarker(payload.Sku, payload.Bucket, o.OrderId), (RedisValue)OrderProof.Marker);
+            (keys[1 + i], args[1 + 2 * i], args[2 + 2 * i]) = payload.Kind == HalfPayload.HomePurchase
+                ? (RedisKeys.Requests(payload.Sku, payload.Bucket), (RedisValue)RedisKeys.RequestField(o.UserId, o.RequestId),
+                    (RedisValue)OrderProof.RecordPrefix(o.OrderId))
+                : (RedisKeys.OrderMarker(payload.Sku, payload.Bucket, o.OrderId), (RedisValue)"", (RedisValue)OrderProof.Marker);
         }
 
         var results = (RedisResult[])(await RedisScripts.EvaluateAsync(db, scripts.Fence, keys, args))!;

@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text;
 using StackExchange.Redis;
 
 namespace OrleansFlashSale.Redis;
@@ -24,8 +26,22 @@ public static class RedisKeys
 
     public static RedisKey ReturnMarker(string sku, int bucket, string orderId) => BucketTag(sku, bucket) + ":ret:" + orderId;
 
-    /// <summary>Order id → where it lives, so GET /api/orders/{id} can answer "reserved" before MySQL has it.</summary>
-    public static RedisKey OrderIndex(string orderId) => "fs:order:" + orderId;
+    /// <summary>
+    /// The hash holding order id → where it lives, so GET /api/orders/{id} can answer "reserved" before MySQL has
+    /// it. One hash per second of the order ids' own clock (a version 7 UUID starts with its Unix milliseconds), so
+    /// a batch's orders are one HSET, and a reader finds the hash from the id alone. Null for an id that is not a
+    /// version 7 UUID in "N" format: this project never made it.
+    /// </summary>
+    public static RedisKey? OrderIndex(string orderId)
+    {
+        if (orderId.Length != 32 || orderId[12] != '7'
+            || !long.TryParse(orderId.AsSpan(0, 12), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var ms))
+        {
+            return null;
+        }
+
+        return "fs:orders:" + (ms / 1000).ToString(CultureInfo.InvariantCulture);
+    }
 
     /// <summary>
     /// A transaction's fence: 'C' once its script deducted, 'X' once the check-back rolled it back (the script then
@@ -38,13 +54,23 @@ public static class RedisKeys
 
     public static RedisKey Transfer(string sku, int bucket, string transferId) => BucketTag(sku, bucket) + ":t:" + transferId;
 
-    // User and request ids may contain ':'; the length prefix keeps ("a:b","c") and ("a","b:c") apart.
-    public static RedisKey UserUnits(string sku, int shard, string userId) =>
-        $"{QuotaTag(sku, shard)}:u:{userId.Length}:{userId}";
+    /// <summary>
+    /// The shard's per-user unit counters, a hash of user id → units held. Its fields are also the shard's buyers:
+    /// once the sale is sold out only their requests can be replays, so the gateway answers everyone else from memory.
+    /// </summary>
+    public static RedisKey Units(string sku, int shard) => $"{QuotaTag(sku, shard)}:units";
 
-    /// <summary>Users of the shard holding units (bounded by the stock): tells replays from new requests when sold out.</summary>
-    public static RedisKey Buyers(string sku, int shard) => $"{QuotaTag(sku, shard)}:buyers";
+    /// <summary>
+    /// The shard's request records, a hash of <see cref="RequestField"/> → record. Hashes rather than a key per
+    /// record: a script reads all of a batch's records and counters with two HMGETs and writes them with two HSETs,
+    /// and Redis keeps two keys per shard instead of two per purchase (docs/performance.md, "Records in hashes").
+    /// </summary>
+    public static RedisKey Requests(string sku, int shard) => $"{QuotaTag(sku, shard)}:requests";
 
-    public static RedisKey Request(string sku, int shard, string userId, string requestId) =>
-        $"{QuotaTag(sku, shard)}:r:{userId.Length}:{userId}:{requestId}";
+    /// <summary>
+    /// A request's field in <see cref="Requests"/>. User ids may contain ':'; the length prefix (in UTF-8 bytes, as
+    /// Lua's # counts them) keeps ("a:b","c") and ("a","b:c") apart.
+    /// </summary>
+    public static string RequestField(string userId, string requestId) =>
+        $"{Encoding.UTF8.GetByteCount(userId)}:{userId}:{requestId}";
 }

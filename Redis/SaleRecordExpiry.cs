@@ -3,7 +3,7 @@ using StackExchange.Redis;
 namespace OrleansFlashSale.Redis;
 
 /// <summary>
-/// Gives a closed sale's per-user counters, request records and buyers sets a TTL. They were written without one
+/// Gives a closed sale's per-user counters and request records (two hashes per quota shard) a TTL. They were written without one
 /// while the sale had no end (<see cref="SaleLifetime"/>), and no index lists them, so this scans every primary for
 /// the sale's hash tags. Keys that already have a TTL keep it (EXPIRE NX), and the stock keys and deduction logs are
 /// left alone: verify and the order pipeline still read them.
@@ -42,7 +42,7 @@ public static class SaleRecordExpiry
         return expired;
     }
 
-    /// <summary>A counter ("}:u:…"), a request record ("}:r:…") or a buyers set ("}:buyers").</summary>
+    /// <summary>A shard's unit counters ("}:units") or request records ("}:requests").</summary>
     internal static bool IsSaleRecord(string key)
     {
         var end = key.IndexOf("}:", StringComparison.Ordinal);
@@ -52,6 +52,6 @@ public static class SaleRecordExpiry
         }
 
         var rest = key.AsSpan(end + 2);
-        return rest.StartsWith("u:") || rest.StartsWith("r:") || rest.SequenceEqual("buyers");
+        return rest.SequenceEqual("units") || rest.SequenceEqual("requests");
     }
 }

@@ -45,8 +45,13 @@ public sealed partial class OrdersGrain : Grain, IOrdersGrain
             return ToInfo(stored);
         }
 
+        if (RedisKeys.OrderIndex(orderId) is not { } key)
+        {
+            return null;
+        }
+
         var db = await _redis.GetDatabaseAsync();
-        var index = await db.StringGetAsync(RedisKeys.OrderIndex(orderId));
+        var index = await db.HashGetAsync(key, orderId);
         if (index.IsNull)
         {
             return null;

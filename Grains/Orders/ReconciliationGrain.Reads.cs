@@ -111,7 +111,7 @@ public sealed partial class ReconciliationGrain
     private static async Task<bool> HasProofAsync(IDatabase db, string sku, string orderId, OrderProofKey order)
     {
         var marker = db.StringGetAsync(RedisKeys.OrderMarker(sku, order.Bucket, orderId));
-        var record = db.StringGetAsync(RedisKeys.Request(sku, order.Bucket, order.UserId, order.RequestId));
+        var record = db.HashGetAsync(RedisKeys.Requests(sku, order.Bucket), RedisKeys.RequestField(order.UserId, order.RequestId));
         return await marker == OrderProof.Marker
             || (await record is { IsNull: false } value && value.ToString().StartsWith(OrderProof.RecordPrefix(orderId), StringComparison.Ordinal));
     }

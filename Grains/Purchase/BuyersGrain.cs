@@ -19,7 +19,7 @@ public sealed class BuyersGrain(RedisConnection redis) : Grain, IBuyersGrain
 
         var sku = this.GetPrimaryKeyString();
         var db = await redis.GetDatabaseAsync();
-        var shards = await Task.WhenAll(Enumerable.Range(0, quotaShards).Select(shard => db.SetMembersAsync(RedisKeys.Buyers(sku, shard))));
+        var shards = await Task.WhenAll(Enumerable.Range(0, quotaShards).Select(shard => db.HashKeysAsync(RedisKeys.Units(sku, shard))));
         return [.. shards.SelectMany(members => members).Select(member => member.ToString())];
     }
 }

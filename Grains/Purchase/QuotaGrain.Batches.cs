@@ -56,9 +56,8 @@ public sealed partial class QuotaGrain
     private async Task ReserveBatchAsync(List<Reservation> batch)
     {
         var sale = _sale!;
-        var keys = new RedisKey[1 + batch.Count * 2];
-        var args = new RedisValue[3 + batch.Count * 4];
-        keys[0] = RedisKeys.Buyers(_sku, _shard);
+        RedisKey[] keys = [RedisKeys.Units(_sku, _shard), RedisKeys.Requests(_sku, _shard)];
+        var args = new RedisValue[3 + batch.Count * 5];
         args[0] = sale.PerUserLimit;
         args[1] = SaleLifetime.RecordTtlSeconds(sale, _time.UtcNow, _options.RecordTtl);
         // One flag for the whole call: a batch mixing look-ups and reservations is sent as reservations, which is
@@ -67,12 +66,11 @@ public sealed partial class QuotaGrain
         for (var i = 0; i < batch.Count; i++)
         {
             var r = batch[i];
-            keys[1 + 2 * i] = RedisKeys.UserUnits(_sku, _shard, r.Request.UserId);
-            keys[2 + 2 * i] = RedisKeys.Request(_sku, _shard, r.Request.UserId, r.Request.RequestId);
-            args[3 + i * 4] = r.Request.Quantity;
-            args[4 + i * 4] = r.OrderId;
-            args[5 + i * 4] = r.NowMs;
-            args[6 + i * 4] = r.Request.UserId;
+            args[3 + i * 5] = r.Request.Quantity;
+            args[4 + i * 5] = r.OrderId;
+            args[5 + i * 5] = r.NowMs;
+            args[6 + i * 5] = r.Request.UserId;
+            args[7 + i * 5] = r.Request.RequestId;
         }
 
         RedisResult[] results;
@@ -112,19 +110,17 @@ public sealed partial class QuotaGrain
     /// <summary>Runs the batch's settlements; false when Redis did not answer (they stay reservations).</summary>
     private async Task<bool> SettleBatchAsync(List<Settlement> batch)
     {
-        var keys = new RedisKey[1 + batch.Count * 2];
-        var args = new RedisValue[batch.Count * 5];
-        keys[0] = RedisKeys.Buyers(_sku, _shard);
+        RedisKey[] keys = [RedisKeys.Units(_sku, _shard), RedisKeys.Requests(_sku, _shard)];
+        var args = new RedisValue[batch.Count * 6];
         for (var i = 0; i < batch.Count; i++)
         {
             var s = batch[i];
-            keys[1 + 2 * i] = RedisKeys.UserUnits(_sku, _shard, s.UserId);
-            keys[2 + 2 * i] = RedisKeys.Request(_sku, _shard, s.UserId, s.RequestId);
-            args[5 * i] = s.Replacement is null ? "X" : "D";
-            args[5 * i + 1] = s.Record.Quantity;
-            args[5 * i + 2] = s.Record.ToString();
-            args[5 * i + 3] = s.Replacement?.ToString() ?? "";
-            args[5 * i + 4] = s.UserId;
+            args[6 * i] = s.Replacement is null ? "X" : "D";
+            args[6 * i + 1] = s.Record.Quantity;
+            args[6 * i + 2] = s.Record.ToString();
+            args[6 * i + 3] = s.Replacement?.ToString() ?? "";
+            args[6 * i + 4] = s.UserId;
+            args[6 * i + 5] = s.RequestId;
         }
 
         try
@@ -133,12 +129,10 @@ public sealed partial class QuotaGrain
             await RedisScripts.EvaluateAsync(db, _scripts.Finalize, keys, args);
 
             // Order id → sale, bucket and buyer, so an order can be looked up by id alone while it is still
-            // on its way to MySQL. Pipelined: one round trip for the batch whatever the slots.
-            var ttl = _options.RecordTtl;
-            await Task.WhenAll(batch.Where(s => s.Replacement is not null).Select(s => db.StringSetAsync(
-                RedisKeys.OrderIndex(s.Record.OrderId),
-                string.Join('|', _sku, s.Replacement!.Bucket, s.Record.Quantity, s.RequestId, s.UserId),
-                ttl)));
+            // on its way to MySQL.
+            await OrderIndexWrites.WriteAsync(db, batch.Where(s => s.Replacement is not null).Select(s =>
+                new OrderIndexEntry(s.Record.OrderId, _sku, s.Replacement!.Bucket, s.Record.Quantity, s.RequestId, s.UserId)),
+                _options.RecordTtl);
         }
         catch (Exception ex)
         {

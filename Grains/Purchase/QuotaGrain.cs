@@ -91,7 +91,7 @@ public sealed partial class QuotaGrain : Grain, IQuotaGrain
     public async Task<long> GetUserUnitsAsync(string userId)
     {
         var db = await _redis.GetDatabaseAsync();
-        var value = await db.StringGetAsync(RedisKeys.UserUnits(_sku, _shard, userId));
+        var value = await db.HashGetAsync(RedisKeys.Units(_sku, _shard), userId);
         return value.IsNull ? 0 : (long)value;
     }
 
@@ -277,7 +277,7 @@ public sealed partial class QuotaGrain : Grain, IQuotaGrain
     private async Task<HashSet<string>> LoadBuyersAsync()
     {
         var db = await _redis.GetDatabaseAsync();
-        var members = await db.SetMembersAsync(RedisKeys.Buyers(_sku, _shard));
+        var members = await db.HashKeysAsync(RedisKeys.Units(_sku, _shard));
         return members.Select(m => m.ToString()).ToHashSet(StringComparer.Ordinal);
     }
 }

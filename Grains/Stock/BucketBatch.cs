@@ -151,19 +151,14 @@ internal sealed class BucketBatch(BucketWorkKind kind, List<BucketWork> works, s
 
     private RedisKey[] PurchaseKeys(string sku, int bucket)
     {
-        var keys = new RedisKey[4 + Works.Count * 2];
-        keys[0] = RedisKeys.Stock(sku, bucket);
-        keys[1] = RedisKeys.Log(sku, bucket);
-        keys[2] = RedisKeys.Buyers(sku, bucket);
-        keys[3] = RedisKeys.Fence(sku, bucket, TransactionId);
-        for (var i = 0; i < Works.Count; i++)
-        {
-            var p = Works[i].Purchase!;
-            keys[4 + 2 * i] = RedisKeys.UserUnits(sku, bucket, p.UserId);
-            keys[5 + 2 * i] = RedisKeys.Request(sku, bucket, p.UserId, p.RequestId);
-        }
-
-        return keys;
+        return
+        [
+            RedisKeys.Stock(sku, bucket),
+            RedisKeys.Log(sku, bucket),
+            RedisKeys.Units(sku, bucket),
+            RedisKeys.Requests(sku, bucket),
+            RedisKeys.Fence(sku, bucket, TransactionId),
+        ];
     }
 
     private RedisValue[] PurchaseArgs(int bucket, long recordSeconds, int perUserLimit, long fenceSeconds)

@@ -110,16 +110,15 @@ public sealed partial class BucketGrain
 
     /// <summary>
     /// Order id → sale, bucket and buyer, so an order can be looked up by id alone while it is still on its way to
-    /// MySQL. Another slot than the bucket's, so not part of the script; pipelined, one round trip for the batch.
+    /// MySQL. Another slot than the bucket's, so not part of the script; one HSET for the batch.
     /// </summary>
     private async Task IndexOrdersAsync(List<DeductionRecord> orders)
     {
         try
         {
             var db = await _redis.GetDatabaseAsync();
-            var ttl = _options.RecordTtl;
-            await Task.WhenAll(orders.Select(o => db.StringSetAsync(RedisKeys.OrderIndex(o.OrderId),
-                string.Join('|', _sku, _index, o.Quantity, o.RequestId, o.UserId), ttl)));
+            await OrderIndexWrites.WriteAsync(db,
+                orders.Select(o => new OrderIndexEntry(o.OrderId, _sku, _index, o.Quantity, o.RequestId, o.UserId)), _options.RecordTtl);
         }
         catch (Exception ex)
         {

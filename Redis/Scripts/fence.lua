@@ -3,7 +3,8 @@
 -- refuse a transaction whose fence exists). No timing argument is needed: a script that reaches Redis late finds
 -- the fence and deducts nothing.
 -- KEYS[1] the transaction's fence, then one probe key per order of the half message.
--- ARGV[1] fence TTL in seconds, then per probe the prefix its value has when this order was deducted.
+-- ARGV[1] fence TTL in seconds, then 2 per probe: the hash field to read ('' = the key is a string), and the prefix
+-- its value has when this order was deducted.
 -- Returns { 'X' } rolled back, or { 'C', p1, p2, ... } with p = 1 when order i was deducted, else 0.
 local state = redis.call('GET', KEYS[1])
 if not state then
@@ -15,8 +16,13 @@ if state ~= 'C' then
 end
 local results = { 'C' }
 for i = 2, #KEYS do
-  local value = redis.call('GET', KEYS[i])
-  local prefix = ARGV[i]
+  local field, prefix = ARGV[2 * i - 2], ARGV[2 * i - 1]
+  local value
+  if field == '' then
+    value = redis.call('GET', KEYS[i])
+  else
+    value = redis.call('HGET', KEYS[i], field)
+  end
   if value and string.sub(value, 1, #prefix) == prefix then
     results[i] = 1
   else

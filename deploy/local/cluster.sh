@@ -106,6 +106,7 @@ start_rnode() {
         --cluster-replica-validity-factor 0 \
         --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
         --appendonly yes --appendfsync "$REDIS_APPENDFSYNC" --save "" \
+        --lazyfree-lazy-expire yes --lazyfree-lazy-user-del yes \
         >"$dir/redis.out" 2>&1 </dev/null) \
         || { log "redis-node $n: redis-server failed to start"; tail -n 20 "$dir/redis.log" >&2 || true; exit 1; }
 }

@@ -396,6 +396,7 @@ start_redis() {
         --port "$REDIS_PORT" --bind "$HOST" --dir "$dir" \
         --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
         --appendonly yes --appendfsync "$REDIS_APPENDFSYNC" --save "" \
+        --lazyfree-lazy-expire yes --lazyfree-lazy-user-del yes \
         >"$dir/redis.out" 2>&1 </dev/null \
         || { log "redis: redis-server failed to start"; show_log_tail redis; exit 1; }
 }

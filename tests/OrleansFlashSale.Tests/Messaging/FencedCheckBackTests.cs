@@ -58,9 +58,8 @@ public sealed class FencedCheckBackTests : IAsyncLifetime
         proxy.Hold();
         var script = kind == HalfPayload.HomePurchase
             ? RedisScripts.EvaluateAsync(bucketRedis.GetDatabase(), scripts.Purchase,
-                [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Buyers(sku, 0), RedisKeys.Fence(sku, 0, tx),
-                    RedisKeys.UserUnits(sku, 0, order.UserId), RedisKeys.Request(sku, 0, order.UserId, order.RequestId)],
-                [0, 3600, 1, order.OrderId, order.UserId, order.RequestId, 1])
+                [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Units(sku, 0), RedisKeys.Requests(sku, 0), RedisKeys.Fence(sku, 0, tx)],
+                [0, 3600, 1, 3600, order.OrderId, order.UserId, order.RequestId, 1])
             : RedisScripts.EvaluateAsync(bucketRedis.GetDatabase(), scripts.Deduct,
                 [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Fence(sku, 0, tx), RedisKeys.OrderMarker(sku, 0, order.OrderId)],
                 [0, 3600, order.OrderId, order.UserId, order.RequestId, 1]);
@@ -74,7 +73,7 @@ public sealed class FencedCheckBackTests : IAsyncLifetime
         var answer = (RedisResult[])(await script)!;
         Assert.Equal(-3, (long)answer[0]);
         Assert.Equal(5, (long)await db.StringGetAsync(RedisKeys.Stock(sku, 0)));
-        Assert.False(await db.KeyExistsAsync(RedisKeys.Request(sku, 0, order.UserId, order.RequestId)), "a replay would answer an order nobody publishes");
+        Assert.False(await db.KeyExistsAsync(RedisKeys.Requests(sku, 0)), "a replay would answer an order nobody publishes");
         Assert.False(await db.KeyExistsAsync(RedisKeys.OrderMarker(sku, 0, order.OrderId)));
         Assert.False(await db.KeyExistsAsync(RedisKeys.Log(sku, 0)));
         Assert.Empty(await messaging.ReadUntilMarkerAsync(messaging.Topology.DeductionsStream, messaging.Topology.Deductions(sku)));

@@ -106,43 +106,68 @@ public sealed class ScriptTests(ClusterFixture fixture)
     public async Task Reserve_enforces_the_limit_within_one_call_and_answers_replays_from_the_record()
     {
         var sku = ClusterFixture.NewSku("lua-quota");
-        RedisKey[] Keys(params string[] requests) => new[] { RedisKeys.Buyers(sku, 0) }.Concat(requests
-            .SelectMany(r => new[] { RedisKeys.UserUnits(sku, 0, "u"), RedisKeys.Request(sku, 0, "u", r) })).ToArray();
-        RedisValue[] Args(string lookup, params (int Qty, string Order)[] items) =>
-            new RedisValue[] { 3, 3600, lookup }.Concat(items.SelectMany(i => new RedisValue[] { i.Qty, i.Order, 1000, "u" })).ToArray();
+        RedisKey[] keys = [RedisKeys.Units(sku, 0), RedisKeys.Requests(sku, 0)];
+        RedisValue[] Args(string lookup, params (int Qty, string Order, string Request)[] items) =>
+            new RedisValue[] { 3, 3600, lookup }.Concat(items.SelectMany(i => new RedisValue[] { i.Qty, i.Order, 1000, "u", i.Request })).ToArray();
 
-        var first = (RedisResult[])(await RedisScripts.EvaluateAsync(Db, _scripts.Reserve, Keys("a", "b", "c"),
-            Args("0", (2, "o-a"), (1, "o-b"), (1, "o-c"))))!;
-        Assert.Equal([1L, 1L, 0L], first.Select(r => (long)r).ToArray());
-        Assert.Equal(3, (long)await Db.StringGetAsync(RedisKeys.UserUnits(sku, 0, "u")));
-        Assert.Equal(new RedisValue[] { "u" }, await Db.SetMembersAsync(RedisKeys.Buyers(sku, 0)));
+        // The same request twice in one call: the second answers the record the first just wrote.
+        var first = (RedisResult[])(await RedisScripts.EvaluateAsync(Db, _scripts.Reserve, keys,
+            Args("0", (2, "o-a", "a"), (1, "o-b", "b"), (1, "o-c", "c"), (1, "o-a2", "a"))))!;
+        Assert.Equal(["1", "1", "0", "o-a|2|R|-1|1000"], first.Select(r => r.ToString()).ToArray());
+        Assert.Equal(3, (long)await Db.HashGetAsync(RedisKeys.Units(sku, 0), "u"));
+        Assert.Equal(new RedisValue[] { "u" }, await Db.HashKeysAsync(RedisKeys.Units(sku, 0)));
+        Assert.Equal(2, await Db.HashLengthAsync(RedisKeys.Requests(sku, 0)));
 
-        var replay = (RedisResult[])(await RedisScripts.EvaluateAsync(Db, _scripts.Reserve, Keys("a", "zzz"),
-            Args("1", (2, "o-new"), (1, "o-z"))))!;
+        var replay = (RedisResult[])(await RedisScripts.EvaluateAsync(Db, _scripts.Reserve, keys,
+            Args("1", (2, "o-new", "a"), (1, "o-z", "zzz"))))!;
         Assert.Equal("o-a|2|R|-1|1000", (string?)replay[0]);
         Assert.Equal(3, (long)replay[1]);
-        Assert.Equal(3, (long)await Db.StringGetAsync(RedisKeys.UserUnits(sku, 0, "u")));
+        Assert.Equal(3, (long)await Db.HashGetAsync(RedisKeys.Units(sku, 0), "u"));
+    }
+
+    [Fact]
+    public async Task Finalize_marks_a_record_done_or_releases_its_units_and_drops_a_user_left_with_none()
+    {
+        var sku = ClusterFixture.NewSku("lua-finalize");
+        RedisKey[] keys = [RedisKeys.Units(sku, 0), RedisKeys.Requests(sku, 0)];
+        await RedisScripts.EvaluateAsync(Db, _scripts.Reserve, keys,
+            [5, 3600, "0", 1, "o-a", 1000, "u", "a", 2, "o-b", 1000, "u", "b"]);
+
+        // 'D' for a; 'X' for b; a stale 'X' for a (its record is no longer the reserved one) changes nothing.
+        var changed = await RedisScripts.EvaluateAsync(Db, _scripts.Finalize, keys,
+        [
+            "D", 1, "o-a|1|R|-1|1000", "o-a|1|D|2|1000", "u", "a",
+            "X", 2, "o-b|2|R|-1|1000", "", "u", "b",
+            "X", 1, "o-a|1|R|-1|1000", "", "u", "a",
+        ]);
+        Assert.Equal(2, (long)changed);
+        Assert.Equal("o-a|1|D|2|1000", (string?)await Db.HashGetAsync(RedisKeys.Requests(sku, 0), RedisKeys.RequestField("u", "a")));
+        Assert.False(await Db.HashExistsAsync(RedisKeys.Requests(sku, 0), RedisKeys.RequestField("u", "b")));
+        Assert.Equal(1, (long)await Db.HashGetAsync(RedisKeys.Units(sku, 0), "u"));
+
+        // Releasing the last unit the user holds makes them no longer a buyer of the shard.
+        await RedisScripts.EvaluateAsync(Db, _scripts.Finalize, keys, ["X", 1, "o-a|1|D|2|1000", "", "u", "a"]);
+        Assert.Empty(await Db.HashKeysAsync(RedisKeys.Units(sku, 0)));
     }
 
     /// <summary>Runs purchase.lua in bucket 0 for user "u" (limit 3): each answer as the script gives it.</summary>
     private async Task<string[]> PurchaseAsync(string sku, string tx, params (string Order, string Request, string Qty)[] items)
     {
-        var keys = new List<RedisKey> { RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Buyers(sku, 0), RedisKeys.Fence(sku, 0, tx) };
+        RedisKey[] keys = [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Units(sku, 0), RedisKeys.Requests(sku, 0), RedisKeys.Fence(sku, 0, tx)];
         var args = new List<RedisValue> { 0, 3600, 3, 3600 };
         foreach (var (order, request, qty) in items)
         {
-            keys.AddRange([RedisKeys.UserUnits(sku, 0, "u"), RedisKeys.Request(sku, 0, "u", request)]);
             args.AddRange([order, "u", request, qty]);
         }
 
-        var results = (RedisResult[])(await RedisScripts.EvaluateAsync(Db, _scripts.Purchase, keys.ToArray(), args.ToArray()))!;
+        var results = (RedisResult[])(await RedisScripts.EvaluateAsync(Db, _scripts.Purchase, keys, args.ToArray()))!;
         return results.Select(r => r.ToString()).ToArray();
     }
 
     private async Task<string[]> FenceAsync(string sku, string tx, params (string Request, string Order)[] probes)
     {
-        var keys = new[] { RedisKeys.Fence(sku, 0, tx) }.Concat(probes.Select(p => RedisKeys.Request(sku, 0, "u", p.Request))).ToArray();
-        var args = new RedisValue[] { 3600 }.Concat(probes.Select(p => (RedisValue)(p.Order + "|"))).ToArray();
+        var keys = new[] { RedisKeys.Fence(sku, 0, tx) }.Concat(probes.Select(_ => RedisKeys.Requests(sku, 0))).ToArray();
+        var args = new RedisValue[] { 3600 }.Concat(probes.SelectMany(p => new RedisValue[] { RedisKeys.RequestField("u", p.Request), p.Order + "|" })).ToArray();
         var results = (RedisResult[])(await RedisScripts.EvaluateAsync(Db, _scripts.Fence, keys, args))!;
         return results.Select(r => r.ToString()).ToArray();
     }
@@ -159,7 +184,7 @@ public sealed class ScriptTests(ClusterFixture fixture)
         Assert.Matches(@"^\d+-\d+$", first[2]);
         Assert.Equal("L", first[3]);
         Assert.StartsWith("Eo-a|2|D|0|", first[4]);
-        Assert.Equal(3, (long)await Db.StringGetAsync(RedisKeys.UserUnits(sku, 0, "u")));
+        Assert.Equal(3, (long)await Db.HashGetAsync(RedisKeys.Units(sku, 0), "u"));
         Assert.Equal(2, await Db.StreamLengthAsync(RedisKeys.Log(sku, 0)));
         Assert.Equal("C", (string?)await Db.StringGetAsync(RedisKeys.Fence(sku, 0, "t1")));
 
@@ -170,13 +195,26 @@ public sealed class ScriptTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task The_scripts_name_a_request_record_as_RequestField_does_for_user_ids_with_separators_and_non_ASCII()
+    {
+        var sku = ClusterFixture.NewSku("lua-field");
+        await Db.StringSetAsync(RedisKeys.Stock(sku, 0), 5);
+        RedisKey[] keys = [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Units(sku, 0), RedisKeys.Requests(sku, 0), RedisKeys.Fence(sku, 0, "t")];
+        // ("b:ü", "c") and ("b", "ü:c") would share "b:ü:c" without the length prefix; Lua counts bytes, not chars.
+        await RedisScripts.EvaluateAsync(Db, _scripts.Purchase, keys, [0, 3600, 3, 3600, "o-1", "b:ü", "c", 1, "o-2", "b", "ü:c", 1]);
+        Assert.StartsWith("o-1|", (string?)await Db.HashGetAsync(RedisKeys.Requests(sku, 0), RedisKeys.RequestField("b:ü", "c")));
+        Assert.StartsWith("o-2|", (string?)await Db.HashGetAsync(RedisKeys.Requests(sku, 0), RedisKeys.RequestField("b", "ü:c")));
+        Assert.Equal("4:b:ü:c", RedisKeys.RequestField("b:ü", "c"));
+    }
+
+    [Fact]
     public async Task Purchase_answers_S_when_the_bucket_has_too_little_and_writes_nothing()
     {
         var sku = ClusterFixture.NewSku("lua-purchase-short");
         await Db.StringSetAsync(RedisKeys.Stock(sku, 0), 1);
         Assert.Equal(new[] { "1", "S" }, await PurchaseAsync(sku, "t1", ("o-a", "a", "2")));
-        Assert.False(await Db.KeyExistsAsync(RedisKeys.Request(sku, 0, "u", "a")));
-        Assert.False(await Db.KeyExistsAsync(RedisKeys.UserUnits(sku, 0, "u")));
+        Assert.False(await Db.KeyExistsAsync(RedisKeys.Requests(sku, 0)));
+        Assert.False(await Db.KeyExistsAsync(RedisKeys.Units(sku, 0)));
         Assert.False(await Db.KeyExistsAsync(RedisKeys.Log(sku, 0)));
     }
 
@@ -189,7 +227,7 @@ public sealed class ScriptTests(ClusterFixture fixture)
         Assert.Equal(new[] { "X" }, await FenceAsync(sku, "late", ("a", "o-a")));
         Assert.Equal(new[] { "-3" }, await PurchaseAsync(sku, "late", ("o-a", "a", "1")));
         Assert.Equal(5, (long)await Db.StringGetAsync(RedisKeys.Stock(sku, 0)));
-        Assert.False(await Db.KeyExistsAsync(RedisKeys.Request(sku, 0, "u", "a")));
+        Assert.False(await Db.KeyExistsAsync(RedisKeys.Requests(sku, 0)));
         // Asked again, the answer stays a rollback.
         Assert.Equal(new[] { "X" }, await FenceAsync(sku, "late", ("a", "o-a")));
 
@@ -223,14 +261,14 @@ public sealed class ScriptTests(ClusterFixture fixture)
         Assert.Single(bucketSlots);
         var quotaSlots = new[]
         {
-            RedisKeys.UserUnits(sku, 3, "u"), RedisKeys.Request(sku, 3, "u", "r"), RedisKeys.Request(sku, 3, "other", "x"), RedisKeys.Buyers(sku, 3),
+            RedisKeys.Units(sku, 3), RedisKeys.Requests(sku, 3),
         }.Select(k => KeySlot.Of(k!)).Distinct().ToArray();
         Assert.Single(quotaSlots);
         // Quota shard N lives in bucket N's slot, with the transaction fences: a home purchase is one script.
         var home = new[]
         {
-            RedisKeys.Stock(sku, 3), RedisKeys.Log(sku, 3), RedisKeys.UserUnits(sku, 3, "u"), RedisKeys.Request(sku, 3, "u", "r"),
-            RedisKeys.Buyers(sku, 3), RedisKeys.Fence(sku, 3, "tx"),
+            RedisKeys.Stock(sku, 3), RedisKeys.Log(sku, 3), RedisKeys.Units(sku, 3), RedisKeys.Requests(sku, 3),
+            RedisKeys.Fence(sku, 3, "tx"),
         }.Select(k => KeySlot.Of(k!)).Distinct();
         Assert.Single(home);
         // Buckets of one SKU are spread over slots (and so over the masters of a Redis Cluster).

@@ -109,26 +109,26 @@ public sealed class PurchaseTests(ClusterFixture fixture)
         Assert.Equal(PurchaseOutcome.Created, first.Outcome);
         Assert.Equal(PurchaseOutcome.Created, second.Outcome);
 
-        // The shard's buyers set, the user's counter and both request records: none may expire before the sale's
-        // end plus its payment timeout, none may outlive the retention after that, and none may be left without a
-        // TTL (the buyers set's is set once per batch).
+        // The shard's counters and request records (two hashes, holding the user's counter and both records): neither
+        // may expire before the sale's end plus its payment timeout, outlive the retention after that, or be left
+        // without a TTL (set once per batch).
         var shard = GrainKeys.QuotaShard("ttl-user", sale.QuotaShards);
         var db = fixture.Redis.GetDatabase();
         var least = TimeSpan.FromDays(1) + TimeSpan.FromSeconds(sale.PaymentTimeoutSeconds);
         var lifetime = least + new DeductionOptions().RecordTtl;
         foreach (var key in new[]
         {
-            RedisKeys.Buyers(sale.Sku, shard),
-            RedisKeys.UserUnits(sale.Sku, shard, "ttl-user"),
-            RedisKeys.Request(sale.Sku, shard, "ttl-user", "r1"),
-            RedisKeys.Request(sale.Sku, shard, "ttl-user", "r2"),
+            RedisKeys.Units(sale.Sku, shard),
+            RedisKeys.Requests(sale.Sku, shard),
         })
         {
             var ttl = await db.KeyTimeToLiveAsync(key);
             Assert.True(ttl is { } t && t > least && t <= lifetime, $"{key}: TTL {ttl?.ToString() ?? "none"}");
         }
 
-        Assert.Equal(2, (long)await db.StringGetAsync(RedisKeys.UserUnits(sale.Sku, shard, "ttl-user")));
+        Assert.Equal(2, (long)await db.HashGetAsync(RedisKeys.Units(sale.Sku, shard), "ttl-user"));
+        Assert.True(await db.HashExistsAsync(RedisKeys.Requests(sale.Sku, shard), RedisKeys.RequestField("ttl-user", "r1")));
+        Assert.True(await db.HashExistsAsync(RedisKeys.Requests(sale.Sku, shard), RedisKeys.RequestField("ttl-user", "r2")));
     }
 
     [Fact]

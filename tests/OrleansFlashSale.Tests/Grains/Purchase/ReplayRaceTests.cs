@@ -17,8 +17,8 @@ public sealed class ReplayRaceTests(ClusterFixture fixture)
     private async Task ReserveAsync(SaleDefinition sale, int shard, string user, string request, string orderId)
     {
         var answer = (RedisResult[])(await RedisScripts.EvaluateAsync(fixture.Redis.GetDatabase(), _scripts.Reserve,
-            [RedisKeys.Buyers(sale.Sku, shard), RedisKeys.UserUnits(sale.Sku, shard, user), RedisKeys.Request(sale.Sku, shard, user, request)],
-            [sale.PerUserLimit, 3600, "0", 1, orderId, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), user]))!;
+            [RedisKeys.Units(sale.Sku, shard), RedisKeys.Requests(sale.Sku, shard)],
+            [sale.PerUserLimit, 3600, "0", 1, orderId, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), user, request]))!;
         Assert.Equal(1, (long)answer[0]);
     }
 
@@ -44,7 +44,7 @@ public sealed class ReplayRaceTests(ClusterFixture fixture)
         }
 
         Assert.Equal(9, (await fixture.RedisStockAsync(sale.Sku, 2)).Sum());
-        Assert.Equal(1, (long)await fixture.Redis.GetDatabase().StringGetAsync(RedisKeys.UserUnits(sale.Sku, shard, user)));
+        Assert.Equal(1, (long)await fixture.Redis.GetDatabase().HashGetAsync(RedisKeys.Units(sale.Sku, shard), user));
 
         // And the buyer's next retry gets the same order again.
         var again = await fixture.Client.Quota(sale.Sku, shard).PurchaseAsync(new PurchaseRequest(sale.Sku, user, request, 1));

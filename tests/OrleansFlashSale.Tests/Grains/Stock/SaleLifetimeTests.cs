@@ -37,11 +37,14 @@ public sealed class SaleLifetimeTests(ClusterFixture fixture)
         var least = life + PaymentTimeout;
         foreach (var user in new[] { home, overflow })
         {
-            foreach (var key in new[] { RedisKeys.UserUnits(sale.Sku, 0, user), RedisKeys.Request(sale.Sku, 0, user, "r1") })
-            {
-                var ttl = await Db.KeyTimeToLiveAsync(key);
-                Assert.True(ttl > least && ttl <= least + Retention, $"{key}: TTL {ttl}, expected more than {least}");
-            }
+            Assert.Equal(1, (long)await Db.HashGetAsync(RedisKeys.Units(sale.Sku, 0), user));
+            Assert.True(await Db.HashExistsAsync(RedisKeys.Requests(sale.Sku, 0), RedisKeys.RequestField(user, "r1")));
+        }
+
+        foreach (var key in new[] { RedisKeys.Units(sale.Sku, 0), RedisKeys.Requests(sale.Sku, 0) })
+        {
+            var ttl = await Db.KeyTimeToLiveAsync(key);
+            Assert.True(ttl > least && ttl <= least + Retention, $"{key}: TTL {ttl}, expected more than {least}");
         }
     }
 
@@ -51,7 +54,7 @@ public sealed class SaleLifetimeTests(ClusterFixture fixture)
         var sale = await fixture.CreateSaleAsync("open", stock: 10, buckets: 2, perUserLimit: 1, quotaShards: 2);
         var buyer = UserOfShard(0, "b");
         Assert.Equal(PurchaseOutcome.Created, (await fixture.BuyAsync(sale, buyer, "r1")).Outcome);
-        RedisKey[] records = [RedisKeys.UserUnits(sale.Sku, 0, buyer), RedisKeys.Request(sale.Sku, 0, buyer, "r1"), RedisKeys.Buyers(sale.Sku, 0)];
+        RedisKey[] records = [RedisKeys.Units(sale.Sku, 0), RedisKeys.Requests(sale.Sku, 0)];
         foreach (var key in records)
         {
             Assert.True(await Db.KeyExistsAsync(key), $"{key} should exist");
