@@ -65,6 +65,9 @@ public sealed record BenchSettings(bool Quick, SaleShape? Sales = null)
     public TimeSpan GatewayWarmup => Quick ? TimeSpan.FromSeconds(2) : TimeSpan.FromSeconds(12);
 
     public TimeSpan Measure => Quick ? TimeSpan.FromSeconds(5) : TimeSpan.FromSeconds(15);
+
+    /// <summary>The longest a warm-up goes on waiting for the stack's JIT to settle (<see cref="RuntimeWarmth"/>).</summary>
+    public TimeSpan JitSettleLimit => Quick ? TimeSpan.FromSeconds(10) : TimeSpan.FromSeconds(30);
 }
 
 /// <summary>Buckets and quota shards of a benchmark's sale; one shard per bucket, so shard i's users prefer bucket i.</summary>

@@ -4,20 +4,23 @@ namespace OrleansFlashSale.Bench;
 
 /// <summary>
 /// Closed-loop load: <c>workers</c> loops each start an operation only when their previous one has finished. Runs a
-/// warm-up, then a measured window, then stops starting operations and waits for those in flight.
+/// warm-up (at least <see cref="BenchSettings.Warmup"/>, then on until the stack's JIT settles:
+/// <see cref="RuntimeWarmth"/>), then a measured window, then stops starting operations and waits for those in flight.
 /// </summary>
 public static class LoadRunner
 {
     /// <summary>What one run did. <see cref="Measured"/> counts the successes that completed inside the window.</summary>
     public sealed record Outcome(long Started, long Succeeded, long Measured, TimeSpan Window, IReadOnlyDictionary<string, TimeSpan> Cpu,
-        DateTimeOffset WindowStart, DateTimeOffset WindowEnd, IReadOnlyDictionary<string, string>? Calls = null)
+        DateTimeOffset WindowStart, DateTimeOffset WindowEnd, IReadOnlyDictionary<string, string>? Calls = null,
+        RuntimeWarmth.Result? Warmth = null)
     {
         /// <summary>CPU per counted operation of each process of the stack over the window (see <see cref="StackCpu"/>).</summary>
         public IEnumerable<KeyValuePair<string, string>> CpuDetails => StackCpu.PerOperation(Cpu, Measured);
 
         /// <summary>The counted run, with <paramref name="details"/> and the CPU per operation.</summary>
         public BenchRun ToRun(IReadOnlyDictionary<string, string> details) =>
-            new(Measured, Window, details.Concat(CpuDetails).Concat(Calls ?? new Dictionary<string, string>()).ToDictionary());
+            new(Measured, Window, details.Concat(CpuDetails).Concat(Calls ?? new Dictionary<string, string>())
+                .Concat(Warmth is null ? [] : [new("warm-up", Warmth.ToString())]).ToDictionary());
     }
 
     /// <param name="operation">
@@ -46,6 +49,13 @@ public static class LoadRunner
 
         // Sampling the success counter at the window's edges keeps warm-up and drain out of the figure.
         await Task.WhenAny(all, Task.Delay(settings.Warmup));
+        RuntimeWarmth.Result? warmth = null;
+        if (!all.IsCompleted)
+        {
+            progress.Status($"{label}: warming up until the stack's JIT settles");
+            warmth = await RuntimeWarmth.WaitAsync(settings.JitSettleLimit);
+        }
+
         await using var calls = await ServiceCalls.StartAsync();
         var atStart = Interlocked.Read(ref succeeded);
         var cpu = StackCpu.Start();
@@ -67,6 +77,7 @@ public static class LoadRunner
         Volatile.Write(ref stop, 1);
         // A failed operation surfaces here: the run is then not reported.
         await all;
-        return new Outcome(Interlocked.Read(ref next) + 1, Interlocked.Read(ref succeeded), atEnd - atStart, window, used, windowStartUtc, windowEndUtc, served);
+        return new Outcome(Interlocked.Read(ref next) + 1, Interlocked.Read(ref succeeded), atEnd - atStart, window, used, windowStartUtc, windowEndUtc, served,
+            warmth);
     }
 }

@@ -22,6 +22,9 @@ public static class TelemetryExtensions
     /// <summary>Orleans' own meter (membership, messaging, grain counts).</summary>
     public const string OrleansMeter = "Microsoft.Orleans";
 
+    /// <summary>The runtime's own meter (GC, JIT, thread pool, exceptions): what a process spends besides the work.</summary>
+    public const string RuntimeMeter = "System.Runtime";
+
     /// <summary>Orleans' activity sources: grain calls as seen by caller and callee (with AddActivityPropagation).</summary>
     public static readonly string[] OrleansSources = ["Microsoft.Orleans.Runtime", "Microsoft.Orleans.Application"];
 
@@ -57,7 +60,7 @@ public static class TelemetryExtensions
             .ConfigureResource(resource => resource.AddService(serviceName, serviceInstanceId: Environment.MachineName))
             .WithMetrics(metrics =>
             {
-                metrics.AddMeter([.. meters, OrleansMeter])
+                metrics.AddMeter([.. meters, OrleansMeter, RuntimeMeter])
                     .AddAspNetCoreInstrumentation();
                 if (options.Prometheus)
                 {
