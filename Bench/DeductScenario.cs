@@ -58,7 +58,7 @@ public static class DeductScenario
 
             rejected.AddOrUpdate(result.Outcome, 1, (_, c) => c + 1);
             return false;
-        }, progress, $"grains, {concurrency} callers");
+        }, progress, $"grains, {concurrency} callers", warmStack: true);
 
         var status = await grains.Product(sku).GetStatusAsync(refresh: true)
             ?? throw new BenchCheckException($"deduct: the sale {sku} has no status");

@@ -27,8 +27,12 @@ public static class LoadRunner
     /// Given the worker's index (so a worker can own a connection) and a unique sequence number; returns true for a
     /// success. An exception ends the run.
     /// </param>
+    /// <param name="warmStack">
+    /// The operation goes through the silo: the warm-up goes on until its JIT settles. Baselines that only reach Redis
+    /// or MariaDB from the bench process do not wait.
+    /// </param>
     public static async Task<Outcome> RunAsync(int workers, BenchSettings settings, Func<int, long, Task<bool>> operation,
-        IBenchProgress progress, string label)
+        IBenchProgress progress, string label, bool warmStack = false)
     {
         long next = -1;
         long succeeded = 0;
@@ -50,7 +54,7 @@ public static class LoadRunner
         // Sampling the success counter at the window's edges keeps warm-up and drain out of the figure.
         await Task.WhenAny(all, Task.Delay(settings.Warmup));
         RuntimeWarmth.Result? warmth = null;
-        if (!all.IsCompleted)
+        if (warmStack && !all.IsCompleted)
         {
             progress.Status($"{label}: warming up until the stack's JIT settles");
             warmth = await RuntimeWarmth.WaitAsync(settings.JitSettleLimit);

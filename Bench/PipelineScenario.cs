@@ -46,7 +46,7 @@ public static class PipelineScenario
 
             Interlocked.Increment(ref refused);
             return false;
-        }, progress, pace is { } target ? $"pipeline: {Callers} callers paced at {target:N0}/s" : $"pipeline: {Callers} callers");
+        }, progress, pace is { } target ? $"pipeline: {Callers} callers paced at {target:N0}/s" : $"pipeline: {Callers} callers", warmStack: true);
         var loadEnded = Stopwatch.StartNew();
 
         var reads = PersistScenario.Reads(mysql);

@@ -19,8 +19,12 @@ public static class RuntimeWarmth
 
     private const string Counter = "dotnet_jit_compilation_time_seconds_total";
 
-    /// <summary>JIT time per second of load below which a process counts as warm: 2 % of one core.</summary>
-    private static readonly TimeSpan Warm = TimeSpan.FromMilliseconds(20);
+    /// <summary>
+    /// JIT time per second below which a process counts as warm: 5 % of one core. Not zero: a silo keeps promoting
+    /// methods its timers call (membership, statistics, the dashboard's profiler) for minutes after it started, at
+    /// 10–20 % of a core in its first minute even without load, then less and less.
+    /// </summary>
+    private static readonly TimeSpan Warm = TimeSpan.FromMilliseconds(50);
 
     /// <summary>How a wait ended: how long it took, and whether every process was warm by then.</summary>
     public sealed record Result(TimeSpan Waited, bool Settled, double LastJitShare)
@@ -30,7 +34,7 @@ public static class RuntimeWarmth
             + $" (last second {LastJitShare * 100:F1} % of one core)";
     }
 
-    /// <summary>Samples every second until no process compiled for more than 2 % of a core, or <paramref name="limit"/>.</summary>
+    /// <summary>Samples every second until no process compiled for more than 5 % of a core, or <paramref name="limit"/>.</summary>
     public static async Task<Result> WaitAsync(TimeSpan limit, CancellationToken cancellationToken = default)
     {
         string[] urls = [.. new[] { SiloVariable, GatewayVariable }

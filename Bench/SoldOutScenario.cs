@@ -50,7 +50,7 @@ public static class SoldOutScenario
 
             Interlocked.Increment(ref wrong);
             return false;
-        }, progress, $"cluster-client floor, {MostCallers} callers");
+        }, progress, $"cluster-client floor, {MostCallers} callers", warmStack: true);
 
         if (wrong > 0 || outcome.Succeeded != outcome.Started)
         {
@@ -91,7 +91,7 @@ public static class SoldOutScenario
 
             other.AddOrUpdate(result.Outcome, 1, (_, c) => c + 1);
             return false;
-        }, progress, $"grains, sold out, {concurrency} callers");
+        }, progress, $"grains, sold out, {concurrency} callers", warmStack: true);
 
         var status = await grains.Product(sku).GetStatusAsync(refresh: true)
             ?? throw new BenchCheckException($"soldout: the sale {sku} has no status");
