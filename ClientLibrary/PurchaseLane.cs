@@ -89,6 +89,11 @@ internal sealed class PurchaseLane(
                     p.Answer.TrySetResult(Unavailable);
                 }
             }
+
+            // The answers' continuations were just queued to this thread's own pool queue, which it runs before
+            // anything from the global queue: yielding lets callers that buy again at once (a closed loop, a
+            // keep-alive connection's next request) join the next call instead of each starting a call of one.
+            await Task.Yield();
         }
     }
 
