@@ -24,10 +24,19 @@ public static class DeductScenario
             (grains, concurrency) => RunGrainsAsync(grains, concurrency, settings, progress),
             (concurrency, measured, baseline) => Figure(concurrency, measured, baseline, settings, paced: false),
             progress,
-            // The default sale only: the paced figure adds a run and its drain.
-            settings.Sales is not null ? null : (grains, baselines) => PacedWriter.RunAsync(grains,
-                () => RunGrainsAsync(grains, MostCallers, settings, progress),
-                measured => Figure(MostCallers, measured, baselines[MostCallers], settings, paced: true), progress));
+            // The default sale only: each paced figure adds a run and its drain.
+            settings.Sales is not null ? null : async (grains, baselines) =>
+            {
+                var paced = new List<BenchFigure>();
+                foreach (var concurrency in Concurrencies)
+                {
+                    paced.Add(await PacedWriter.RunAsync(grains,
+                        () => RunGrainsAsync(grains, concurrency, settings, progress),
+                        measured => Figure(concurrency, measured, baselines[concurrency], settings, paced: true), progress));
+                }
+
+                return paced;
+            });
 
     private static BenchFigure Figure(int concurrency, BenchRun measured, BenchRun baseline, BenchSettings settings, bool paced) =>
         new(Name, $"{concurrency} callers, {settings.Shape.Buckets} buckets" + (paced ? ", writer paced" : ""), "purchases/s", measured.PerSecond,

@@ -14,7 +14,7 @@ public static class GrainsVsRawLua
 {
     public const int Users = 100_000;
 
-    private static readonly int[] Concurrencies = [256, MostCallers];
+    public static readonly IReadOnlyList<int> Concurrencies = [256, MostCallers];
 
     /// <summary>The larger of the two concurrencies every grains-vs-raw scenario runs.</summary>
     public const int MostCallers = 1024;
@@ -27,7 +27,7 @@ public static class GrainsVsRawLua
         Func<IClusterClient, int, Task<BenchRun>> runGrains,
         Func<int, BenchRun, BenchRun, BenchFigure> figure,
         IBenchProgress progress,
-        Func<IClusterClient, IReadOnlyDictionary<int, BenchRun>, Task<BenchFigure>>? extra = null)
+        Func<IClusterClient, IReadOnlyDictionary<int, BenchRun>, Task<IReadOnlyList<BenchFigure>>>? extra = null)
     {
         var (redis, clusterId, serviceId) = ClusterClient.FromEnvironment();
         var baselines = new Dictionary<int, BenchRun>();
@@ -57,7 +57,7 @@ public static class GrainsVsRawLua
 
             if (extra is not null)
             {
-                figures.Add(await extra(grains, baselines));
+                figures.AddRange(await extra(grains, baselines));
             }
 
             return figures;

@@ -11,7 +11,7 @@ namespace OrleansFlashSale.Bench;
 /// number of orders, extrapolated linearly to one million, and its growth per bucket grain activated. RSS is what
 /// the operator pays for; it includes garbage the GC has not collected yet, so these are upper bounds, not the size
 /// of the objects a grain keeps. Also Redis's <c>used_memory</c> (summed over the primaries) over the same orders:
-/// what the request records, user counters, order markers, order index and buyers sets of a sale cost until their
+/// what the request records, user counters, order markers and order index of a sale cost until their
 /// TTL (<c>FlashSale:Deduction:RecordTtlHours</c>), for sizing <c>maxmemory</c>.
 /// </summary>
 public static class MemoryScenario

@@ -23,7 +23,8 @@ public sealed class ServiceCalls : IAsyncDisposable
     private readonly ConnectionMultiplexer? _redis;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(3) };
     private readonly string? _monitor = Environment.GetEnvironmentVariable(MonitorVariable);
-    private Snapshot _start = new([], null, null);
+    private readonly string? _silo = Environment.GetEnvironmentVariable(RuntimeWarmth.SiloVariable);
+    private Snapshot _start = new([], null, null, null);
 
     private ServiceCalls(ConnectionMultiplexer? redis) => _redis = redis;
 
@@ -46,7 +47,8 @@ public sealed class ServiceCalls : IAsyncDisposable
 
     /// <summary>
     /// Detail entries over the window, per counted operation: "redis cmds/op", "redis cmds/op EVALSHA" (and the
-    /// other commands that make up at least 5 % of them), "jetstream api/op".
+    /// other commands that make up at least 5 % of them), "jetstream api/op"; and, when the silo's bucket scripts
+    /// ran in the window, the purchases and deductions one script call carried on average.
     /// </summary>
     public async Task<IReadOnlyDictionary<string, string>> StopAsync(long operations)
     {
@@ -70,6 +72,11 @@ public sealed class ServiceCalls : IAsyncDisposable
         else
         {
             details["redis cmds/op"] = "not measured: " + (end.Error ?? _start.Error ?? "no Redis connection string");
+        }
+
+        if (end.Scripts is { } s1 && _start.Scripts is { } s0 && s1.Calls > s0.Calls)
+        {
+            details["purchases per bucket script"] = ((s1.Items - s0.Items) / (s1.Calls - s0.Calls)).ToString("F1", CultureInfo.InvariantCulture);
         }
 
         details["jetstream api/op"] = end.JetStreamApi is { } after && _start.JetStreamApi is { } before
@@ -123,7 +130,7 @@ public sealed class ServiceCalls : IAsyncDisposable
             }
         }
 
-        return new Snapshot(redis, await JetStreamApiAsync(), error);
+        return new Snapshot(redis, await JetStreamApiAsync(), error, await ScriptBatchesAsync());
     }
 
     private async Task<long?> JetStreamApiAsync()
@@ -144,5 +151,41 @@ public sealed class ServiceCalls : IAsyncDisposable
         }
     }
 
-    private sealed record Snapshot(Dictionary<string, long> Redis, long? JetStreamApi, string? Error);
+    /// <summary>
+    /// The silo's bucket script calls so far and the purchases and deductions they carried
+    /// (<c>flashsale.deduct.batch_size</c>), or null when the silo's metrics do not answer. Only the first silo.
+    /// </summary>
+    private async Task<(double Items, double Calls)?> ScriptBatchesAsync()
+    {
+        if (_silo is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            var text = await _http.GetStringAsync(_silo.TrimEnd('/') + "/metrics");
+            return (Sample(text, "flashsale_deduct_batch_size_sum") ?? 0, Sample(text, "flashsale_deduct_batch_size_count") ?? 0);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+        {
+            return null;
+        }
+    }
+
+    private static double? Sample(string exposition, string name)
+    {
+        foreach (var line in exposition.AsSpan().EnumerateLines())
+        {
+            if (line.StartsWith(name) && line.Length > name.Length && line[name.Length] is '{' or ' '
+                && double.TryParse(line[(line.LastIndexOf(' ') + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
+            {
+                return value;
+            }
+        }
+
+        return null;
+    }
+
+    private sealed record Snapshot(Dictionary<string, long> Redis, long? JetStreamApi, string? Error, (double Items, double Calls)? Scripts);
 }

@@ -27,7 +27,7 @@ public static class SoldOutScenario
                 "callers in the bench process, one shared ConnectionMultiplexer: every call asks Redis and is refused",
                 TargetRatio: 3.0, null, Details(measured, baseline)),
             progress,
-            (grains, baselines) => RunFloorAsync(grains, baselines[MostCallers], settings, progress));
+            async (grains, baselines) => [await RunFloorAsync(grains, baselines[MostCallers], settings, progress)]);
 
     /// <summary>
     /// The cheapest answer a grain can give through the cluster client, under the same load: what a sold-out answer
