@@ -1,7 +1,7 @@
 namespace OrleansFlashSale.Grains;
 
 /// <summary>
-/// How long a sale's per-user counters, request records and buyers set live in Redis. They carry the per-user
+/// How long a sale's per-user counters and request records live in Redis. They carry the per-user
 /// limit and the replay answers, so they must outlive every purchase the sale can still see: its end plus the
 /// payment timeout (a cancel or an expiry still returns units until then), plus the retention operators chose
 /// (<c>FlashSale:Deduction:RecordTtlHours</c>) for late replays, check-backs and repairs. A sale without an end keeps

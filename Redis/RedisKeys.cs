@@ -63,7 +63,7 @@ public static class RedisKeys
     /// <summary>
     /// The shard's request records, a hash of <see cref="RequestField"/> → record. Hashes rather than a key per
     /// record: a script reads all of a batch's records and counters with two HMGETs and writes them with two HSETs,
-    /// and Redis keeps two keys per shard instead of two per purchase (docs/performance.md, "Records in hashes").
+    /// and Redis keeps two keys per shard instead of two per purchase (docs/hot-path.md, "Records in hashes").
     /// </summary>
     public static RedisKey Requests(string sku, int shard) => $"{QuotaTag(sku, shard)}:requests";
 

@@ -14,7 +14,7 @@ namespace OrleansFlashSale.Client.Api;
 /// cancel and expiry) or at once when this gateway sees a purchase succeed.</item>
 /// <item>A replay of an earlier success must still get its order, and the gateway cannot tell a replay from a new
 /// request. Only a user who holds units can be replaying a success, so the cache starts answering only after it
-/// has read the sale's buyers (every quota shard's buyers set, read after the sold-out answer, hence holding
+/// has read the sale's buyers (every quota shard's unit counters, read after the sold-out answer, hence holding
 /// everyone who bought before it); requests of those users, and of users this gateway saw succeed since, go to the
 /// quota grain as before. Everyone else gets the very same 409 <c>sold_out</c> problem the grain would give.</item>
 /// <item>A sale whose end has passed is forwarded, so the buyer hears <c>ended</c> as before.</item>

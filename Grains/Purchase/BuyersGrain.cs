@@ -4,8 +4,9 @@ using OrleansFlashSale.Redis;
 namespace OrleansFlashSale.Grains;
 
 /// <summary>
-/// Reads the shards' buyers sets (the ones reserve.lua adds to and finalize.lua removes from) in one fan-out. A
-/// stateless worker: it keeps nothing, and a sold-out sale's gateways may ask at the same moment.
+/// Reads the shards' buyers in one fan-out: the fields of their unit counter hashes, which purchase.lua and
+/// reserve.lua add and finalize.lua removes once a user holds none. A stateless worker: it keeps nothing, and a
+/// sold-out sale's gateways may ask at the same moment.
 /// </summary>
 [StatelessWorker]
 public sealed class BuyersGrain(RedisConnection redis) : Grain, IBuyersGrain
