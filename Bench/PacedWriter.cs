@@ -4,7 +4,7 @@ using System.Text.Json;
 namespace OrleansFlashSale.Bench;
 
 /// <summary>
-/// The deduct figure with the order writer paced (<see cref="IWriterPaceGrain"/>): JetStream holds the window's
+/// Figures with the order writer paced (<see cref="IWriterPaceGrain"/>): JetStream holds the window's
 /// orders and MySQL takes them at <see cref="OrdersPerSecond"/>, the seed's "the queue absorbs the burst". It is
 /// reported with what it costs later: the drain, from the end of the window until MySQL holds every acknowledged
 /// order of the run with the writer back at full speed. The full-speed figures of the same run stay beside it.
@@ -19,65 +19,85 @@ public static class PacedWriter
     public static async Task<BenchFigure> RunAsync(IClusterClient grains, Func<Task<BenchRun>> run, Func<BenchRun, BenchFigure> figure,
         IBenchProgress progress)
     {
+        await using var pace = await StartAsync(grains, "deduct", progress);
+        var measured = await run();
+        var drain = await pace.LiftAndDrainAsync(measured.Details["sku"],
+            long.Parse(measured.Details["acknowledged"], System.Globalization.CultureInfo.InvariantCulture));
+        return figure(measured with { Details = new Dictionary<string, string>(measured.Details).Concat(drain).ToDictionary() });
+    }
+
+    /// <summary>
+    /// Waits until the writer has stored earlier runs' orders, then paces it at <see cref="OrdersPerSecond"/> until
+    /// <see cref="Pace.LiftAndDrainAsync"/> or disposal.
+    /// </summary>
+    public static async Task<Pace> StartAsync(IClusterClient grains, string scenario, IBenchProgress progress)
+    {
         // Earlier runs' orders first: a pace set while the writer consumes a backlog sends what it had pulled ahead
         // back after the ack wait, which would count in this run's drain.
-        progress.Status("deduct, writer paced: waiting for the writer to catch up on earlier runs");
-        await WaitForWriterAsync(TimeSpan.FromMinutes(10));
+        progress.Status($"{scenario}, writer paced: waiting for the writer to catch up on earlier runs");
+        await WaitForWriterAsync(scenario, TimeSpan.FromMinutes(10));
 
-        var pace = grains.GetGrain<IWriterPaceGrain>(0);
-        await pace.SetAsync(OrdersPerSecond);
-        try
+        var grain = grains.GetGrain<IWriterPaceGrain>(0);
+        await grain.SetAsync(OrdersPerSecond);
+        var pace = new Pace(grain, scenario, progress);
+        // Every silo rereads the pace within a second.
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        return pace;
+    }
+
+    /// <summary>The writer paced for one run; disposing it puts the writer back at full speed.</summary>
+    public sealed class Pace(IWriterPaceGrain grain, string scenario, IBenchProgress progress) : IAsyncDisposable
+    {
+        /// <summary>
+        /// Puts the writer back at full speed and waits until MySQL holds the run's <paramref name="orders"/> orders of
+        /// <paramref name="sku"/>: the drain, reported as details (what MySQL held when the pace was lifted, seconds,
+        /// orders/s). More or fewer orders than that in the end fails the run.
+        /// </summary>
+        public async Task<IReadOnlyDictionary<string, string>> LiftAndDrainAsync(string sku, long orders)
         {
-            // Every silo rereads the pace within a second.
-            await Task.Delay(TimeSpan.FromSeconds(2));
-            var measured = await run();
-            var sku = measured.Details["sku"];
-            var acknowledged = long.Parse(measured.Details["acknowledged"], System.Globalization.CultureInfo.InvariantCulture);
             var storedWhilePaced = await StoredAsync(sku);
             var drain = Stopwatch.StartNew();
-            await pace.SetAsync(0);
-            progress.Status($"deduct, writer paced: draining {acknowledged - storedWhilePaced:N0} orders into MySQL");
+            await grain.SetAsync(0);
+            progress.Status($"{scenario}, writer paced: draining {orders - storedWhilePaced:N0} orders into MySQL");
             long stored;
-            while ((stored = await StoredAsync(sku)) < acknowledged)
+            while ((stored = await StoredAsync(sku)) < orders)
             {
                 if (drain.Elapsed > DrainLimit)
                 {
-                    throw new BenchCheckException($"deduct paced {sku}: {stored:N0} of {acknowledged:N0} orders in MySQL after {DrainLimit}; no figure");
+                    throw new BenchCheckException($"{scenario} paced {sku}: {stored:N0} of {orders:N0} orders in MySQL after {DrainLimit}; no figure");
                 }
 
                 await Task.Delay(200);
             }
 
-            if (stored != acknowledged)
+            if (stored != orders)
             {
-                throw new BenchCheckException($"deduct paced {sku}: {stored:N0} orders in MySQL for {acknowledged:N0} acknowledged; no figure");
+                throw new BenchCheckException($"{scenario} paced {sku}: {stored:N0} orders in MySQL for {orders:N0} acknowledged; no figure");
             }
 
             var seconds = drain.Elapsed.TotalSeconds;
-            var details = new Dictionary<string, string>(measured.Details)
+            var invariant = System.Globalization.CultureInfo.InvariantCulture;
+            return new Dictionary<string, string>
             {
                 ["writer pace"] = $"{OrdersPerSecond:N0} orders/s during the window, full speed after it",
-                ["in MySQL at the end of the window"] = storedWhilePaced.ToString("N0", System.Globalization.CultureInfo.InvariantCulture),
-                ["drain (s)"] = seconds.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture),
-                ["drain (orders/s)"] = ((acknowledged - storedWhilePaced) / Math.Max(seconds, 0.001)).ToString("N0", System.Globalization.CultureInfo.InvariantCulture),
+                ["in MySQL at the end of the window"] = storedWhilePaced.ToString("N0", invariant),
+                ["drain (s)"] = seconds.ToString("0.0", invariant),
+                ["drain (orders/s)"] = ((orders - storedWhilePaced) / Math.Max(seconds, 0.001)).ToString("N0", invariant),
             };
-            return figure(measured with { Details = details });
         }
-        finally
-        {
-            await pace.SetAsync(0);
-        }
+
+        public async ValueTask DisposeAsync() => await grain.SetAsync(0);
     }
 
     private static async Task<long> StoredAsync(string sku) => (await PersistScenario.ReadsFromEnvironment().TotalsAsync(sku)).Orders;
 
     /// <summary>Until the writer's durable consumer has nothing pending or unacknowledged (read from the NATS monitor).</summary>
-    private static async Task WaitForWriterAsync(TimeSpan limit)
+    private static async Task WaitForWriterAsync(string scenario, TimeSpan limit)
     {
         var monitor = Environment.GetEnvironmentVariable(ServiceCalls.MonitorVariable);
         if (monitor is null)
         {
-            throw new BenchCheckException($"deduct paced: {ServiceCalls.MonitorVariable} is not set, so the writer's backlog cannot be read");
+            throw new BenchCheckException($"{scenario} paced: {ServiceCalls.MonitorVariable} is not set, so the writer's backlog cannot be read");
         }
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
@@ -107,7 +127,7 @@ public static class PacedWriter
 
             if (waited.Elapsed > limit)
             {
-                throw new BenchCheckException($"deduct paced: the writer still has {backlog:N0} messages to store after {limit}");
+                throw new BenchCheckException($"{scenario} paced: the writer still has {backlog:N0} messages to store after {limit}");
             }
 
             await Task.Delay(500);

@@ -17,8 +17,12 @@ public static class SellOut
         public double PerSecond => Sold / Elapsed.TotalSeconds;
     }
 
+    /// <param name="beforeVerify">
+    /// Runs with the sale's SKU once the sale is sold out and its books in Redis are checked, before verify is asked;
+    /// its details join the result's (a paced writer's drain).
+    /// </param>
     public static async Task<Result> RunAsync(IClusterClient grains, string scenario, string label, long stock, SaleShape shape, string mode,
-        int callers, IBenchProgress progress)
+        int callers, IBenchProgress progress, Func<string, Task<IReadOnlyDictionary<string, string>>>? beforeVerify = null)
     {
         var sku = NewSku(scenario[..1] + (mode == SaleModes.Database ? "d" : "r") + shape.Buckets);
         await CreateSaleAsync(grains, scenario, sku, stock, shape, mode);
@@ -71,6 +75,8 @@ public static class SellOut
                 $"of {stock}; {other} other answers (or the {Limit.TotalMinutes} min limit hit); no figure is reported");
         }
 
+        var before = beforeVerify is null ? new Dictionary<string, string>() : await beforeVerify(sku);
+
         // Orders acknowledged == orders in MySQL, nothing stranded in the queue: verify must come back clean.
         progress.Status($"{scenario}: {label}: waiting for verify to report no drift");
         var verifier = grains.GetGrain<IReconciliationGrain>(0);
@@ -103,7 +109,7 @@ public static class SellOut
             ["p50 ms"] = p50.ToString("F2"),
             ["p99 ms"] = p99.ToString("F2"),
             ["verify clean after s"] = settling.Elapsed.TotalSeconds.ToString("F1"),
-        }.Concat(StackCpu.PerOperation(used, created)).Concat(served).ToDictionary());
+        }.Concat(StackCpu.PerOperation(used, created)).Concat(served).Concat(before).ToDictionary());
     }
 
     /// <summary>Nearest-rank percentile of sorted values.</summary>
