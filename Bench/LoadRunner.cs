@@ -37,7 +37,6 @@ public static class LoadRunner
         long next = -1;
         long succeeded = 0;
         var stop = 0;
-        var total = settings.Warmup + settings.Measure;
         var clock = Stopwatch.StartNew();
         var loops = Enumerable.Range(0, workers).Select(worker => Task.Run(async () =>
         {
@@ -65,7 +64,8 @@ public static class LoadRunner
         var cpu = StackCpu.Start();
         var windowStartUtc = DateTimeOffset.UtcNow;
         var windowStart = clock.Elapsed;
-        while (!all.IsCompleted && clock.Elapsed < total)
+        // The window is timed from its own start: the warm-up may have run past settings.Warmup.
+        while (!all.IsCompleted && clock.Elapsed - windowStart < settings.Measure)
         {
             await Task.WhenAny(all, Task.Delay(250));
             var done = Interlocked.Read(ref succeeded) - atStart;
@@ -81,6 +81,11 @@ public static class LoadRunner
         Volatile.Write(ref stop, 1);
         // A failed operation surfaces here: the run is then not reported.
         await all;
+        if (atEnd == atStart)
+        {
+            throw new BenchCheckException($"{label}: nothing succeeded in the counted window of {window.TotalSeconds:F1} s; no figure is reported");
+        }
+
         return new Outcome(Interlocked.Read(ref next) + 1, Interlocked.Read(ref succeeded), atEnd - atStart, window, used, windowStartUtc, windowEndUtc, served,
             warmth);
     }

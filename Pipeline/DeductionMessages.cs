@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using OrleansFlashSale.Messaging;
 
 namespace OrleansFlashSale.Pipeline;
@@ -15,6 +16,12 @@ public sealed record HalfPayload(string Sku, int Bucket, IReadOnlyList<PendingOr
     public const string Deduction = "deduct";
 }
 
+/// <summary>
+/// One purchase a half message announces. On the wire a JSON array <c>[order, request, user, quantity]</c>
+/// (<see cref="PendingOrderJsonConverter"/>): a half message carries one per purchase of its batch, and JetStream's
+/// CPU grows with the bytes it stores. Objects with named properties, as older versions wrote them, are read too.
+/// </summary>
+[JsonConverter(typeof(PendingOrderJsonConverter))]
 public sealed record PendingOrder(string OrderId, string RequestId, string UserId, int Quantity);
 
 public static class PipelineJson
@@ -34,18 +41,29 @@ public static class PipelineJson
         new(record.OrderId, subject, Serialize(record));
 
     /// <summary>
-    /// A whole transaction's deductions as one message (a JSON array), de-duplicated by the transaction id. One
-    /// message per transaction, as RocketMQ has it: a message per order would cost a JetStream publish, a delivery and
-    /// an ack per order, a large share of the silo's CPU (see docs/performance-history.md).
+    /// A whole transaction's deductions as one message, de-duplicated by the transaction id. One message per
+    /// transaction, as RocketMQ has it: a message per order would cost a JetStream publish, a delivery and an ack per
+    /// order, a large share of the silo's CPU (see docs/performance-history.md). A transaction's records share their
+    /// SKU and bucket (one bucket's batch), so they are written once, and each order as an array
+    /// (<see cref="TransactionEnvelope"/>): a third of the bytes of named records. Records of several SKUs or buckets
+    /// are written as an array of named records, which the writer reads as well.
     /// </summary>
-    public static OutgoingMessage ToTransactionMessage(string transactionId, IReadOnlyList<DeductionRecord> records, string subject) =>
-        new(transactionId, subject, Serialize(records));
+    public static OutgoingMessage ToTransactionMessage(string transactionId, IReadOnlyList<DeductionRecord> records, string subject)
+    {
+        ArgumentNullException.ThrowIfNull(records);
+        var first = records.Count > 0 ? records[0] : null;
+        var shared = first is not null && records.All(r => r is not null && r.Sku == first.Sku && r.Bucket == first.Bucket);
+        return new(transactionId, subject, shared
+            ? Serialize(new TransactionEnvelope(first!.Sku, first.Bucket,
+                records.Select(r => new TransactionOrder(r.OrderId, r.RequestId, r.UserId, r.Quantity, r.CommittedAtMs)).ToArray()))
+            : Serialize(records));
+    }
 
     /// <summary>
-    /// The records of a deductions-stream message: a JSON array (a transaction) or a single object (one order, as
-    /// repairs publish).
+    /// The records of a deductions-stream message: a transaction (<see cref="ToTransactionMessage"/>'s envelope, or a
+    /// JSON array of records) or a single record (one order, as repairs publish).
     /// </summary>
-    /// <exception cref="JsonException">The payload is neither.</exception>
+    /// <exception cref="JsonException">The payload is none of these.</exception>
     public static DeductionRecord[] ReadDeductions(ReadOnlyMemory<byte> bytes)
     {
         var span = bytes.Span.TrimStart(" \t\r\n"u8);
@@ -62,6 +80,142 @@ public static class PipelineJson
                 : throw new JsonException("a deductions message must hold at least one record and no null");
         }
 
-        return [Deserialize<DeductionRecord>(bytes)];
+        if (!HasTopLevelProperty(span, TransactionEnvelope.OrdersProperty))
+        {
+            return [Deserialize<DeductionRecord>(bytes)];
+        }
+
+        var envelope = JsonSerializer.Deserialize<TransactionEnvelope>(span, Options) ?? throw new JsonException("empty deductions payload");
+        if (envelope.Sku is null || envelope.Orders is not { Length: > 0 } orders || Array.Exists(orders, o => o is null))
+        {
+            throw new JsonException("a deductions message must name its SKU and hold at least one order and no null");
+        }
+
+        return Array.ConvertAll(orders, o => new DeductionRecord(o.OrderId, o.RequestId, envelope.Sku, o.UserId, o.Quantity, envelope.Bucket, o.CommittedAtMs));
+    }
+
+    /// <summary>Whether the JSON object in <paramref name="json"/> has a property named <paramref name="name"/> at its top level.</summary>
+    private static bool HasTopLevelProperty(ReadOnlySpan<byte> json, string name)
+    {
+        var reader = new Utf8JsonReader(json);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            return false;
+        }
+
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals(name))
+            {
+                return true;
+            }
+
+            // The value, nested objects and arrays included; a truncated payload fails in the real read after this.
+            if (!reader.Read() || !reader.TrySkip())
+            {
+                return false;
+            }
+        }
+
+        return false;
+    }
+}
+
+/// <summary>A transaction's deductions on the wire: what they share once, then one array per order.</summary>
+internal sealed record TransactionEnvelope(string Sku, int Bucket, TransactionOrder[] Orders)
+{
+    public const string OrdersProperty = "orders";
+}
+
+/// <summary>One order of a <see cref="TransactionEnvelope"/>: <c>[order, request, user, quantity, committedAtMs]</c>.</summary>
+[JsonConverter(typeof(TransactionOrderJsonConverter))]
+internal sealed record TransactionOrder(string OrderId, string RequestId, string UserId, int Quantity, long CommittedAtMs);
+
+internal sealed class TransactionOrderJsonConverter : JsonConverter<TransactionOrder>
+{
+    public override TransactionOrder Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        WireArrays.Start(ref reader, "an order");
+        var order = new TransactionOrder(WireArrays.String(ref reader), WireArrays.String(ref reader), WireArrays.String(ref reader),
+            WireArrays.Int32(ref reader), WireArrays.Int64(ref reader));
+        WireArrays.End(ref reader, "an order");
+        return order;
+    }
+
+    public override void Write(Utf8JsonWriter writer, TransactionOrder value, JsonSerializerOptions options)
+    {
+        writer.WriteStartArray();
+        writer.WriteStringValue(value.OrderId);
+        writer.WriteStringValue(value.RequestId);
+        writer.WriteStringValue(value.UserId);
+        writer.WriteNumberValue(value.Quantity);
+        writer.WriteNumberValue(value.CommittedAtMs);
+        writer.WriteEndArray();
+    }
+}
+
+/// <summary><see cref="PendingOrder"/> as <c>[order, request, user, quantity]</c>; an object with named properties is read too.</summary>
+public sealed class PendingOrderJsonConverter : JsonConverter<PendingOrder>
+{
+    public override PendingOrder? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.StartObject)
+        {
+            var named = JsonSerializer.Deserialize<NamedPendingOrder>(ref reader, options) ?? throw new JsonException("a pending order is null");
+            return new PendingOrder(named.OrderId, named.RequestId, named.UserId, named.Quantity);
+        }
+
+        WireArrays.Start(ref reader, "a pending order");
+        var order = new PendingOrder(WireArrays.String(ref reader), WireArrays.String(ref reader), WireArrays.String(ref reader), WireArrays.Int32(ref reader));
+        WireArrays.End(ref reader, "a pending order");
+        return order;
+    }
+
+    public override void Write(Utf8JsonWriter writer, PendingOrder value, JsonSerializerOptions options)
+    {
+        writer.WriteStartArray();
+        writer.WriteStringValue(value.OrderId);
+        writer.WriteStringValue(value.RequestId);
+        writer.WriteStringValue(value.UserId);
+        writer.WriteNumberValue(value.Quantity);
+        writer.WriteEndArray();
+    }
+
+    // The named form older versions wrote; without the converter attribute, so reading it does not recurse.
+    private sealed record NamedPendingOrder(string OrderId, string RequestId, string UserId, int Quantity);
+}
+
+/// <summary>Reads the fixed positions of an array on the wire, failing with what was expected.</summary>
+internal static class WireArrays
+{
+    public static void Start(ref Utf8JsonReader reader, string what)
+    {
+        if (reader.TokenType != JsonTokenType.StartArray)
+        {
+            throw new JsonException($"{what} must be a JSON array");
+        }
+    }
+
+    public static string String(ref Utf8JsonReader reader) =>
+        reader.Read() && reader.TokenType == JsonTokenType.String && reader.GetString() is { } value
+            ? value
+            : throw new JsonException("expected a string");
+
+    public static int Int32(ref Utf8JsonReader reader) =>
+        reader.Read() && reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var value)
+            ? value
+            : throw new JsonException("expected a 32-bit integer");
+
+    public static long Int64(ref Utf8JsonReader reader) =>
+        reader.Read() && reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var value)
+            ? value
+            : throw new JsonException("expected a 64-bit integer");
+
+    public static void End(ref Utf8JsonReader reader, string what)
+    {
+        if (!reader.Read() || reader.TokenType != JsonTokenType.EndArray)
+        {
+            throw new JsonException($"{what} has more values than expected");
+        }
     }
 }
