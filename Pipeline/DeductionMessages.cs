@@ -135,20 +135,15 @@ internal sealed class TransactionOrderJsonConverter : JsonConverter<TransactionO
 {
     public override TransactionOrder Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
     {
-        WireArrays.Start(ref reader, "an order");
-        var order = new TransactionOrder(WireArrays.String(ref reader), WireArrays.String(ref reader), WireArrays.String(ref reader),
-            WireArrays.Int32(ref reader), WireArrays.Int64(ref reader));
+        var (orderId, requestId, userId, quantity) = WireArrays.ReadOrder(ref reader, "an order");
+        var order = new TransactionOrder(orderId, requestId, userId, quantity, WireArrays.Int64(ref reader));
         WireArrays.End(ref reader, "an order");
         return order;
     }
 
     public override void Write(Utf8JsonWriter writer, TransactionOrder value, JsonSerializerOptions options)
     {
-        writer.WriteStartArray();
-        writer.WriteStringValue(value.OrderId);
-        writer.WriteStringValue(value.RequestId);
-        writer.WriteStringValue(value.UserId);
-        writer.WriteNumberValue(value.Quantity);
+        WireArrays.WriteOrder(writer, value.OrderId, value.RequestId, value.UserId, value.Quantity);
         writer.WriteNumberValue(value.CommittedAtMs);
         writer.WriteEndArray();
     }
@@ -165,19 +160,14 @@ public sealed class PendingOrderJsonConverter : JsonConverter<PendingOrder>
             return new PendingOrder(named.OrderId, named.RequestId, named.UserId, named.Quantity);
         }
 
-        WireArrays.Start(ref reader, "a pending order");
-        var order = new PendingOrder(WireArrays.String(ref reader), WireArrays.String(ref reader), WireArrays.String(ref reader), WireArrays.Int32(ref reader));
+        var (orderId, requestId, userId, quantity) = WireArrays.ReadOrder(ref reader, "a pending order");
         WireArrays.End(ref reader, "a pending order");
-        return order;
+        return new PendingOrder(orderId, requestId, userId, quantity);
     }
 
     public override void Write(Utf8JsonWriter writer, PendingOrder value, JsonSerializerOptions options)
     {
-        writer.WriteStartArray();
-        writer.WriteStringValue(value.OrderId);
-        writer.WriteStringValue(value.RequestId);
-        writer.WriteStringValue(value.UserId);
-        writer.WriteNumberValue(value.Quantity);
+        WireArrays.WriteOrder(writer, value.OrderId, value.RequestId, value.UserId, value.Quantity);
         writer.WriteEndArray();
     }
 
@@ -185,15 +175,28 @@ public sealed class PendingOrderJsonConverter : JsonConverter<PendingOrder>
     private sealed record NamedPendingOrder(string OrderId, string RequestId, string UserId, int Quantity);
 }
 
-/// <summary>Reads the fixed positions of an array on the wire, failing with what was expected.</summary>
+/// <summary>The fixed positions of an order's array on the wire; reading fails with what was expected.</summary>
 internal static class WireArrays
 {
-    public static void Start(ref Utf8JsonReader reader, string what)
+    /// <summary>Reads <c>[order, request, user, quantity</c> and leaves the reader inside the array.</summary>
+    public static (string OrderId, string RequestId, string UserId, int Quantity) ReadOrder(ref Utf8JsonReader reader, string what)
     {
         if (reader.TokenType != JsonTokenType.StartArray)
         {
             throw new JsonException($"{what} must be a JSON array");
         }
+
+        return (String(ref reader), String(ref reader), String(ref reader), Int32(ref reader));
+    }
+
+    /// <summary>Writes <c>[order, request, user, quantity</c> and leaves the array open.</summary>
+    public static void WriteOrder(Utf8JsonWriter writer, string orderId, string requestId, string userId, int quantity)
+    {
+        writer.WriteStartArray();
+        writer.WriteStringValue(orderId);
+        writer.WriteStringValue(requestId);
+        writer.WriteStringValue(userId);
+        writer.WriteNumberValue(quantity);
     }
 
     public static string String(ref Utf8JsonReader reader) =>
