@@ -89,17 +89,5 @@ public static class RuntimeWarmth
     }
 
     /// <summary>The counter's value in a Prometheus text exposition, or null when it is absent.</summary>
-    internal static double? Parse(string exposition)
-    {
-        foreach (var line in exposition.AsSpan().EnumerateLines())
-        {
-            if (line.StartsWith(Counter) && line.LastIndexOf(' ') is var space and > 0
-                && double.TryParse(line[(space + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
-            {
-                return value;
-            }
-        }
-
-        return null;
-    }
+    internal static double? Parse(string exposition) => PrometheusText.Sample(exposition, Counter);
 }

@@ -165,26 +165,12 @@ public sealed class ServiceCalls : IAsyncDisposable
         try
         {
             var text = await _http.GetStringAsync(_silo.TrimEnd('/') + "/metrics");
-            return (Sample(text, "flashsale_deduct_batch_size_sum") ?? 0, Sample(text, "flashsale_deduct_batch_size_count") ?? 0);
+            return (PrometheusText.Sample(text, "flashsale_deduct_batch_size_sum") ?? 0, PrometheusText.Sample(text, "flashsale_deduct_batch_size_count") ?? 0);
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
         {
             return null;
         }
-    }
-
-    private static double? Sample(string exposition, string name)
-    {
-        foreach (var line in exposition.AsSpan().EnumerateLines())
-        {
-            if (line.StartsWith(name) && line.Length > name.Length && line[name.Length] is '{' or ' '
-                && double.TryParse(line[(line.LastIndexOf(' ') + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
-            {
-                return value;
-            }
-        }
-
-        return null;
     }
 
     private sealed record Snapshot(Dictionary<string, long> Redis, long? JetStreamApi, string? Error, (double Items, double Calls)? Scripts);
