@@ -43,6 +43,9 @@ public sealed record BenchFigure(
 public sealed record BenchRun(long Operations, TimeSpan Elapsed, IReadOnlyDictionary<string, string> Details)
 {
     public double PerSecond => Operations / Elapsed.TotalSeconds;
+
+    /// <summary>The same run with <paramref name="more"/> details (a paced writer's drain) after its own.</summary>
+    public BenchRun WithDetails(IEnumerable<KeyValuePair<string, string>> more) => this with { Details = Details.Concat(more).ToDictionary() };
 }
 
 /// <summary>The books of a run did not balance: its figure must not be printed.</summary>

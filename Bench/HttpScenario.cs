@@ -53,7 +53,7 @@ public static class HttpScenario
                 var run = await RunGatewayAsync(grains, gateway, scenario, soldOut, settings, progress);
                 var drain = await pace.LiftAndDrainAsync(run.Run.Details["sku"],
                     long.Parse(run.Run.Details[SoldKey], System.Globalization.CultureInfo.InvariantCulture));
-                paced = run with { Run = run.Run with { Details = run.Run.Details.Concat(drain).ToDictionary() } };
+                paced = run with { Run = run.Run.WithDetails(drain) };
             }
         }
         finally

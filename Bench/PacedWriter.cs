@@ -23,7 +23,7 @@ public static class PacedWriter
         var measured = await run();
         var drain = await pace.LiftAndDrainAsync(measured.Details["sku"],
             long.Parse(measured.Details["acknowledged"], System.Globalization.CultureInfo.InvariantCulture));
-        return figure(measured with { Details = new Dictionary<string, string>(measured.Details).Concat(drain).ToDictionary() });
+        return figure(measured.WithDetails(drain));
     }
 
     /// <summary>

@@ -45,7 +45,7 @@ public static class PipelineJson
     /// transaction, as RocketMQ has it: a message per order would cost a JetStream publish, a delivery and an ack per
     /// order, a large share of the silo's CPU (see docs/performance-history.md). A transaction's records share their
     /// SKU and bucket (one bucket's batch), so they are written once, and each order as an array
-    /// (<see cref="TransactionEnvelope"/>): a third of the bytes of named records. Records of several SKUs or buckets
+    /// (<see cref="TransactionEnvelope"/>): less than half the bytes of named records. Records of several SKUs or buckets
     /// are written as an array of named records, which the writer reads as well.
     /// </summary>
     public static OutgoingMessage ToTransactionMessage(string transactionId, IReadOnlyList<DeductionRecord> records, string subject)
