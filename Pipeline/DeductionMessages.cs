@@ -5,13 +5,18 @@ using OrleansFlashSale.Messaging;
 namespace OrleansFlashSale.Pipeline;
 
 /// <summary>What a bucket stores with its half message: enough for the check-back to ask Redis what happened.</summary>
+/// <param name="Orders">The orders of a one-batch transaction; empty for an <see cref="Epoch"/>.</param>
 /// <param name="Kind">
-/// Which script the transaction runs: <see cref="HomePurchase"/> (purchase.lua, proof = the request record) or
-/// <see cref="Deduction"/> (deduct.lua, proof = the order marker). Both are fenced (fence.lua). Null for half
-/// messages stored before fencing existed: those are answered from the order markers alone.
+/// <see cref="Epoch"/>: a transaction of one or more batches of the bucket, announced before its first script; its
+/// orders are the deduction log's entries that carry its id, and seal.lua makes the check-back's answer final. The
+/// others are half messages of earlier versions, one per batch, which list their orders:
+/// <see cref="HomePurchase"/> (purchase.lua, proof = the request record), <see cref="Deduction"/> (deduct.lua,
+/// proof = the order marker), both fenced by fence.lua, and null (stored before fencing existed: answered from the
+/// order markers alone).
 /// </param>
 public sealed record HalfPayload(string Sku, int Bucket, IReadOnlyList<PendingOrder> Orders, string? Kind = null)
 {
+    public const string Epoch = "epoch";
     public const string HomePurchase = "purchase";
     public const string Deduction = "deduct";
 }

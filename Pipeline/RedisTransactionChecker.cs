@@ -7,9 +7,11 @@ namespace OrleansFlashSale.Pipeline;
 
 /// <summary>
 /// Answers the check-back of a bucket's half message from Redis, the local transaction's store, and makes the answer
-/// final: fence.lua runs in the bucket's slot and either finds the transaction's fence committed ('C', then each
-/// order's proof says whether it was deducted) or sets it to rolled back ('X'), after which the transaction's script
-/// refuses to deduct however late it reaches Redis. No timing argument is involved.
+/// final in the bucket's slot: seal.lua (a transaction of one or more batches) closes a transaction some batch of
+/// which deducted ('F', its orders are the log entries with its id) or rolls it back ('X'); fence.lua (one-batch half
+/// messages of earlier versions) finds it committed ('C', then each order's proof says whether it was deducted) or
+/// rolls it back. After either answer no script of the transaction deducts, however late it reaches Redis. No timing
+/// argument is involved.
 /// </summary>
 public sealed class RedisTransactionChecker(RedisConnection redis, RedisScripts scripts, JetStreamConnection nats, Microsoft.Extensions.Options.IOptions<DeductionOptions> options)
     : ITransactionChecker
@@ -17,13 +19,15 @@ public sealed class RedisTransactionChecker(RedisConnection redis, RedisScripts 
     /// <summary>How far before the half message's time the bucket's log is read: the broker's and Redis' clocks may differ.</summary>
     private static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(1);
 
-    /// <summary>Most log entries read to find one transaction's; the log is short unless the pipeline is far behind.</summary>
-    private const int MaxEntriesRead = 10_000;
-
     public async Task<TransactionCheckResult> CheckAsync(HalfMessage half, CancellationToken ct)
     {
         var payload = PipelineJson.Deserialize<HalfPayload>(half.Payload);
         var db = await redis.GetDatabaseAsync();
+        if (payload.Kind == HalfPayload.Epoch)
+        {
+            return await CheckEpochAsync(db, payload, half);
+        }
+
         var deducted = payload.Kind is null
             ? await LegacyMarkersAsync(db, payload)
             : await FenceAsync(db, payload, half.TransactionId);
@@ -45,6 +49,38 @@ public sealed class RedisTransactionChecker(RedisConnection redis, RedisScripts 
     }
 
     /// <summary>
+    /// A transaction of one or more batches: seal.lua closes it for good (or rolls it back if no batch has deducted),
+    /// so the log entries carrying its id are all the orders it will ever have. Entries the bridge already trimmed
+    /// were published first, under the same message id.
+    /// </summary>
+    private async Task<TransactionCheckResult> CheckEpochAsync(IDatabase db, HalfPayload payload, HalfMessage half)
+    {
+        var state = (string?)await RedisScripts.EvaluateAsync(db, scripts.Seal,
+            [RedisKeys.Fence(payload.Sku, payload.Bucket, half.TransactionId)], [(long)options.Value.RecordTtl.TotalSeconds]);
+        if (state != "F")
+        {
+            return new TransactionCheckResult(TransactionState.Rollback, []);
+        }
+
+        var committed = new List<DeductionRecord>();
+        await foreach (var entry in DeductionLog.ReadFromAsync(db, RedisKeys.Log(payload.Sku, payload.Bucket), LogReadStart(half)))
+        {
+            if (DeductionLog.TransactionOf(entry) == half.TransactionId && DeductionLog.ToRecord(payload.Sku, payload.Bucket, entry) is { } record)
+            {
+                committed.Add(record);
+            }
+        }
+
+        return committed.Count > 0
+            ? new TransactionCheckResult(TransactionState.Commit,
+                [PipelineJson.ToTransactionMessage(half.TransactionId, committed, nats.Topology.Deductions(payload.Sku))])
+            : new TransactionCheckResult(TransactionState.Rollback, []);
+    }
+
+    /// <summary>The scripts ran after the half message was stored; less the skew between the broker's and Redis' clocks.</summary>
+    private static long LogReadStart(HalfMessage half) => (half.SentAt - ClockSkew).ToUnixTimeMilliseconds();
+
+    /// <summary>
     /// The check-back published the orders, so their entries may leave the bucket's log, as the bridge trims them
     /// after its own commit; otherwise the log would keep them until an operator's repair. The script wrote them after
     /// the half message was stored, so only entries from that time on (less the clock skew) are read.
@@ -63,15 +99,18 @@ public sealed class RedisTransactionChecker(RedisConnection redis, RedisScripts 
 
         var db = await redis.GetDatabaseAsync();
         var log = RedisKeys.Log(payload.Sku, payload.Bucket);
-        var from = Math.Max(0, (half.SentAt - ClockSkew).ToUnixTimeMilliseconds());
-        var entries = await db.StreamRangeAsync(log, minId: $"{from}-0", maxId: "+", count: MaxEntriesRead);
-        var forwarded = entries
-            .Where(e => e.Values.FirstOrDefault(v => v.Name == "o").Value is { IsNull: false } order && committed.Contains(order.ToString()))
-            .Select(e => e.Id)
-            .ToArray();
-        if (forwarded.Length > 0)
+        var forwarded = new List<RedisValue>();
+        await foreach (var entry in DeductionLog.ReadFromAsync(db, log, LogReadStart(half)))
         {
-            await db.StreamDeleteAsync(log, forwarded);
+            if ((string?)entry["o"] is { } order && committed.Contains(order))
+            {
+                forwarded.Add(entry.Id);
+            }
+        }
+
+        if (forwarded.Count > 0)
+        {
+            await db.StreamDeleteAsync(log, forwarded.ToArray());
         }
     }
 

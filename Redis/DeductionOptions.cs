@@ -18,7 +18,18 @@ public sealed class DeductionOptions
     /// <summary>How often an active bucket reads its deduction log's length (XLEN) for <c>flashsale.redis.log_length</c>.</summary>
     public int LogSampleSeconds { get; set; } = 10;
 
+    /// <summary>
+    /// How long one transaction of a bucket (one half message, one commit) stays open for the bucket's next batches.
+    /// Longer means fewer half messages, commits and stream events per order, and orders reach MySQL up to this much
+    /// later; a buyer's answer never waits for it. 0 = one transaction per batch. At most a quarter of the half
+    /// messages' transaction timeout (<c>FlashSale:Nats:TransactionTimeout</c>), so the check-back never meets
+    /// a transaction still open.
+    /// </summary>
+    public int TransactionEpochMilliseconds { get; set; } = 20;
+
     public TimeSpan RecordTtl => TimeSpan.FromHours(RecordTtlHours);
+
+    public TimeSpan TransactionEpoch => TimeSpan.FromMilliseconds(TransactionEpochMilliseconds);
 }
 
 public sealed class DeductionOptionsValidator : IValidateOptions<DeductionOptions>
@@ -39,6 +50,11 @@ public sealed class DeductionOptionsValidator : IValidateOptions<DeductionOption
         if (options.RecordTtlHours is < 1 or > 24 * 365)
         {
             errors.Add($"{DeductionOptions.Section}:RecordTtlHours must be between 1 and 8760.");
+        }
+
+        if (options.TransactionEpochMilliseconds is < 0 or > 1000)
+        {
+            errors.Add($"{DeductionOptions.Section}:TransactionEpochMilliseconds must be between 0 and 1000.");
         }
 
         if (options.LogSampleSeconds is < 1 or > 3600)

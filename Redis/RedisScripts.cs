@@ -35,6 +35,7 @@ public sealed class RedisScripts
         Return = Load("return");
         Purchase = Load("purchase");
         Fence = Load("fence");
+        Seal = Load("seal");
         Void = Load("void");
     }
 
@@ -46,6 +47,9 @@ public sealed class RedisScripts
 
     /// <summary>The check-back's final answer for a transaction (commit or a fenced rollback).</summary>
     public RedisScript Fence { get; }
+
+    /// <summary>The check-back's final answer for a transaction of several batches (an epoch): rolled back, or closed.</summary>
+    public RedisScript Seal { get; }
 
     public RedisScript Deduct { get; }
 

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 using OrleansFlashSale.Pipeline;
 using OrleansFlashSale.Redis;
 
@@ -16,6 +17,7 @@ public static class ServiceCollectionExtensions
     public static IServiceCollection AddFlashSaleGrains(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddFlashSaleRedis(configuration);
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<DeductionOptions>, TransactionEpochValidator>());
         services.TryAddSingleton(new SaleClock(TimeProvider.System));
         services.AddMetrics();
         services.TryAddSingleton<FlashSaleMetrics>();

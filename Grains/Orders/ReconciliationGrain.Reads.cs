@@ -52,7 +52,7 @@ public sealed partial class ReconciliationGrain
             var page = await db.StreamRangeAsync(key, from, "+", LogPageSize);
             foreach (var e in page)
             {
-                if (ToRecord(sku, bucket, e) is { } record)
+                if (DeductionLog.ToRecord(sku, bucket, e) is { } record)
                 {
                     entries.Add(new LogEntry(e.Id.ToString(), record));
                 }
@@ -86,22 +86,6 @@ public sealed partial class ReconciliationGrain
         {
             return (0, 0);
         }
-    }
-
-    /// <summary>A log entry as the deduction script writes it: o, u, r, q, b, t.</summary>
-    private static DeductionRecord? ToRecord(string sku, int bucket, StreamEntry entry)
-    {
-        var orderId = (string?)entry["o"];
-        if (string.IsNullOrEmpty(orderId) || !int.TryParse((string?)entry["q"], NumberStyles.None, CultureInfo.InvariantCulture, out var quantity))
-        {
-            return null;
-        }
-
-        var committedAt = long.TryParse((string?)entry["t"], NumberStyles.None, CultureInfo.InvariantCulture, out var t)
-            ? t
-            // The entry id starts with the Redis time in milliseconds.
-            : long.Parse(entry.Id.ToString().Split('-')[0], CultureInfo.InvariantCulture);
-        return new DeductionRecord(orderId, (string?)entry["r"] ?? "", sku, (string?)entry["u"] ?? "", quantity, bucket, committedAt);
     }
 
     /// <summary>

@@ -28,11 +28,11 @@ internal enum HomePurchaseOutcome
 internal sealed record HomePurchaseAnswer(HomePurchaseOutcome Outcome, string? Record, long Remaining);
 
 /// <summary>
-/// The check-back already rolled this transaction back, so its script deducted nothing: the caller may retry with
-/// the same request id.
+/// The check-back already answered for this transaction (rolled it back, or closed it), so this script deducted
+/// nothing: the caller may retry with the same request id.
 /// </summary>
 internal sealed class TransactionFencedException(string transactionId)
-    : Exception($"Transaction {transactionId} was rolled back by the check-back before its script ran; nothing was deducted.");
+    : Exception($"Transaction {transactionId} was answered by the check-back before this script ran; nothing was deducted.");
 
 internal sealed class BucketWork
 {
@@ -81,27 +81,23 @@ internal sealed class BucketWork
 }
 
 /// <summary>
-/// One script call's worth of a bucket's queue, all of one kind, with its half message. Builds the script's keys and
-/// arguments and reads its answer; the grain decides what to do with it.
+/// One script call's worth of a bucket's queue, all of one kind, in one transaction (<see cref="BucketEpoch"/>).
+/// Builds the script's keys and arguments and reads its answer; the grain decides what to do with it.
 /// </summary>
-internal sealed class BucketBatch(BucketWorkKind kind, List<BucketWork> works, string transactionId)
+internal sealed class BucketBatch(BucketWorkKind kind, List<BucketWork> works, BucketEpoch epoch)
 {
     public BucketWorkKind Kind { get; } = kind;
 
     public List<BucketWork> Works { get; } = works;
 
-    public string TransactionId { get; } = transactionId;
+    public BucketEpoch Epoch { get; } = epoch;
 
-    public Task<HalfMessageHandle?> Half { get; set; } = Task.FromResult<HalfMessageHandle?>(null);
+    public string TransactionId => Epoch.TransactionId;
 
     public long ScriptStarted { get; set; }
 
     /// <summary>The script this batch runs, for logs and failure metrics.</summary>
     public string ScriptName => Kind == BucketWorkKind.Purchase ? "purchase" : "deduct";
-
-    public HalfPayload Payload(string sku, int bucket) =>
-        new(sku, bucket, Works.Select(w => new PendingOrder(w.Order, w.Request, w.User, w.Quantity)).ToArray(),
-            Kind == BucketWorkKind.Purchase ? HalfPayload.HomePurchase : HalfPayload.Deduction);
 
     /// <param name="retentionSeconds">TTL of the fence and of the order markers.</param>
     /// <param name="saleRecordSeconds">TTL of the users' counters and request records (<see cref="SaleLifetime"/>).</param>
@@ -163,12 +159,13 @@ internal sealed class BucketBatch(BucketWorkKind kind, List<BucketWork> works, s
 
     private RedisValue[] PurchaseArgs(int bucket, long recordSeconds, int perUserLimit, long fenceSeconds)
     {
-        var args = new RedisValue[4 + Works.Count * 4];
+        var args = new RedisValue[5 + Works.Count * 4];
         args[0] = bucket;
         args[1] = recordSeconds;
         args[2] = perUserLimit;
         args[3] = fenceSeconds;
-        Fill(args, 4);
+        args[4] = TransactionId;
+        Fill(args, 5);
         return args;
     }
 
@@ -188,10 +185,11 @@ internal sealed class BucketBatch(BucketWorkKind kind, List<BucketWork> works, s
 
     private RedisValue[] DeductArgs(int bucket, long ttlSeconds)
     {
-        var args = new RedisValue[2 + Works.Count * 4];
+        var args = new RedisValue[3 + Works.Count * 4];
         args[0] = bucket;
         args[1] = ttlSeconds;
-        Fill(args, 2);
+        args[2] = TransactionId;
+        Fill(args, 3);
         return args;
     }
 

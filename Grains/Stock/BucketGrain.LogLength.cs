@@ -30,9 +30,5 @@ public sealed partial class BucketGrain
         }
     }
 
-    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
-    {
-        _metrics.LogLengthGone(_sku, _index);
-        return Task.CompletedTask;
-    }
+    private void StopLogSampling() => _metrics.LogLengthGone(_sku, _index);
 }

@@ -9,17 +9,19 @@ using StackExchange.Redis;
 
 namespace OrleansFlashSale.Grains;
 
-/// <summary>Each batch of a bucket is one RocketMQ-style transaction: half message stored, script, then commit or rollback.</summary>
+/// <summary>
+/// The bucket's RocketMQ-style transactions: half message stored, the scripts of one or more batches, then commit or
+/// rollback (<see cref="BucketEpoch"/>).
+/// </summary>
 public sealed partial class BucketGrain
 {
     /// <summary>
-    /// RocketMQ-style transaction: the half message is stored first, the Redis script is the local transaction,
-    /// then commit (through the stream bridge) or rollback. If this process dies in between, the broker's check-back
-    /// asks Redis (fence.lua) and finishes the job, so an order deducted in Redis always reaches the queue, and a
-    /// rolled-back transaction's script can never deduct later. Null when JetStream did not take it: every purchase
-    /// of the batch is then answered with the failure and Redis is not asked.
+    /// Stores a transaction's half message before any script of it runs. If this process dies before the commit, the
+    /// broker's check-back asks Redis (seal.lua) and finishes the job, so an order deducted in Redis always reaches
+    /// the queue, and no script of a transaction the check-back answered can deduct later. Null when JetStream did
+    /// not take it (<see cref="BucketEpoch.HalfFailure"/>): the transaction's batches then fail and Redis is not asked.
     /// </summary>
-    private async Task<HalfMessageHandle?> SendHalfAsync(BucketBatch batch)
+    private async Task<HalfMessageHandle?> SendHalfAsync(BucketEpoch epoch)
     {
         try
         {
@@ -28,8 +30,9 @@ public sealed partial class BucketGrain
             using var timeout = new CancellationTokenSource(_messages.OperationTimeout);
             try
             {
-                return await _producer.SendHalfAsync(batch.TransactionId, _messages.DeductionsSubject(_sku),
-                    PipelineJson.Serialize(batch.Payload(_sku, _index)), timeout.Token);
+                // The orders are not known yet: the check-back finds them in the log by the transaction id.
+                return await _producer.SendHalfAsync(epoch.TransactionId, _messages.DeductionsSubject(_sku),
+                    PipelineJson.Serialize(new HalfPayload(_sku, _index, [], HalfPayload.Epoch)), timeout.Token);
             }
             catch (OperationCanceledException ex) when (timeout.IsCancellationRequested)
             {
@@ -38,10 +41,10 @@ public sealed partial class BucketGrain
         }
         catch (Exception ex)
         {
-            // Nothing was deducted: the queue could not take the intent, so Redis is not asked.
             _metrics.RedisFailure("half-message");
-            BridgeLog.HalfSendFailed(_logger, ex, _sku, _index, batch.Works.Count);
-            batch.Works.ForEach(w => w.Fail(ex));
+            BridgeLog.HalfSendFailed(_logger, ex, _sku, _index, epoch.Orders);
+            epoch.HalfFailure = ex;
+            epoch.Closing = true;
             return null;
         }
     }
@@ -56,9 +59,11 @@ public sealed partial class BucketGrain
         return await batch.EvaluateAsync(db, _scripts, _sku, _index, retention, records, _sale?.PerUserLimit ?? 1);
     }
 
-    private async Task FinishBatchAsync(BucketBatch batch, HalfMessageHandle half, Task<RedisResult> script)
+    /// <summary>Answers the batch's callers and adds its orders to its transaction, which commits them when it closes.</summary>
+    private async Task FinishBatchAsync(BucketBatch batch, Task<RedisResult> script)
     {
         var works = batch.Works;
+        var epoch = batch.Epoch;
         RedisResult[] results;
         try
         {
@@ -66,8 +71,11 @@ public sealed partial class BucketGrain
         }
         catch (Exception ex)
         {
-            // The script may or may not have run: forget the cached stock and let callers settle each order.
+            // The script may or may not have run: forget the cached stock and let callers settle each order. Only the
+            // log knows whether it deducted, so the transaction is left to the check-back, which reads it there.
             _remaining = null;
+            epoch.LeftToCheckBack = true;
+            epoch.Closing = true;
             _metrics.RedisFailure(batch.ScriptName);
             Log.BucketScriptFailed(_logger, ex, _sku, _index, batch.ScriptName, works.Count);
             works.ForEach(w => w.Fail(ex));
@@ -80,8 +88,12 @@ public sealed partial class BucketGrain
             Exception failure;
             if ((long)results[0] == -3)
             {
-                BridgeLog.TransactionFenced(_logger, _sku, _index, half.TransactionId);
-                failure = new TransactionFencedException(half.TransactionId);
+                // The check-back answered for this transaction (it outlived the transaction timeout) and publishes
+                // whatever its earlier batches deducted; the next batch opens a new one.
+                BridgeLog.TransactionFenced(_logger, _sku, _index, epoch.TransactionId);
+                failure = new TransactionFencedException(epoch.TransactionId);
+                epoch.LeftToCheckBack = true;
+                epoch.Closing = true;
             }
             else
             {
@@ -91,7 +103,6 @@ public sealed partial class BucketGrain
 
             _remaining = null;
             works.ForEach(w => w.Fail(failure));
-            _ = FinishTransactionAsync(half, [], []);
             return;
         }
 
@@ -102,10 +113,10 @@ public sealed partial class BucketGrain
             _ = IndexOrdersAsync(committed);
         }
 
-        // Buyers have their answers. The commit goes out without holding the pump: the next batch need not wait for
-        // the stream hop, and a commit event that is lost or fails leaves the half message, which the check-back
-        // commits from Redis (FinishTransactionAsync logs every failure itself).
-        _ = FinishTransactionAsync(half, committed, logEntries);
+        // Buyers have their answers; the orders leave with their transaction's commit, which never holds the pump.
+        // A commit event that is lost or fails leaves the half message, which the check-back commits from Redis.
+        epoch.Committed.AddRange(committed);
+        epoch.LogEntries.AddRange(logEntries);
     }
 
     /// <summary>
@@ -127,7 +138,7 @@ public sealed partial class BucketGrain
         }
     }
 
-    /// <summary>Commits the batch's transaction through the stream bridge, or rolls it back when nothing was deducted.</summary>
+    /// <summary>Commits a transaction through the stream bridge, or rolls it back when nothing was deducted.</summary>
     private async Task FinishTransactionAsync(HalfMessageHandle half, List<DeductionRecord> committed, List<string> logEntries)
     {
         if (committed.Count == 0)

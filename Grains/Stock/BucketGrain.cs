@@ -20,7 +20,8 @@ namespace OrleansFlashSale.Grains;
 /// single-threaded; the queue needs no lock.
 /// Two kinds of batch: home purchases (<see cref="PurchaseManyAsync"/>, users whose quota shard is this bucket:
 /// one script does idempotency, limit, stock and log) and overflow deductions (<see cref="DeductManyAsync"/>, orders
-/// already reserved by a quota grain). Each batch is one RocketMQ-style transaction: half message, script, commit.
+/// already reserved by a quota grain). The batches of a bucket run in RocketMQ-style transactions (half message,
+/// scripts, commit), one or more batches each (<see cref="BucketEpoch"/>).
 /// </remarks>
 [Reentrant]
 public sealed partial class BucketGrain : Grain, IBucketGrain
@@ -41,7 +42,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
     private string _sku = "";
     private int _index;
     private long? _remaining;
-    // The batch whose half message is being stored while the one before it runs its script.
+    // The batch taken while the one before it runs its script (its transaction's half message may be on its way).
     private BucketBatch? _next;
     private bool _reportedEmpty;
 
@@ -70,6 +71,12 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
         _sku = sku ?? throw new InvalidOperationException("A bucket grain needs the SKU as key extension.");
         StartLogSampling();
         return Task.CompletedTask;
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        StopLogSampling();
+        await CloseEpochsAsync(cancellationToken);
     }
 
     public Task SaleChangedAsync(SaleDefinition sale)
@@ -250,10 +257,13 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
 
         var current = _next ?? StartBatch();
         _next = null;
+        var epoch = current.Epoch;
         try
         {
-            if (await current.Half is not { } half)
+            if (await epoch.Half is not { } half)
             {
+                // Nothing was deducted: the queue could not take the intent, so Redis is not asked.
+                current.Works.ForEach(w => w.Fail(epoch.HalfFailure!));
                 return;
             }
 
@@ -263,25 +273,33 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
                 _next = StartBatch();
             }
 
-            await FinishBatchAsync(current, half, script);
+            await FinishBatchAsync(current, script);
         }
         catch (Exception ex)
         {
-            // Never leave a caller waiting: whatever went wrong, every purchase in the batch gets an answer.
+            // Never leave a caller waiting: whatever went wrong, every purchase in the batch gets an answer. Whether
+            // the script ran is unknown, so the transaction's orders are for the check-back to read from Redis.
             _remaining = null;
+            epoch.LeftToCheckBack = true;
             Log.BucketScriptFailed(_logger, ex, _sku, _index, "batch-answer", current.Works.Count);
             current.Works.ForEach(w => w.Fail(ex));
         }
+        finally
+        {
+            epoch.Running--;
+            CloseIfDone(epoch);
+        }
     }
 
-    /// <summary>Takes the works of one kind at the head of the queue and starts storing their half message.</summary>
+    /// <summary>Takes the works of one kind at the head of the queue, in the open transaction or a new one.</summary>
     private BucketBatch StartBatch()
     {
         var kind = _queue.Peek().Kind;
         var works = _pump.Take(_queue, w => w.Kind == kind);
-        var batch = new BucketBatch(kind, works, Guid.CreateVersion7().ToString("N"));
-        batch.Half = SendHalfAsync(batch);
-        return batch;
+        var epoch = EpochFor(works.Count);
+        epoch.Orders += works.Count;
+        epoch.Running++;
+        return new BucketBatch(kind, works, epoch);
     }
 
     private async Task RunOperationAsync(BucketWork work)

@@ -2,12 +2,14 @@
 -- Every key is in the bucket's hash slot, so this runs unchanged on Redis Cluster.
 -- KEYS[1] stock (integer string), KEYS[2] deduction log (stream), KEYS[3] the transaction's fence (see fence.lua),
 -- KEYS[3+i] marker "order i was deducted here".
--- ARGV[1] bucket index, ARGV[2] marker TTL in seconds, then 4 per purchase: order id, user id, request id, quantity.
+-- ARGV[1] bucket index, ARGV[2] marker TTL in seconds, ARGV[3] the transaction id (in each log entry, as in
+-- purchase.lua), then 4 per purchase: order id, user id, request id, quantity.
 -- Returns { remaining, r1, r2, ... } with r = the log entry id (a string) when deducted, 2 already deducted,
 -- 3 voided by a replay (void.lua: this order id may never be deducted), 0 not enough stock, -2 bad quantity;
 -- or { -1 } when the stock key is missing (the bucket was never initialised or Redis lost it), { -3 } when the
--- check-back already rolled this transaction back.
-if redis.call('EXISTS', KEYS[3]) == 1 then
+-- check-back already answered for this transaction (fence 'X' or 'F'; 'C' is an earlier batch of it).
+local fence = redis.call('GET', KEYS[3])
+if fence and fence ~= 'C' then
   return { -3 }
 end
 local stock = redis.call('GET', KEYS[1])
@@ -18,13 +20,14 @@ end
 stock = tonumber(stock)
 local bucket = ARGV[1]
 local ttl = ARGV[2]
+local tx = ARGV[3]
 local t = redis.call('TIME')
 local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
 local results = { 0 }
 local n = #KEYS - 3
 local deducted = false
 for i = 1, n do
-  local a = 2 + (i - 1) * 4
+  local a = 3 + (i - 1) * 4
   local order_id, user_id, request_id, qty_text = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   -- Plain decimal digits only: tonumber would also accept '1e3' or '0x10', which DECRBY then refuses mid-batch.
   local qty = string.match(qty_text, '^[1-9][0-9]?[0-9]?[0-9]?[0-9]?[0-9]?[0-9]?$') and tonumber(qty_text)
@@ -43,7 +46,7 @@ for i = 1, n do
     stock = redis.call('DECRBY', KEYS[1], qty_text)
     deducted = true
     redis.call('SET', marker, '1', 'EX', ttl)
-    results[i + 1] = redis.call('XADD', KEYS[2], '*', 'o', order_id, 'u', user_id, 'r', request_id, 'q', qty_text, 'b', bucket, 't', now)
+    results[i + 1] = redis.call('XADD', KEYS[2], '*', 'o', order_id, 'u', user_id, 'r', request_id, 'q', qty_text, 'b', bucket, 't', now, 'x', tx)
   end
 end
 if deducted then

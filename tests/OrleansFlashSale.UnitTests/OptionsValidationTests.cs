@@ -51,6 +51,24 @@ public sealed class OptionsValidationTests
         Assert.Contains("FlashSale:Deduction:LogSampleSeconds must be between 1 and 3600", message);
     }
 
+    [Theory]
+    [InlineData("-1", null, "FlashSale:Deduction:TransactionEpochMilliseconds must be between 0 and 1000")]
+    [InlineData("1001", null, "FlashSale:Deduction:TransactionEpochMilliseconds must be between 0 and 1000")]
+    // A transaction still open when the check-back looks at it would be closed under its bucket.
+    [InlineData("300", "00:00:01", "FlashSale:Deduction:TransactionEpochMilliseconds (300) must be at most a quarter of FlashSale:Nats:TransactionTimeout (00:00:01)")]
+    public async Task Transaction_epoch_out_of_range_or_too_close_to_the_check_back_is_named(string epoch, string? timeout, string expected)
+    {
+        var settings = GrainSettings();
+        settings["FlashSale:Deduction:TransactionEpochMilliseconds"] = epoch;
+        settings["FlashSale:Nats:TransactionTimeout"] = timeout;
+        var message = await StartFailureAsync(settings, (s, c) =>
+        {
+            s.AddOptions<JetStreamOptions>().Bind(c.GetSection(JetStreamOptions.Section));
+            s.AddFlashSaleGrains(c);
+        });
+        Assert.Contains(expected, message);
+    }
+
     [Fact]
     public async Task Short_admin_token_is_named()
     {

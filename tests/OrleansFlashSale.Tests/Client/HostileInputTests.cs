@@ -217,8 +217,9 @@ public sealed class HostileInputTests(ClusterFixture fixture)
             var deducted = new Dictionary<string, Item>();
             foreach (var batch in batches)
             {
-                var keys = new List<RedisKey> { stockKey, RedisKeys.Log(sku, 0), RedisKeys.Fence(sku, 0, Guid.NewGuid().ToString("N")) };
-                var args = new List<RedisValue> { 0, 600 };
+                var tx = Guid.NewGuid().ToString("N");
+                var keys = new List<RedisKey> { stockKey, RedisKeys.Log(sku, 0), RedisKeys.Fence(sku, 0, tx) };
+                var args = new List<RedisValue> { 0, 600, tx };
                 foreach (var i in batch)
                 {
                     keys.Add(RedisKeys.OrderMarker(sku, 0, i.Order));

@@ -22,17 +22,12 @@ public sealed class FencedCheckBackTests : IAsyncLifetime
     public Task DisposeAsync() => MessagingHost.DeleteStreamsAsync(_prefix);
 
     [Theory]
+    [InlineData(HalfPayload.Epoch)]
     [InlineData(HalfPayload.HomePurchase)]
     [InlineData(HalfPayload.Deduction)]
     public async Task A_script_that_reaches_Redis_after_the_rollback_deducts_nothing(string kind)
     {
-        var direct = ConfigurationOptions.Parse(TestStack.Redis);
-        var (host, port) = direct.EndPoints[0] switch
-        {
-            System.Net.DnsEndPoint d => (d.Host, d.Port),
-            System.Net.IPEndPoint ip => (ip.Address.ToString(), ip.Port),
-            var other => throw new InvalidOperationException($"unexpected Redis end point {other}"),
-        };
+        var (host, port) = RedisEndPoint();
         await using var proxy = HoldingProxy.Start(host, port);
         var viaProxy = ConfigurationOptions.Parse(TestStack.Redis);
         viaProxy.EndPoints.Clear();
@@ -52,17 +47,19 @@ public sealed class FencedCheckBackTests : IAsyncLifetime
         await db.StringSetAsync(RedisKeys.Stock(sku, 0), 5);
         var tx = Guid.NewGuid().ToString("N");
         var order = new PendingOrder(Guid.NewGuid().ToString("N"), "r1", "u1", 1);
+        // An epoch's half message announces no orders (its scripts name the transaction in the log); the others are
+        // the one-batch half messages of earlier versions, still answered.
         await messaging.Producer.SendHalfAsync(tx, messaging.Topology.Deductions(sku),
-            PipelineJson.Serialize(new HalfPayload(sku, 0, [order], kind)), default);
+            PipelineJson.Serialize(new HalfPayload(sku, 0, kind == HalfPayload.Epoch ? [] : [order], kind)), default);
 
         proxy.Hold();
-        var script = kind == HalfPayload.HomePurchase
+        var script = kind != HalfPayload.Deduction
             ? RedisScripts.EvaluateAsync(bucketRedis.GetDatabase(), scripts.Purchase,
                 [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Units(sku, 0), RedisKeys.Requests(sku, 0), RedisKeys.Fence(sku, 0, tx)],
-                [0, 3600, 1, 3600, order.OrderId, order.UserId, order.RequestId, 1])
+                [0, 3600, 1, 3600, tx, order.OrderId, order.UserId, order.RequestId, 1])
             : RedisScripts.EvaluateAsync(bucketRedis.GetDatabase(), scripts.Deduct,
                 [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Fence(sku, 0, tx), RedisKeys.OrderMarker(sku, 0, order.OrderId)],
-                [0, 3600, order.OrderId, order.UserId, order.RequestId, 1]);
+                [0, 3600, tx, order.OrderId, order.UserId, order.RequestId, 1]);
 
         // The transaction timeout passes with the script held; the check-back answers and removes the half message.
         await messaging.EventuallyAsync(async () => await messaging.CountAsync(messaging.Topology.HalfStream) == 0, "the check-back resolves the held transaction");
@@ -79,11 +76,75 @@ public sealed class FencedCheckBackTests : IAsyncLifetime
         Assert.Empty(await messaging.ReadUntilMarkerAsync(messaging.Topology.DeductionsStream, messaging.Topology.Deductions(sku)));
     }
 
+    /// <summary>
+    /// A transaction that spans batches (an epoch): its first batch deducted, its second is held past the transaction
+    /// timeout. The check-back closes it for good and publishes exactly the first batch's order; the second, released
+    /// after that, deducts nothing.
+    /// </summary>
+    [Fact]
+    public async Task An_epoch_closed_by_the_check_back_publishes_its_earlier_batches_and_refuses_a_late_one()
+    {
+        var (host, port) = RedisEndPoint();
+        await using var proxy = HoldingProxy.Start(host, port);
+        var viaProxy = ConfigurationOptions.Parse(TestStack.Redis);
+        viaProxy.EndPoints.Clear();
+        viaProxy.EndPoints.Add("127.0.0.1", proxy.Port);
+        viaProxy.AsyncTimeout = 60_000;
+        await using var bucketRedis = await ConnectionMultiplexer.ConnectAsync(viaProxy);
+        await using var checkerRedis = new RedisConnection(Options.Create(new FlashSaleRedisOptions { ConnectionString = TestStack.Redis }));
+        var scripts = new RedisScripts();
+
+        var checker = new DeferredChecker();
+        await using var messaging = await MessagingHost.StartAsync(_prefix, checker, transactionTimeout: TimeSpan.FromSeconds(1));
+        checker.Inner = new RedisTransactionChecker(checkerRedis, scripts, messaging.Nats, Options.Create(new DeductionOptions()));
+
+        var sku = ClusterFixture.NewSku("fence-epoch");
+        var db = await checkerRedis.GetDatabaseAsync();
+        await db.StringSetAsync(RedisKeys.Stock(sku, 0), 5);
+        var tx = Guid.NewGuid().ToString("N");
+        await messaging.Producer.SendHalfAsync(tx, messaging.Topology.Deductions(sku),
+            PipelineJson.Serialize(new HalfPayload(sku, 0, [], HalfPayload.Epoch)), default);
+        Task<RedisResult> Purchase(IDatabase on, string order, string user) => RedisScripts.EvaluateAsync(on, scripts.Purchase,
+            [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Units(sku, 0), RedisKeys.Requests(sku, 0), RedisKeys.Fence(sku, 0, tx)],
+            [0, 3600, 1, 3600, tx, order, user, "r-" + user, 1]);
+
+        var first = (RedisResult[])(await Purchase(db, "o-first", "u1"))!;
+        Assert.Equal(4, (long)first[0]);
+        proxy.Hold();
+        var late = Purchase(bucketRedis.GetDatabase(), "o-late", "u2");
+
+        await messaging.EventuallyAsync(async () => await messaging.CountAsync(messaging.Topology.HalfStream) == 0, "the check-back resolves the open epoch");
+        Assert.Equal("F", (string?)await db.StringGetAsync(RedisKeys.Fence(sku, 0, tx)));
+        Assert.Equal(1, messaging.Metrics.Sum("flashsale.tx.resolved", "by", "check"));
+
+        proxy.Release();
+        Assert.Equal(-3, (long)((RedisResult[])(await late)!)[0]);
+        Assert.Equal(4, (long)await db.StringGetAsync(RedisKeys.Stock(sku, 0)));
+        Assert.False(await db.HashExistsAsync(RedisKeys.Requests(sku, 0), RedisKeys.RequestField("u2", "r-u2")), "a replay would answer an order nobody publishes");
+        var published = await messaging.ReadUntilMarkerAsync(messaging.Topology.DeductionsStream, messaging.Topology.Deductions(sku));
+        var message = Assert.Single(published);
+        Assert.Equal(tx, message.MessageId);
+        var record = Assert.Single(PipelineJson.ReadDeductions(message.Payload));
+        Assert.Equal(("o-first", "u1", "r-u1", 1, 0), (record.OrderId, record.UserId, record.RequestId, record.Quantity, record.Bucket));
+        // Published, so trimmed from the log as the bridge would.
+        Assert.Equal(0, await db.StreamLengthAsync(RedisKeys.Log(sku, 0)));
+    }
+
+    private static (string Host, int Port) RedisEndPoint() => ConfigurationOptions.Parse(TestStack.Redis).EndPoints[0] switch
+    {
+        System.Net.DnsEndPoint d => (d.Host, d.Port),
+        System.Net.IPEndPoint ip => (ip.Address.ToString(), ip.Port),
+        var other => throw new InvalidOperationException($"unexpected Redis end point {other}"),
+    };
+
     private sealed class DeferredChecker : ITransactionChecker
     {
         public ITransactionChecker? Inner { get; set; }
 
-        public Task<TransactionCheckResult> CheckAsync(HalfMessage half, CancellationToken ct) =>
-            (Inner ?? throw new InvalidOperationException("checker not set yet")).CheckAsync(half, ct);
+        private ITransactionChecker Checker => Inner ?? throw new InvalidOperationException("checker not set yet");
+
+        public Task<TransactionCheckResult> CheckAsync(HalfMessage half, CancellationToken ct) => Checker.CheckAsync(half, ct);
+
+        public Task CommittedAsync(HalfMessage half, TransactionCheckResult result, CancellationToken ct) => Checker.CommittedAsync(half, result, ct);
     }
 }

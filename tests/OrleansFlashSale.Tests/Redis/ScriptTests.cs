@@ -13,8 +13,9 @@ public sealed class ScriptTests(ClusterFixture fixture)
     /// <summary>Runs deduct.lua; a log entry id (a deduction) is reported as 1, other answers as they come.</summary>
     private async Task<long[]> DeductAsync(string sku, int bucket, params (string Order, string User, string Qty)[] items)
     {
-        var keys = new List<RedisKey> { RedisKeys.Stock(sku, bucket), RedisKeys.Log(sku, bucket), RedisKeys.Fence(sku, bucket, Guid.NewGuid().ToString("N")) };
-        var args = new List<RedisValue> { bucket, 3600 };
+        var tx = Guid.NewGuid().ToString("N");
+        var keys = new List<RedisKey> { RedisKeys.Stock(sku, bucket), RedisKeys.Log(sku, bucket), RedisKeys.Fence(sku, bucket, tx) };
+        var args = new List<RedisValue> { bucket, 3600, tx };
         foreach (var (order, user, qty) in items)
         {
             keys.Add(RedisKeys.OrderMarker(sku, bucket, order));
@@ -154,7 +155,7 @@ public sealed class ScriptTests(ClusterFixture fixture)
     private async Task<string[]> PurchaseAsync(string sku, string tx, params (string Order, string Request, string Qty)[] items)
     {
         RedisKey[] keys = [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Units(sku, 0), RedisKeys.Requests(sku, 0), RedisKeys.Fence(sku, 0, tx)];
-        var args = new List<RedisValue> { 0, 3600, 3, 3600 };
+        var args = new List<RedisValue> { 0, 3600, 3, 3600, tx };
         foreach (var (order, request, qty) in items)
         {
             args.AddRange([order, "u", request, qty]);
@@ -201,7 +202,7 @@ public sealed class ScriptTests(ClusterFixture fixture)
         await Db.StringSetAsync(RedisKeys.Stock(sku, 0), 5);
         RedisKey[] keys = [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Units(sku, 0), RedisKeys.Requests(sku, 0), RedisKeys.Fence(sku, 0, "t")];
         // ("b:ü", "c") and ("b", "ü:c") would share "b:ü:c" without the length prefix; Lua counts bytes, not chars.
-        await RedisScripts.EvaluateAsync(Db, _scripts.Purchase, keys, [0, 3600, 3, 3600, "o-1", "b:ü", "c", 1, "o-2", "b", "ü:c", 1]);
+        await RedisScripts.EvaluateAsync(Db, _scripts.Purchase, keys, [0, 3600, 3, 3600, "t", "o-1", "b:ü", "c", 1, "o-2", "b", "ü:c", 1]);
         Assert.StartsWith("o-1|", (string?)await Db.HashGetAsync(RedisKeys.Requests(sku, 0), RedisKeys.RequestField("b:ü", "c")));
         Assert.StartsWith("o-2|", (string?)await Db.HashGetAsync(RedisKeys.Requests(sku, 0), RedisKeys.RequestField("b", "ü:c")));
         Assert.Equal("4:b:ü:c", RedisKeys.RequestField("b:ü", "c"));
@@ -236,6 +237,37 @@ public sealed class ScriptTests(ClusterFixture fixture)
         Assert.Equal(new[] { "C", "1", "0" }, await FenceAsync(sku, "on-time", ("b", "o-b"), ("b", "o-b2")));
     }
 
+    private async Task<string> SealAsync(string sku, string tx) =>
+        (string)(await RedisScripts.EvaluateAsync(Db, _scripts.Seal, [RedisKeys.Fence(sku, 0, tx)], [3600]))!;
+
+    [Fact]
+    public async Task An_epoch_takes_batches_until_the_check_back_seals_it_and_its_log_entries_name_it()
+    {
+        var sku = ClusterFixture.NewSku("lua-epoch");
+        await Db.StringSetAsync(RedisKeys.Stock(sku, 0), 5);
+        // Two batches of one transaction: the second finds the first's fence ('C') and goes on.
+        Assert.Matches(@"^\d+-\d+$", (await PurchaseAsync(sku, "e", ("o-a", "a", "1")))[1]);
+        Assert.Matches(@"^\d+-\d+$", (await PurchaseAsync(sku, "e", ("o-b", "b", "1")))[1]);
+        var entries = await Db.StreamRangeAsync(RedisKeys.Log(sku, 0));
+        Assert.Equal(new[] { "e", "e" }, entries.Select(e => DeductionLog.TransactionOf(e)).ToArray());
+
+        // Sealed: closed for good, with what it has.
+        Assert.Equal("F", await SealAsync(sku, "e"));
+        Assert.Equal(new[] { "-3" }, await PurchaseAsync(sku, "e", ("o-c", "c", "1")));
+        Assert.Equal(-3, (long)((RedisResult[])(await RedisScripts.EvaluateAsync(Db, _scripts.Deduct,
+            [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Fence(sku, 0, "e"), RedisKeys.OrderMarker(sku, 0, "o-d")],
+            [0, 3600, "e", "o-d", "u", "r-d", 1]))!)[0]);
+        Assert.Equal("F", await SealAsync(sku, "e"));
+        Assert.Equal(3, (long)await Db.StringGetAsync(RedisKeys.Stock(sku, 0)));
+        Assert.Equal(2, await Db.StreamLengthAsync(RedisKeys.Log(sku, 0)));
+
+        // Sealed before any batch ran: rolled back, and stays so.
+        Assert.Equal("X", await SealAsync(sku, "unused"));
+        Assert.Equal(new[] { "-3" }, await PurchaseAsync(sku, "unused", ("o-e", "e", "1")));
+        Assert.Equal("X", await SealAsync(sku, "unused"));
+        Assert.Equal(3, (long)await Db.StringGetAsync(RedisKeys.Stock(sku, 0)));
+    }
+
     [Fact]
     public async Task Deduct_refuses_a_fenced_transaction()
     {
@@ -244,7 +276,7 @@ public sealed class ScriptTests(ClusterFixture fixture)
         var fence = RedisKeys.Fence(sku, 0, "tx");
         await Db.StringSetAsync(fence, "X");
         var results = (RedisResult[])(await RedisScripts.EvaluateAsync(Db, _scripts.Deduct,
-            [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), fence, RedisKeys.OrderMarker(sku, 0, "o1")], [0, 3600, "o1", "u1", "r1", 1]))!;
+            [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), fence, RedisKeys.OrderMarker(sku, 0, "o1")], [0, 3600, "tx", "o1", "u1", "r1", 1]))!;
         Assert.Equal(-3, (long)results[0]);
         Assert.Equal(5, (long)await Db.StringGetAsync(RedisKeys.Stock(sku, 0)));
         Assert.False(await Db.KeyExistsAsync(RedisKeys.OrderMarker(sku, 0, "o1")));

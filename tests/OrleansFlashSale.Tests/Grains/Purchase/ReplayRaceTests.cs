@@ -76,17 +76,17 @@ public sealed class ReplayRaceTests(ClusterFixture fixture)
         var sku = ClusterFixture.NewSku("lua-void");
         var db = fixture.Redis.GetDatabase();
         await db.StringSetAsync(RedisKeys.Stock(sku, 0), 5);
-        async Task<string> DeductAsync(string order) => ((RedisResult[])(await RedisScripts.EvaluateAsync(db, _scripts.Deduct,
-            [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Fence(sku, 0, Guid.NewGuid().ToString("N")), RedisKeys.OrderMarker(sku, 0, order)],
-            [0, 3600, order, "u", "r-" + order, 1]))!)[1].ToString();
+        async Task<string> DeductAsync(string order, string tx) => ((RedisResult[])(await RedisScripts.EvaluateAsync(db, _scripts.Deduct,
+            [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Fence(sku, 0, tx), RedisKeys.OrderMarker(sku, 0, order)],
+            [0, 3600, tx, order, "u", "r-" + order, 1]))!)[1].ToString();
         async Task<long> VoidAsync(string order) =>
             (long)await RedisScripts.EvaluateAsync(db, _scripts.Void, [RedisKeys.OrderMarker(sku, 0, order)], [3600]);
 
         Assert.Equal(0, await VoidAsync("late"));
-        Assert.Equal("3", await DeductAsync("late"));
+        Assert.Equal("3", await DeductAsync("late", Guid.NewGuid().ToString("N")));
         Assert.Equal(0, await VoidAsync("late"));
 
-        Assert.Matches(@"^\d+-\d+$", await DeductAsync("early"));
+        Assert.Matches(@"^\d+-\d+$", await DeductAsync("early", Guid.NewGuid().ToString("N")));
         Assert.Equal(1, await VoidAsync("early"));
         Assert.Equal(4, (long)await db.StringGetAsync(RedisKeys.Stock(sku, 0)));
     }

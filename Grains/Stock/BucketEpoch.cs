@@ -1,0 +1,41 @@
+using OrleansFlashSale.Messaging;
+
+namespace OrleansFlashSale.Grains;
+
+/// <summary>
+/// One RocketMQ-style transaction of a bucket, which may span several of its batches: its half message is stored
+/// before the first of them runs its script, every script of it carries its id (in the fence and in each log entry),
+/// and it is committed once, with every order they deducted, when it closes. The cost of a half message, a commit and
+/// a stream event is then shared by all the orders of the epoch instead of those of one batch.
+/// </summary>
+/// <remarks>Touched only by its bucket's activation, so it needs no lock.</remarks>
+internal sealed class BucketEpoch(string transactionId)
+{
+    public string TransactionId { get; } = transactionId;
+
+    /// <summary>The half message; null when the broker did not store it (<see cref="HalfFailure"/>).</summary>
+    public Task<HalfMessageHandle?> Half { get; set; } = Task.FromResult<HalfMessageHandle?>(null);
+
+    public Exception? HalfFailure { get; set; }
+
+    /// <summary>Orders of the batches given to this epoch, deducted or not: what bounds the commit message's size.</summary>
+    public int Orders { get; set; }
+
+    /// <summary>Batches given to this epoch whose answers are not in yet.</summary>
+    public int Running { get; set; }
+
+    /// <summary>Takes no more batches; closes once <see cref="Running"/> is 0.</summary>
+    public bool Closing { get; set; }
+
+    public bool Closed { get; set; }
+
+    /// <summary>
+    /// The bucket cannot know every order of this transaction (a script's answer was lost) or the check-back answered
+    /// for it: the bucket neither commits nor rolls it back, and the check-back commits it from the log.
+    /// </summary>
+    public bool LeftToCheckBack { get; set; }
+
+    public List<DeductionRecord> Committed { get; } = [];
+
+    public List<string> LogEntries { get; } = [];
+}
