@@ -51,8 +51,10 @@ public static class HttpScenario
             {
                 await using var pace = await PacedWriter.StartAsync(grains, scenario, progress);
                 var run = await RunGatewayAsync(grains, gateway, scenario, soldOut, settings, progress);
-                var drain = await pace.LiftAndDrainAsync(run.Run.Details["sku"],
-                    long.Parse(run.Run.Details[SoldKey], System.Globalization.CultureInfo.InvariantCulture));
+                var sku = run.Run.Details["sku"];
+                var drain = await pace.LiftAndDrainAsync(sku, async () =>
+                    (await grains.Product(sku).GetStatusAsync(refresh: true))?.Sold
+                    ?? throw new BenchCheckException($"{scenario}: the sale {sku} has no status"));
                 paced = run with { Run = run.Run.WithDetails(drain) };
             }
         }
