@@ -27,23 +27,11 @@ public sealed class FencedCheckBackTests : IAsyncLifetime
     [InlineData(HalfPayload.Deduction)]
     public async Task A_script_that_reaches_Redis_after_the_rollback_deducts_nothing(string kind)
     {
-        var (host, port) = RedisEndPoint();
-        await using var proxy = HoldingProxy.Start(host, port);
-        var viaProxy = ConfigurationOptions.Parse(TestStack.Redis);
-        viaProxy.EndPoints.Clear();
-        viaProxy.EndPoints.Add("127.0.0.1", proxy.Port);
-        // Long enough to see the held script's own answer once it is released.
-        viaProxy.AsyncTimeout = 60_000;
-        await using var bucketRedis = await ConnectionMultiplexer.ConnectAsync(viaProxy);
-        await using var checkerRedis = new RedisConnection(Options.Create(new FlashSaleRedisOptions { ConnectionString = TestStack.Redis }));
-        var scripts = new RedisScripts();
-
-        var checker = new DeferredChecker();
-        await using var messaging = await MessagingHost.StartAsync(_prefix, checker, transactionTimeout: TimeSpan.FromSeconds(1));
-        checker.Inner = new RedisTransactionChecker(checkerRedis, scripts, messaging.Nats, Options.Create(new DeductionOptions()));
+        await using var rig = await Rig.StartAsync(_prefix);
+        var (proxy, messaging, scripts) = (rig.Proxy, rig.Messaging, rig.Scripts);
 
         var sku = ClusterFixture.NewSku("fence-" + kind);
-        var db = await checkerRedis.GetDatabaseAsync();
+        var db = rig.Db;
         await db.StringSetAsync(RedisKeys.Stock(sku, 0), 5);
         var tx = Guid.NewGuid().ToString("N");
         var order = new PendingOrder(Guid.NewGuid().ToString("N"), "r1", "u1", 1);
@@ -54,10 +42,10 @@ public sealed class FencedCheckBackTests : IAsyncLifetime
 
         proxy.Hold();
         var script = kind != HalfPayload.Deduction
-            ? RedisScripts.EvaluateAsync(bucketRedis.GetDatabase(), scripts.Purchase,
+            ? RedisScripts.EvaluateAsync(rig.HeldDb, scripts.Purchase,
                 [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Units(sku, 0), RedisKeys.Requests(sku, 0), RedisKeys.Fence(sku, 0, tx)],
                 [0, 3600, 1, 3600, tx, order.OrderId, order.UserId, order.RequestId, 1])
-            : RedisScripts.EvaluateAsync(bucketRedis.GetDatabase(), scripts.Deduct,
+            : RedisScripts.EvaluateAsync(rig.HeldDb, scripts.Deduct,
                 [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Fence(sku, 0, tx), RedisKeys.OrderMarker(sku, 0, order.OrderId)],
                 [0, 3600, tx, order.OrderId, order.UserId, order.RequestId, 1]);
 
@@ -84,22 +72,11 @@ public sealed class FencedCheckBackTests : IAsyncLifetime
     [Fact]
     public async Task An_epoch_closed_by_the_check_back_publishes_its_earlier_batches_and_refuses_a_late_one()
     {
-        var (host, port) = RedisEndPoint();
-        await using var proxy = HoldingProxy.Start(host, port);
-        var viaProxy = ConfigurationOptions.Parse(TestStack.Redis);
-        viaProxy.EndPoints.Clear();
-        viaProxy.EndPoints.Add("127.0.0.1", proxy.Port);
-        viaProxy.AsyncTimeout = 60_000;
-        await using var bucketRedis = await ConnectionMultiplexer.ConnectAsync(viaProxy);
-        await using var checkerRedis = new RedisConnection(Options.Create(new FlashSaleRedisOptions { ConnectionString = TestStack.Redis }));
-        var scripts = new RedisScripts();
-
-        var checker = new DeferredChecker();
-        await using var messaging = await MessagingHost.StartAsync(_prefix, checker, transactionTimeout: TimeSpan.FromSeconds(1));
-        checker.Inner = new RedisTransactionChecker(checkerRedis, scripts, messaging.Nats, Options.Create(new DeductionOptions()));
+        await using var rig = await Rig.StartAsync(_prefix);
+        var (proxy, messaging, scripts) = (rig.Proxy, rig.Messaging, rig.Scripts);
 
         var sku = ClusterFixture.NewSku("fence-epoch");
-        var db = await checkerRedis.GetDatabaseAsync();
+        var db = rig.Db;
         await db.StringSetAsync(RedisKeys.Stock(sku, 0), 5);
         var tx = Guid.NewGuid().ToString("N");
         await messaging.Producer.SendHalfAsync(tx, messaging.Topology.Deductions(sku),
@@ -111,7 +88,7 @@ public sealed class FencedCheckBackTests : IAsyncLifetime
         var first = (RedisResult[])(await Purchase(db, "o-first", "u1"))!;
         Assert.Equal(4, (long)first[0]);
         proxy.Hold();
-        var late = Purchase(bucketRedis.GetDatabase(), "o-late", "u2");
+        var late = Purchase(rig.HeldDb, "o-late", "u2");
 
         await messaging.EventuallyAsync(async () => await messaging.CountAsync(messaging.Topology.HalfStream) == 0, "the check-back resolves the open epoch");
         Assert.Equal("F", (string?)await db.StringGetAsync(RedisKeys.Fence(sku, 0, tx)));
@@ -130,12 +107,78 @@ public sealed class FencedCheckBackTests : IAsyncLifetime
         Assert.Equal(0, await db.StreamLengthAsync(RedisKeys.Log(sku, 0)));
     }
 
-    private static (string Host, int Port) RedisEndPoint() => ConfigurationOptions.Parse(TestStack.Redis).EndPoints[0] switch
+    /// <summary>
+    /// A bucket's Redis connection through a proxy that can hold its traffic (<see cref="HeldDb"/>), the checker's own
+    /// connection (<see cref="Db"/>), and the real check-back on the real JetStream with a 1 s transaction timeout.
+    /// </summary>
+    private sealed class Rig : IAsyncDisposable
     {
-        System.Net.DnsEndPoint d => (d.Host, d.Port),
-        System.Net.IPEndPoint ip => (ip.Address.ToString(), ip.Port),
-        var other => throw new InvalidOperationException($"unexpected Redis end point {other}"),
-    };
+        private ConnectionMultiplexer? _bucketRedis;
+        private RedisConnection? _checkerRedis;
+
+        private Rig(HoldingProxy proxy) => Proxy = proxy;
+
+        public HoldingProxy Proxy { get; }
+
+        public MessagingHost Messaging { get; private set; } = null!;
+
+        public RedisScripts Scripts { get; } = new();
+
+        public IDatabase HeldDb => _bucketRedis!.GetDatabase();
+
+        public IDatabase Db { get; private set; } = null!;
+
+        public static async Task<Rig> StartAsync(string prefix)
+        {
+            var (host, port) = ConfigurationOptions.Parse(TestStack.Redis).EndPoints[0] switch
+            {
+                System.Net.DnsEndPoint d => (d.Host, d.Port),
+                System.Net.IPEndPoint ip => (ip.Address.ToString(), ip.Port),
+                var other => throw new InvalidOperationException($"unexpected Redis end point {other}"),
+            };
+            var rig = new Rig(HoldingProxy.Start(host, port));
+            try
+            {
+                var viaProxy = ConfigurationOptions.Parse(TestStack.Redis);
+                viaProxy.EndPoints.Clear();
+                viaProxy.EndPoints.Add("127.0.0.1", rig.Proxy.Port);
+                // Long enough to see the held script's own answer once it is released.
+                viaProxy.AsyncTimeout = 60_000;
+                rig._bucketRedis = await ConnectionMultiplexer.ConnectAsync(viaProxy);
+                rig._checkerRedis = new RedisConnection(Options.Create(new FlashSaleRedisOptions { ConnectionString = TestStack.Redis }));
+                rig.Db = await rig._checkerRedis.GetDatabaseAsync();
+                var checker = new DeferredChecker();
+                rig.Messaging = await MessagingHost.StartAsync(prefix, checker, transactionTimeout: TimeSpan.FromSeconds(1));
+                checker.Inner = new RedisTransactionChecker(rig._checkerRedis, rig.Scripts, rig.Messaging.Nats, Options.Create(new DeductionOptions()));
+                return rig;
+            }
+            catch
+            {
+                await rig.DisposeAsync();
+                throw;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (Messaging is not null)
+            {
+                await Messaging.DisposeAsync();
+            }
+
+            if (_checkerRedis is not null)
+            {
+                await _checkerRedis.DisposeAsync();
+            }
+
+            if (_bucketRedis is not null)
+            {
+                await _bucketRedis.DisposeAsync();
+            }
+
+            await Proxy.DisposeAsync();
+        }
+    }
 
     private sealed class DeferredChecker : ITransactionChecker
     {
