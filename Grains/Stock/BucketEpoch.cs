@@ -1,4 +1,5 @@
 using OrleansFlashSale.Messaging;
+using OrleansFlashSale.Pipeline;
 
 namespace OrleansFlashSale.Grains;
 
@@ -38,4 +39,16 @@ internal sealed class BucketEpoch(string transactionId)
     public List<DeductionRecord> Committed { get; } = [];
 
     public List<string> LogEntries { get; } = [];
+
+    /// <summary>
+    /// What the half message announces. A transaction that may span batches names no orders (they are not known yet;
+    /// the check-back finds them in the log by the transaction id). A transaction of one batch lists them, in the form
+    /// that versions before epochs store and answer, so that during a rolling upgrade an older silo's check-back can
+    /// resolve it.
+    /// </summary>
+    public static HalfPayload HalfPayloadFor(string sku, int bucket, bool spansBatches, BucketWorkKind kind, IReadOnlyList<BucketWork> works) =>
+        spansBatches
+            ? new HalfPayload(sku, bucket, [], HalfPayload.Epoch)
+            : new HalfPayload(sku, bucket, works.Select(w => new PendingOrder(w.Order, w.Request, w.User, w.Quantity)).ToArray(),
+                kind == BucketWorkKind.Purchase ? HalfPayload.HomePurchase : HalfPayload.Deduction);
 }

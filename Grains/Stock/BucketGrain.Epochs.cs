@@ -13,10 +13,10 @@ public sealed partial class BucketGrain
     private readonly List<Task> _closing = [];
     private BucketEpoch? _epoch;
 
-    /// <summary>The open transaction if it has room for <paramref name="orders"/> more, else a new one.</summary>
-    private BucketEpoch EpochFor(int orders)
+    /// <summary>The open transaction if it has room for <paramref name="works"/>, else a new one.</summary>
+    private BucketEpoch EpochFor(BucketWorkKind kind, List<BucketWork> works)
     {
-        if (_epoch is { Closing: false } open && open.Orders + orders <= MaxEpochOrders)
+        if (_epoch is { Closing: false } open && open.Orders + works.Count <= MaxEpochOrders)
         {
             return open;
         }
@@ -28,9 +28,10 @@ public sealed partial class BucketGrain
         }
 
         var epoch = new BucketEpoch(Guid.CreateVersion7().ToString("N"));
-        epoch.Half = SendHalfAsync(epoch);
+        var spansBatches = _options.TransactionEpoch > TimeSpan.Zero;
+        epoch.Half = SendHalfAsync(epoch, BucketEpoch.HalfPayloadFor(_sku, _index, spansBatches, kind, works));
         _epoch = epoch;
-        if (_options.TransactionEpoch > TimeSpan.Zero)
+        if (spansBatches)
         {
             _ = ExpireAsync(epoch);
         }

@@ -17,11 +17,12 @@ public sealed partial class BucketGrain
 {
     /// <summary>
     /// Stores a transaction's half message before any script of it runs. If this process dies before the commit, the
-    /// broker's check-back asks Redis (seal.lua) and finishes the job, so an order deducted in Redis always reaches
-    /// the queue, and no script of a transaction the check-back answered can deduct later. Null when JetStream did
-    /// not take it (<see cref="BucketEpoch.HalfFailure"/>): the transaction's batches then fail and Redis is not asked.
+    /// broker's check-back asks Redis (seal.lua; fence.lua for a one-batch half message) and finishes the job, so an
+    /// order deducted in Redis always reaches the queue, and no script of a transaction the check-back answered can
+    /// deduct later. Null when JetStream did not take it (<see cref="BucketEpoch.HalfFailure"/>): the transaction's
+    /// batches then fail and Redis is not asked.
     /// </summary>
-    private async Task<HalfMessageHandle?> SendHalfAsync(BucketEpoch epoch)
+    private async Task<HalfMessageHandle?> SendHalfAsync(BucketEpoch epoch, HalfPayload payload)
     {
         try
         {
@@ -30,9 +31,8 @@ public sealed partial class BucketGrain
             using var timeout = new CancellationTokenSource(_messages.OperationTimeout);
             try
             {
-                // The orders are not known yet: the check-back finds them in the log by the transaction id.
                 return await _producer.SendHalfAsync(epoch.TransactionId, _messages.DeductionsSubject(_sku),
-                    PipelineJson.Serialize(new HalfPayload(_sku, _index, [], HalfPayload.Epoch)), timeout.Token);
+                    PipelineJson.Serialize(payload), timeout.Token);
             }
             catch (OperationCanceledException ex) when (timeout.IsCancellationRequested)
             {

@@ -296,7 +296,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
     {
         var kind = _queue.Peek().Kind;
         var works = _pump.Take(_queue, w => w.Kind == kind);
-        var epoch = EpochFor(works.Count);
+        var epoch = EpochFor(kind, works);
         epoch.Orders += works.Count;
         epoch.Running++;
         return new BucketBatch(kind, works, epoch);

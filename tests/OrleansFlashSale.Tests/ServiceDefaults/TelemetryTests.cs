@@ -151,6 +151,8 @@ public sealed partial class TelemetryTests(TelemetryFixture fixture)
         var faults = fixture.Cluster.Silos[0].ServiceProvider.GetRequiredService<PipelineFaults>();
         faults.DropNextCommitEvents(1);
         await BuyAsync(sale.Sku, "user-0", "req-0", HttpStatusCode.Created);
+        // The commit event leaves when the bucket's transaction closes, up to TransactionEpochMilliseconds after the answer.
+        await TestDb.WaitUntilAsync(() => Task.FromResult(faults.Dropped >= 1), Patience);
         Assert.Equal(1, faults.Dropped);
 
         // A message no writer can read goes to the dead-letter stream.
