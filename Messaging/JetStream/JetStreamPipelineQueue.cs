@@ -74,7 +74,9 @@ public sealed class JetStreamPipelineQueue(JetStreamConnection nats) : IPipeline
             return (total, total, false);
         }
 
-        // An ordered consumer is ephemeral and server-side cheap; it reads what is there now and goes away.
+        // An ordered consumer is ephemeral and server-side cheap; it reads what is there now and goes away. The fetch
+        // does not wait for messages: half messages are removed all the time, and a consume would wait (up to the
+        // timeout) for the ones removed between the count and the read.
         var consumer = await nats.JetStream.CreateOrderedConsumerAsync(streamName, cancellationToken: ct);
         var lastSequence = stream.Info.State.LastSeq;
         var (read, forSku) = (0L, 0L);
@@ -82,7 +84,7 @@ public sealed class JetStreamPipelineQueue(JetStreamConnection nats) : IPipeline
         timeout.CancelAfter(TimeSpan.FromSeconds(5));
         try
         {
-            await foreach (var message in consumer.ConsumeAsync<byte[]>(cancellationToken: timeout.Token))
+            await foreach (var message in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = (int)total }, cancellationToken: timeout.Token))
             {
                 read++;
                 if (SkuOf(message.Data) == sku)

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Text;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -126,4 +127,31 @@ public sealed class TransactionalProducerTests : IAsyncLifetime
             host.Producer.CommitAsync(half, [new OutgoingMessage("tx-4:0", t.HalfSubject, Bytes("x"))], default));
         Assert.Equal(1, await host.CountAsync(t.HalfStream));
     }
+
+    /// <summary>
+    /// What verify counts: the half messages there now, overall and of one SKU, read without waiting for more (a
+    /// half message removed after the count is not waited for).
+    /// </summary>
+    [Fact]
+    public async Task The_queue_counts_the_half_messages_of_one_sku_among_others()
+    {
+        await using var host = await MessagingHost.StartAsync(_prefix, _checker, NeverDue);
+        var t = host.Topology;
+        var queue = host.Services.GetRequiredService<IPipelineQueue>();
+        Assert.Equal((0, 0), Halves(await queue.CountAsync("sku-a", default)));
+
+        byte[] Half(string sku) => OrleansFlashSale.Pipeline.PipelineJson.Serialize(
+            new OrleansFlashSale.Pipeline.HalfPayload(sku, 0, [], OrleansFlashSale.Pipeline.HalfPayload.Epoch));
+        await host.Producer.SendHalfAsync("tx-a1", t.Deductions("sku-a"), Half("sku-a"), default);
+        await host.Producer.SendHalfAsync("tx-b1", t.Deductions("sku-b"), Half("sku-b"), default);
+        var last = await host.Producer.SendHalfAsync("tx-a2", t.Deductions("sku-a"), Half("sku-a"), default);
+        Assert.Equal((3, 2), Halves(await queue.CountAsync("sku-a", default)));
+        Assert.Equal((3, 1), Halves(await queue.CountAsync("sku-b", default)));
+
+        // The last one resolved: the stream's last sequence is now a removed message.
+        await host.Producer.RollbackAsync(last, default);
+        Assert.Equal((2, 1), Halves(await queue.CountAsync("sku-a", default)));
+    }
+
+    private static (long Total, long ForSku) Halves(PipelineMessageCounts counts) => (counts.HalfMessages, counts.HalfMessagesForSku);
 }
