@@ -32,11 +32,16 @@ public sealed class WriterPaceTests(ClusterFixture fixture)
             Assert.Equal(1, pace.GetProperty("maxOrdersPerSecond").GetInt32());
             await TestDb.WaitUntilAsync(() => Task.FromResult(pacers.All(p => p.Paced)), TimeSpan.FromSeconds(10));
 
-            // One purchase at a time, so each is its own transaction message: 40 messages for a pace of one order a
+            // One purchase at a time, each after the one before was published (its bucket's log trimmed, so its
+            // transaction closed), so each is its own transaction message: 40 messages for a pace of one order a
             // second. Each writer takes at most one fetch of 16 before the pace holds it for many seconds.
+            var redis = fixture.Redis.GetDatabase();
             for (var i = 0; i < 40; i++)
             {
                 Assert.Equal(PurchaseOutcome.Created, (await fixture.BuyAsync(sale, $"u{i}", "r1")).Outcome);
+                await TestDb.WaitUntilAsync(async () =>
+                    await redis.StreamLengthAsync(OrleansFlashSale.Redis.RedisKeys.Log(sale.Sku, 0)) +
+                    await redis.StreamLengthAsync(OrleansFlashSale.Redis.RedisKeys.Log(sale.Sku, 1)) == 0, TimeSpan.FromSeconds(30));
             }
 
             // Published: the bridge trims a bucket's log once its orders are in the deductions stream.
