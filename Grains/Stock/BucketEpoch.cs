@@ -30,11 +30,18 @@ internal sealed class BucketEpoch(string transactionId)
 
     public bool Closed { get; set; }
 
+    /// <summary>Set by <see cref="LeaveToCheckBack"/>: the bucket neither commits nor rolls this transaction back.</summary>
+    public bool LeftToCheckBack { get; private set; }
+
     /// <summary>
     /// The bucket cannot know every order of this transaction (a script's answer was lost) or the check-back answered
-    /// for it: the bucket neither commits nor rolls it back, and the check-back commits it from the log.
+    /// for it: it takes no more batches, and the check-back commits it from the log.
     /// </summary>
-    public bool LeftToCheckBack { get; set; }
+    public void LeaveToCheckBack()
+    {
+        LeftToCheckBack = true;
+        Closing = true;
+    }
 
     public List<DeductionRecord> Committed { get; } = [];
 

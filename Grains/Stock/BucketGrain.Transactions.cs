@@ -74,8 +74,7 @@ public sealed partial class BucketGrain
             // The script may or may not have run: forget the cached stock and let callers settle each order. Only the
             // log knows whether it deducted, so the transaction is left to the check-back, which reads it there.
             _remaining = null;
-            epoch.LeftToCheckBack = true;
-            epoch.Closing = true;
+            epoch.LeaveToCheckBack();
             _metrics.RedisFailure(batch.ScriptName);
             Log.BucketScriptFailed(_logger, ex, _sku, _index, batch.ScriptName, works.Count);
             works.ForEach(w => w.Fail(ex));
@@ -92,8 +91,7 @@ public sealed partial class BucketGrain
                 // whatever its earlier batches deducted; the next batch opens a new one.
                 BridgeLog.TransactionFenced(_logger, _sku, _index, epoch.TransactionId);
                 failure = new TransactionFencedException(epoch.TransactionId);
-                epoch.LeftToCheckBack = true;
-                epoch.Closing = true;
+                epoch.LeaveToCheckBack();
             }
             else
             {

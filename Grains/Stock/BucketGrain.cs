@@ -280,7 +280,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
             // Never leave a caller waiting: whatever went wrong, every purchase in the batch gets an answer. Whether
             // the script ran is unknown, so the transaction's orders are for the check-back to read from Redis.
             _remaining = null;
-            epoch.LeftToCheckBack = true;
+            epoch.LeaveToCheckBack();
             Log.BucketScriptFailed(_logger, ex, _sku, _index, "batch-answer", current.Works.Count);
             current.Works.ForEach(w => w.Fail(ex));
         }
