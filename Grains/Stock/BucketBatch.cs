@@ -36,6 +36,8 @@ internal sealed class TransactionFencedException(string transactionId)
 
 internal sealed class BucketWork
 {
+    private bool _answered;
+
     private BucketWork(BucketWorkKind kind) => Kind = kind;
 
     public BucketWorkKind Kind { get; }
@@ -49,7 +51,10 @@ internal sealed class BucketWork
 
     public TaskCompletionSource<DeductResult>? Deduction { get; private init; }
 
-    public TaskCompletionSource<HomePurchaseAnswer>? Purchased { get; private init; }
+    /// <summary>The call a home purchase belongs to, and its place in it.</summary>
+    public PurchaseCall? Call { get; private init; }
+
+    public int Slot { get; private init; }
 
     public Func<IDatabase, Task<long>>? Run { get; private init; }
 
@@ -66,17 +71,31 @@ internal sealed class BucketWork
     public static BucketWork ForDeduct(DeductRequest request) =>
         new(BucketWorkKind.Deduct) { Deduct = request, Deduction = new(TaskCreationOptions.RunContinuationsAsynchronously) };
 
-    public static BucketWork ForPurchase(PurchaseRequest request, string orderId) =>
-        new(BucketWorkKind.Purchase) { Purchase = request, OrderId = orderId, Purchased = new(TaskCreationOptions.RunContinuationsAsynchronously) };
+    public static BucketWork ForPurchase(PurchaseRequest request, string orderId, PurchaseCall call, int slot) =>
+        new(BucketWorkKind.Purchase) { Purchase = request, OrderId = orderId, Call = call, Slot = slot };
 
     public static BucketWork ForOperation(Func<IDatabase, Task<long>> run) =>
         new(BucketWorkKind.Operation) { Run = run, Operation = new(TaskCreationOptions.RunContinuationsAsynchronously) };
 
+    /// <summary>Hands a home purchase's script answer to its call. Only the first answer or failure counts.</summary>
+    public void Answer(HomePurchaseAnswer answer)
+    {
+        if (!_answered)
+        {
+            _answered = true;
+            Call!.Answered(Call, this, answer, null);
+        }
+    }
+
     public void Fail(Exception ex)
     {
         Deduction?.TrySetException(ex);
-        Purchased?.TrySetException(ex);
         Operation?.TrySetException(ex);
+        if (Call is not null && !_answered)
+        {
+            _answered = true;
+            Call.Answered(Call, this, null, ex);
+        }
     }
 }
 
@@ -129,7 +148,7 @@ internal sealed class BucketBatch(BucketWorkKind kind, List<BucketWork> works, B
 
             if (Kind == BucketWorkKind.Purchase)
             {
-                work.Purchased!.TrySetResult(ReadPurchase(text, remaining));
+                work.Answer(ReadPurchase(text, remaining));
             }
             else if (ReadDeduct(text) is { } outcome)
             {

@@ -45,6 +45,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
     // The batch taken while the one before it runs its script (its transaction's half message may be on its way).
     private BucketBatch? _next;
     private bool _reportedEmpty;
+    private readonly Action<PurchaseCall, BucketWork, HomePurchaseAnswer?, Exception?> _homeAnswered;
 
     public BucketGrain(RedisConnection redis, RedisScripts scripts, IOptions<DeductionOptions> options,
         FlashSaleMetrics metrics, ILogger<BucketGrain> logger, ITransactionalProducer producer, IPipelineQueue queue,
@@ -62,6 +63,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
         _logger = logger;
         // No yield: the batched calls (DeductManyAsync, PurchaseManyAsync) queue all their work before they start the
         // pump, and a single stock operation goes out at once.
+        _homeAnswered = HomeAnswered;
         _pump = new ActivationPump(_options.MaxBatch, () => _next is not null || _queue.Count > 0, RunNextAsync, yieldFirst: false);
     }
 

@@ -6,10 +6,12 @@ namespace OrleansFlashSale.UnitTests;
 /// <summary>What a bucket's half message announces, with and without transactions that span batches.</summary>
 public sealed class HalfPayloadTests
 {
+    private static readonly PurchaseCall Call = new(2, new SaleDefinition("sku-1", 10, 1, 2, null, null, 900, 1, "redis"), (_, _, _, _) => { });
+
     private static readonly List<BucketWork> Purchases =
     [
-        BucketWork.ForPurchase(new PurchaseRequest("sku-1", "u1", "r1", 2), "o1"),
-        BucketWork.ForPurchase(new PurchaseRequest("sku-1", "u2", "r2", 1), "o2"),
+        BucketWork.ForPurchase(new PurchaseRequest("sku-1", "u1", "r1", 2), "o1", Call, 0),
+        BucketWork.ForPurchase(new PurchaseRequest("sku-1", "u2", "r2", 1), "o2", Call, 1),
     ];
 
     [Fact]
