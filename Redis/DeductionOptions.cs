@@ -25,7 +25,7 @@ public sealed class DeductionOptions
     /// messages' transaction timeout (<c>FlashSale:Nats:TransactionTimeout</c>), so the check-back never meets
     /// a transaction still open.
     /// </summary>
-    public int TransactionEpochMilliseconds { get; set; } = 20;
+    public int TransactionEpochMilliseconds { get; set; } = 50;
 
     public TimeSpan RecordTtl => TimeSpan.FromHours(RecordTtlHours);
 

@@ -117,8 +117,9 @@ public sealed partial class TelemetryTests(TelemetryFixture fixture)
         Assert.Equal(5, Delta("flashsale_deduct_batch_size_sum"));
         Assert.Equal(5, Delta("flashsale_deduct_duration_milliseconds_count"));
         Assert.Equal(5, Delta("flashsale_pipeline_lag_milliseconds_count"));
-        // The five orders left in one to five transactions (a bucket's transaction takes its batches of 20 ms), each
-        // committed by its bucket, and each passes every stage of the pipeline once, tagged by stage only.
+        // The five orders left in one to five transactions (a bucket's transaction takes its batches for
+        // TransactionEpochMilliseconds), each committed by its bucket, and each passes every stage of the pipeline
+        // once, tagged by stage only.
         var transactions = Delta("flashsale_tx_resolved_total", ("outcome", "commit"), ("by", "producer"));
         Assert.InRange(transactions, 1, 5);
         foreach (var stage in new[] { "enqueued", "bridge", "published", "writer" })
