@@ -28,7 +28,7 @@ public sealed partial class BucketGrain
             }
             else
             {
-                _queue.Enqueue(BucketWork.ForPurchase(request, Guid.CreateVersion7().ToString("N"), call, i));
+                _queue.Enqueue(BucketWork.ForPurchase(request, _orderIds.Next(), call, i));
             }
         }
 

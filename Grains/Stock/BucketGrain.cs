@@ -46,6 +46,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
     private BucketBatch? _next;
     private bool _reportedEmpty;
     private readonly Action<PurchaseCall, BucketWork, HomePurchaseAnswer?, Exception?> _homeAnswered;
+    private readonly OrderIds _orderIds = new(TimeProvider.System);
 
     public BucketGrain(RedisConnection redis, RedisScripts scripts, IOptions<DeductionOptions> options,
         FlashSaleMetrics metrics, ILogger<BucketGrain> logger, ITransactionalProducer producer, IPipelineQueue queue,
