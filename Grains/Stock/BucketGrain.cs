@@ -62,9 +62,9 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
         _options = options.Value;
         _metrics = metrics;
         _logger = logger;
+        _homeAnswered = HomeAnswered;
         // No yield: the batched calls (DeductManyAsync, PurchaseManyAsync) queue all their work before they start the
         // pump, and a single stock operation goes out at once.
-        _homeAnswered = HomeAnswered;
         _pump = new ActivationPump(_options.MaxBatch, () => _next is not null || _queue.Count > 0, RunNextAsync, yieldFirst: false);
     }
 
