@@ -109,7 +109,7 @@ public static class BenchCommand
                     {
                         figures.Add(figure);
                         table.AddRow(figure.Scenario, Markup.Escape(figure.Name), $"{figure.Measured:N0} {figure.Unit}",
-                            figure.HasBaseline ? $"{figure.Baseline:N0}" : "–", figure.HasBaseline ? $"{figure.Ratio:F2}×" : "–", TargetText(figure));
+                            figure.HasBaseline ? $"{figure.Baseline:N0}" : "–", figure.HasBaseline ? figure.RatioText : "–", TargetText(figure));
                     }
                 }
                 catch (Exception ex) when (ex is not UsageException)
@@ -217,7 +217,7 @@ public static class BenchCommand
                 f.MeasuredHow,
                 baseline = Math.Round(f.Baseline),
                 f.BaselineHow,
-                ratio = f.HasBaseline ? Math.Round(f.Ratio, 2) : (double?)null,
+                ratio = f.HasBaseline ? Math.Round(f.Ratio, f.RatioDigits) : (double?)null,
                 f.TargetRatio,
                 f.TargetAbsolute,
                 f.TargetMax,
@@ -243,7 +243,7 @@ public static class BenchCommand
         {
             var target = f.TargetsMet is { } met ? $"{(met ? "met" : "**not met**")} ({f.TargetWords})" : "";
             md.AppendLine($"| {f.Scenario} | {f.Name} | {f.Measured:N0} {f.Unit} | {(f.HasBaseline ? $"{f.Baseline:N0}" : "–")} | " +
-                $"{(f.HasBaseline ? $"{f.Ratio:F2}×" : "–")} | {target} |");
+                $"{(f.HasBaseline ? f.RatioText : "–")} | {target} |");
         }
 
         md.AppendLine();

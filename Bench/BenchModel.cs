@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace OrleansFlashSale.Bench;
 
 /// <summary>One measured figure and the baseline it is compared with, both taken in the same run.</summary>
@@ -17,6 +19,27 @@ public sealed record BenchFigure(
     bool? TargetConditionMet = null)
 {
     public double Ratio => Baseline > 0 ? Measured / Baseline : double.NaN;
+
+    /// <summary>
+    /// Decimals the ratio is shown with: two, or more where two would round it onto the other side of its target
+    /// (0.598 against a target of 0.6 is shown as 0.598×, not as 0.60× beside "not met").
+    /// </summary>
+    public int RatioDigits
+    {
+        get
+        {
+            var digits = 2;
+            while (digits < 6 && TargetRatio is { } target && (Math.Round(Ratio, digits) >= target) != (Ratio >= target))
+            {
+                digits++;
+            }
+
+            return digits;
+        }
+    }
+
+    /// <summary>The ratio as printed, e.g. "1.23×".</summary>
+    public string RatioText => Ratio.ToString("F" + RatioDigits, CultureInfo.InvariantCulture) + "×";
 
     /// <summary>A figure measured on its own (a lag, a memory size): nothing in the run to compare it with.</summary>
     public bool HasBaseline => Baseline > 0;

@@ -24,7 +24,7 @@ public static class Charts
             var measured = plot.Add.Bar(position: i * 3 + 1, value: f.Measured);
             measured.Color = measuredColor;
             // The label sits under the middle of the figure's bars, one or two.
-            ticks.Add(new Tick(f.HasBaseline ? i * 3 + 0.5 : i * 3 + 1, f.HasBaseline ? $"{f.Name}\n{f.Ratio:F2}× baseline" : $"{f.Name}\n{f.Measured:N0} {f.Unit}"));
+            ticks.Add(new Tick(f.HasBaseline ? i * 3 + 0.5 : i * 3 + 1, f.HasBaseline ? $"{f.Name}\n{f.RatioText} baseline" : $"{f.Name}\n{f.Measured:N0} {f.Unit}"));
         }
 
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual([.. ticks]);
