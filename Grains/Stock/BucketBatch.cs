@@ -83,7 +83,7 @@ internal sealed class BucketWork
         if (!_answered)
         {
             _answered = true;
-            Call!.Answered(Call, this, answer, null);
+            Call!.Answered(this, answer, null);
         }
     }
 
@@ -94,7 +94,7 @@ internal sealed class BucketWork
         if (Call is not null && !_answered)
         {
             _answered = true;
-            Call.Answered(Call, this, null, ex);
+            Call.Answered(this, null, ex);
         }
     }
 }

@@ -38,8 +38,9 @@ public sealed partial class BucketGrain
     }
 
     /// <summary>Replies to a home purchase from its script's answer, or sends it on to its quota grain.</summary>
-    private void HomeAnswered(PurchaseCall call, BucketWork work, HomePurchaseAnswer? answer, Exception? failure)
+    private void HomeAnswered(BucketWork work, HomePurchaseAnswer? answer, Exception? failure)
     {
+        var call = work.Call!;
         var request = work.Purchase!;
         if (failure is not null)
         {

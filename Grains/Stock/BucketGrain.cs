@@ -45,7 +45,7 @@ public sealed partial class BucketGrain : Grain, IBucketGrain
     // The batch taken while the one before it runs its script (its transaction's half message may be on its way).
     private BucketBatch? _next;
     private bool _reportedEmpty;
-    private readonly Action<PurchaseCall, BucketWork, HomePurchaseAnswer?, Exception?> _homeAnswered;
+    private readonly Action<BucketWork, HomePurchaseAnswer?, Exception?> _homeAnswered;
     private readonly OrderIds _orderIds = new(TimeProvider.System);
 
     public BucketGrain(RedisConnection redis, RedisScripts scripts, IOptions<DeductionOptions> options,

@@ -14,7 +14,7 @@ internal sealed class PurchaseCall
 
     /// <param name="sale">The sale as the call found it: the refusals it explains quote its limit.</param>
     /// <param name="answered">Turns a home purchase's script answer (or its failure) into a reply.</param>
-    public PurchaseCall(int count, SaleDefinition sale, Action<PurchaseCall, BucketWork, HomePurchaseAnswer?, Exception?> answered)
+    public PurchaseCall(int count, SaleDefinition sale, Action<BucketWork, HomePurchaseAnswer?, Exception?> answered)
     {
         _replies = new PurchaseReply?[count];
         _pending = count;
@@ -28,7 +28,7 @@ internal sealed class PurchaseCall
 
     public SaleDefinition Sale { get; }
 
-    public Action<PurchaseCall, BucketWork, HomePurchaseAnswer?, Exception?> Answered { get; }
+    public Action<BucketWork, HomePurchaseAnswer?, Exception?> Answered { get; }
 
     public Task<PurchaseReply[]> Replies => _done.Task;
 

@@ -6,7 +6,7 @@ namespace OrleansFlashSale.UnitTests;
 /// <summary>What a bucket's half message announces, with and without transactions that span batches.</summary>
 public sealed class HalfPayloadTests
 {
-    private static readonly PurchaseCall Call = new(2, new SaleDefinition("sku-1", 10, 1, 2, null, null, 900, 1, "redis"), (_, _, _, _) => { });
+    private static readonly PurchaseCall Call = new(2, new SaleDefinition("sku-1", 10, 1, 2, null, null, 900, 1, "redis"), (_, _, _) => { });
 
     private static readonly List<BucketWork> Purchases =
     [
