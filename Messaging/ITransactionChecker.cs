@@ -9,7 +9,12 @@ namespace OrleansFlashSale.Messaging;
 /// half message left.</item>
 /// <item>For <see cref="TransactionState.Commit"/>, return the same messages with the same message ids the producer
 /// would have committed, so the broker can drop the copies both of them publish.</item>
-/// <item>Answer <see cref="TransactionState.Unknown"/> (or throw) while undecided; the check is repeated.</item>
+/// <item>Answer <see cref="TransactionState.Unknown"/> while undecided; the check is repeated, at most
+/// <c>MaxChecks</c> times in all.</item>
+/// <item>Throw when the answer cannot be had now (the local store is unreachable, or still loading its data). The
+/// check is repeated after the check interval for as long as that lasts, and is not counted against <c>MaxChecks</c>:
+/// giving up would strand a transaction that may have committed. Throw <see cref="InvalidHalfMessageException"/>
+/// for a half message that can never be answered.</item>
 /// </list>
 /// Checks may run in several processes at once and a half message may be checked again after an answer was acted on,
 /// so the answer must not depend on being asked once.

@@ -17,8 +17,8 @@ public sealed class MessagingMetrics
     {
         var meter = meterFactory.Create(FlashSaleMeter.Name);
         _transactionsResolved = meter.CreateCounter<long>("flashsale.tx.resolved", description: "Transactional messages committed or rolled back, by outcome and by whom (producer or check).");
-        _transactionChecks = meter.CreateCounter<long>("flashsale.tx.checks", description: "Check-back answers, by state (commit, rollback, unknown, failed).");
-        _transactionCheckMax = meter.CreateCounter<long>("flashsale.tx.check_max", description: "Half messages still undecided after the last check, moved to the CHECKMAX stream, by reason.");
+        _transactionChecks = meter.CreateCounter<long>("flashsale.tx.checks", description: "Check-back answers, by state (commit, rollback, unknown; failed when the checker could not answer, invalid when it never can).");
+        _transactionCheckMax = meter.CreateCounter<long>("flashsale.tx.check_max", description: "Half messages moved to the CHECKMAX stream (undecided after the last check, or malformed), by reason.");
         _natsFailures = meter.CreateCounter<long>("flashsale.nats.failures", description: "NATS calls that failed, by operation.");
     }
 

@@ -18,13 +18,10 @@ public static class CheckMaxReasons
     /// <summary>The checker answered Unknown at the last check.</summary>
     public const string Unknown = "unknown";
 
-    /// <summary>The checker failed (threw or timed out) at the last check.</summary>
-    public const string CheckerFailed = "checker-failed";
-
-    /// <summary>Carrying out the checker's answer failed at the last check (NATS failing, or invalid messages to commit).</summary>
-    public const string ResolveFailed = "resolve-failed";
-
-    /// <summary>The half message lacks the transaction headers: it was not published by this component.</summary>
+    /// <summary>
+    /// The half message lacks the transaction headers (it was not published by this component), or the checker
+    /// found it could never be answered (<see cref="InvalidHalfMessageException"/>).
+    /// </summary>
     public const string Malformed = "malformed";
 }
 

@@ -21,7 +21,7 @@ public sealed class RedisTransactionChecker(RedisConnection redis, RedisScripts 
 
     public async Task<TransactionCheckResult> CheckAsync(HalfMessage half, CancellationToken ct)
     {
-        var payload = PipelineJson.Deserialize<HalfPayload>(half.Payload);
+        var payload = ReadPayload(half);
         var db = await redis.GetDatabaseAsync();
         if (payload.Kind == HalfPayload.Epoch)
         {
@@ -77,6 +77,22 @@ public sealed class RedisTransactionChecker(RedisConnection redis, RedisScripts 
             : new TransactionCheckResult(TransactionState.Rollback, []);
     }
 
+    /// <summary>A payload that cannot be read now never can be: the check-back moves its half message to CHECKMAX.</summary>
+    private static HalfPayload ReadPayload(HalfMessage half)
+    {
+        try
+        {
+            var payload = PipelineJson.Deserialize<HalfPayload>(half.Payload);
+            return string.IsNullOrEmpty(payload.Sku) || payload.Orders is null
+                ? throw new InvalidHalfMessageException($"Transaction {half.TransactionId}: the half message names no SKU or no order list")
+                : payload;
+        }
+        catch (System.Text.Json.JsonException ex)
+        {
+            throw new InvalidHalfMessageException($"Transaction {half.TransactionId}: the half message's payload is not a bucket's: {ex.Message}", ex);
+        }
+    }
+
     /// <summary>The scripts ran after the half message was stored; less the skew between the broker's and Redis' clocks.</summary>
     private static long LogReadStart(HalfMessage half) => (half.SentAt - ClockSkew).ToUnixTimeMilliseconds();
 
@@ -87,7 +103,7 @@ public sealed class RedisTransactionChecker(RedisConnection redis, RedisScripts 
     /// </summary>
     public async Task CommittedAsync(HalfMessage half, TransactionCheckResult result, CancellationToken ct)
     {
-        var payload = PipelineJson.Deserialize<HalfPayload>(half.Payload);
+        var payload = ReadPayload(half);
         var committed = (result.ToCommit ?? [])
             .SelectMany(m => PipelineJson.ReadDeductions(m.Payload))
             .Select(r => r.OrderId)

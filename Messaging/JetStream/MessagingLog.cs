@@ -7,10 +7,13 @@ internal static partial class MessagingLog
     [LoggerMessage(EventId = 2001, Level = LogLevel.Error, Message = "Transaction {TransactionId}: still undecided ({Reason}) after check {CheckCount}; half message {Sequence} moved to stream {Stream} for an operator")]
     public static partial void MovedToCheckMax(ILogger logger, string transactionId, string reason, int checkCount, ulong sequence, string stream);
 
-    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Transaction {TransactionId}: the checker failed at check {CheckCount}; counted as unknown")]
-    public static partial void CheckerFailed(ILogger logger, Exception exception, string transactionId, int checkCount);
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Transaction {TransactionId}: the checker failed at check {CheckCount}; asked again in {Delay}, without limit")]
+    public static partial void CheckerFailed(ILogger logger, Exception exception, string transactionId, int checkCount, TimeSpan delay);
 
-    [LoggerMessage(EventId = 2003, Level = LogLevel.Error, Message = "Half message {Sequence}: handling delivery {Delivery} failed; it is delivered again in {Delay}, or moved to CHECKMAX if that was the last check")]
+    [LoggerMessage(EventId = 2015, Level = LogLevel.Error, Message = "Transaction {TransactionId}: the checker found its half message unanswerable at check {CheckCount}")]
+    public static partial void HalfMessageInvalid(ILogger logger, Exception exception, string transactionId, int checkCount);
+
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Error, Message = "Half message {Sequence}: handling delivery {Delivery} failed; it is delivered again in {Delay}, without limit")]
     public static partial void HandlingFailed(ILogger logger, Exception exception, ulong sequence, ulong delivery, TimeSpan delay);
 
     [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "Transaction check-back: consuming stream {Stream} failed; starting again in {Delay}")]

@@ -22,8 +22,14 @@ namespace OrleansFlashSale.Messaging;
 /// resolves its transaction before then deletes the message, which also removes it from the consumer, and the checker
 /// never hears of it. If delivery 1 is lost (the process stopped), the ack wait brings it back no earlier.</item>
 /// <item>Delivery n (n ≥ 2) is check n − 1: the checker is asked; Commit publishes and deletes, Rollback deletes,
-/// Unknown (or a failing checker) hands it back with a delay of <see cref="JetStreamOptions.CheckInterval"/>, and
-/// at check <see cref="JetStreamOptions.MaxChecks"/> moves it to the CHECKMAX stream instead.</item>
+/// Unknown hands it back with a delay of <see cref="JetStreamOptions.CheckInterval"/>, and at check
+/// <see cref="JetStreamOptions.MaxChecks"/> moves it to the CHECKMAX stream instead.</item>
+/// <item>A check that fails (the checker throws: its store is down or still loading; or carrying out its answer
+/// fails) is handed back with the same delay and never leads to CHECKMAX, however often it fails: the transaction
+/// may have committed, and giving up on it would leave orders that buyers were told about to an operator. An outage
+/// longer than <see cref="JetStreamOptions.MaxChecks"/> intervals is an ordinary event (a large Redis takes minutes
+/// to load after a restart). A half message the checker declares unanswerable
+/// (<see cref="InvalidHalfMessageException"/>) goes to CHECKMAX at once.</item>
 /// <item>While a check runs, the ack wait is extended, so no other process gets the message meanwhile.</item>
 /// </list>
 /// </remarks>
@@ -189,12 +195,20 @@ public sealed class TransactionCheckService : BackgroundService
 
         var handle = new HalfMessageHandle(half.TransactionId, half.Subject, sequence.ToString(CultureInfo.InvariantCulture), half.SentAt);
         TransactionCheckResult result;
-        bool failed;
+        CheckOutcome outcome;
         await using (new Lease(message, Options.TransactionTimeout, sequence, _logger))
         {
-            (result, failed) = await AskAsync(half, ct);
-            _metrics.TransactionChecked(failed ? "failed" : result.State.ToString().ToLowerInvariant());
-            MessagingLog.Checked(_logger, half.TransactionId, checkCount, result.State);
+            (result, outcome) = await AskAsync(half, ct);
+            _metrics.TransactionChecked(outcome switch
+            {
+                CheckOutcome.Answered => result.State.ToString().ToLowerInvariant(),
+                CheckOutcome.Failed => "failed",
+                _ => "invalid",
+            });
+            if (outcome == CheckOutcome.Answered)
+            {
+                MessagingLog.Checked(_logger, half.TransactionId, checkCount, result.State);
+            }
 
             // Once decided, the outcome is carried out even while stopping: half done is redone by the next check.
             if (result.State == TransactionState.Commit)
@@ -217,13 +231,17 @@ public sealed class TransactionCheckService : BackgroundService
 
         // Answer the server only once the lease has stopped: a renewal arriving after a NAK would restart the ack
         // wait and replace the NAK's delay.
-        if (result.State != TransactionState.Unknown)
+        if (outcome == CheckOutcome.Invalid)
+        {
+            await MoveToCheckMaxAsync(message, metadata, checkCount, CheckMaxReasons.Malformed);
+        }
+        else if (result.State != TransactionState.Unknown)
         {
             await message.AckAsync(cancellationToken: CancellationToken.None);
         }
-        else if (checkCount >= Options.MaxChecks)
+        else if (outcome == CheckOutcome.Answered && checkCount >= Options.MaxChecks)
         {
-            await MoveToCheckMaxAsync(message, metadata, checkCount, failed ? CheckMaxReasons.CheckerFailed : CheckMaxReasons.Unknown);
+            await MoveToCheckMaxAsync(message, metadata, checkCount, CheckMaxReasons.Unknown);
         }
         else
         {
@@ -231,8 +249,11 @@ public sealed class TransactionCheckService : BackgroundService
         }
     }
 
-    /// <summary>The checker's answer; a failure or a check slower than the transaction timeout counts as Unknown.</summary>
-    private async Task<(TransactionCheckResult Result, bool Failed)> AskAsync(HalfMessage half, CancellationToken stopping)
+    /// <summary>
+    /// The checker's answer. A failure, or a check slower than the transaction timeout, is Unknown without being an
+    /// answer: it is asked again, and does not bring the half message closer to CHECKMAX.
+    /// </summary>
+    private async Task<(TransactionCheckResult Result, CheckOutcome Outcome)> AskAsync(HalfMessage half, CancellationToken stopping)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         timeout.CancelAfter(Options.TransactionTimeout);
@@ -241,12 +262,17 @@ public sealed class TransactionCheckService : BackgroundService
             var result = await _checker.CheckAsync(half, timeout.Token);
             return result is null
                 ? throw new InvalidOperationException($"{_checker.GetType().Name} answered null")
-                : (result, false);
+                : (result, CheckOutcome.Answered);
+        }
+        catch (InvalidHalfMessageException ex)
+        {
+            MessagingLog.HalfMessageInvalid(_logger, ex, half.TransactionId, half.CheckCount);
+            return (TransactionCheckResult.Unknown, CheckOutcome.Invalid);
         }
         catch (Exception ex) when (!stopping.IsCancellationRequested)
         {
-            MessagingLog.CheckerFailed(_logger, ex, half.TransactionId, half.CheckCount);
-            return (TransactionCheckResult.Unknown, true);
+            MessagingLog.CheckerFailed(_logger, ex, half.TransactionId, half.CheckCount, Options.CheckInterval);
+            return (TransactionCheckResult.Unknown, CheckOutcome.Failed);
         }
     }
 
@@ -285,29 +311,30 @@ public sealed class TransactionCheckService : BackgroundService
     }
 
     /// <summary>
-    /// After a failed delivery: retried after one check interval, or, at the last check, moved to CHECKMAX so that a
-    /// commit that keeps failing (say, a checker answering with an invalid subject) does not loop forever.
+    /// After a failed delivery (carrying out an answer failed, say a publish while NATS is failing over): retried
+    /// after one check interval, for as long as it fails. A commit that can never succeed (a checker answering with a
+    /// subject no stream takes) keeps failing where an operator sees it, in the error log and the
+    /// <c>flashsale.nats.failures</c> metric, rather than being given up with the orders it carries.
     /// </summary>
     private async Task RecoverAsync(INatsJSMsg<byte[]> message, NatsJSMsgMetadata metadata)
     {
         var sequence = metadata.Sequence.Stream;
         try
         {
-            var checkCount = metadata.NumDelivered - 1;
-            if (metadata.NumDelivered > 1 && checkCount >= (ulong)Options.MaxChecks)
-            {
-                await MoveToCheckMaxAsync(message, metadata, (int)Math.Min(checkCount, int.MaxValue), CheckMaxReasons.ResolveFailed);
-            }
-            else
-            {
-                await message.NakAsync(new AckOpts { NakDelay = Options.CheckInterval }, CancellationToken.None);
-            }
+            await message.NakAsync(new AckOpts { NakDelay = Options.CheckInterval }, CancellationToken.None);
         }
         catch (Exception ex)
         {
             _metrics.NatsFailure("check-back");
             MessagingLog.NakFailed(_logger, ex, sequence);
         }
+    }
+
+    private enum CheckOutcome
+    {
+        Answered,
+        Failed,
+        Invalid,
     }
 
     private static bool TryReadHalf(INatsJSMsg<byte[]> message, NatsJSMsgMetadata metadata, int checkCount, out HalfMessage half)

@@ -108,13 +108,70 @@ public sealed class FencedCheckBackTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// The checker cannot reach Redis for longer than <c>MaxChecks</c> checks (its connection is held, so every check
+    /// times out), as while a restarted Redis loads its data. The transaction had already deducted. Once Redis
+    /// answers, the check-back still closes it and publishes its order: failed checks do not lead to CHECKMAX.
+    /// </summary>
+    [Fact]
+    public async Task A_transaction_is_still_resolved_when_Redis_answers_after_more_failed_checks_than_MaxChecks()
+    {
+        const int maxChecks = 2;
+        await using var rig = await Rig.StartAsync(_prefix, checkerHeld: true, maxChecks);
+        var (proxy, messaging, scripts, db) = (rig.Proxy, rig.Messaging, rig.Scripts, rig.Db);
+
+        var sku = ClusterFixture.NewSku("fence-outage");
+        await db.StringSetAsync(RedisKeys.Stock(sku, 0), 5);
+        var tx = Guid.NewGuid().ToString("N");
+        await messaging.Producer.SendHalfAsync(tx, messaging.Topology.Deductions(sku),
+            PipelineJson.Serialize(new HalfPayload(sku, 0, [], HalfPayload.Epoch)), default);
+        proxy.Hold();
+        var sold = (RedisResult[])(await RedisScripts.EvaluateAsync(db, scripts.Purchase,
+            [RedisKeys.Stock(sku, 0), RedisKeys.Log(sku, 0), RedisKeys.Units(sku, 0), RedisKeys.Requests(sku, 0), RedisKeys.Fence(sku, 0, tx)],
+            [0, 3600, 1, 3600, tx, "o-sold", "u1", "r-u1", 1]))!;
+        Assert.Equal(4, (long)sold[0]);
+
+        await messaging.EventuallyAsync(
+            () => Task.FromResult(messaging.Metrics.Sum("flashsale.tx.checks", "state", "failed") > 2 * maxChecks),
+            "the checker fails more than twice MaxChecks times while Redis is held");
+        Assert.Equal(1, await messaging.CountAsync(messaging.Topology.HalfStream));
+        Assert.Equal(0, await messaging.CountAsync(messaging.Topology.CheckMaxStream));
+        Assert.Equal("C", (string?)await db.StringGetAsync(RedisKeys.Fence(sku, 0, tx)));
+
+        proxy.Release();
+        await messaging.EventuallyAsync(async () => await messaging.CountAsync(messaging.Topology.HalfStream) == 0, "the check-back resolves the transaction once Redis answers");
+        Assert.Equal("F", (string?)await db.StringGetAsync(RedisKeys.Fence(sku, 0, tx)));
+        Assert.Equal(0, await messaging.CountAsync(messaging.Topology.CheckMaxStream));
+        Assert.Equal(0, messaging.Metrics.Sum("flashsale.tx.check_max", "reason", CheckMaxReasons.Unknown));
+        var message = Assert.Single(await messaging.ReadUntilMarkerAsync(messaging.Topology.DeductionsStream, messaging.Topology.Deductions(sku)));
+        Assert.Equal(tx, message.MessageId);
+        Assert.Equal(["o-sold"], PipelineJson.ReadDeductions(message.Payload).Select(r => r.OrderId));
+    }
+
+    /// <summary>A half message whose payload is not a bucket's can never be answered: it goes to CHECKMAX at its first check.</summary>
+    [Fact]
+    public async Task A_half_message_with_a_payload_that_is_not_a_buckets_goes_to_checkmax_at_once()
+    {
+        await using var rig = await Rig.StartAsync(_prefix, maxChecks: 15);
+        var messaging = rig.Messaging;
+        var tx = Guid.NewGuid().ToString("N");
+        await messaging.Producer.SendHalfAsync(tx, messaging.Topology.Deductions(ClusterFixture.NewSku("fence-garbled")), "[1,2]"u8.ToArray(), default);
+
+        await messaging.EventuallyAsync(async () => await messaging.CountAsync(messaging.Topology.CheckMaxStream) == 1, "the half message is moved to CHECKMAX");
+        Assert.Equal(1, messaging.Metrics.Sum("flashsale.tx.check_max", "reason", CheckMaxReasons.Malformed));
+        Assert.Equal(0, messaging.Metrics.Sum("flashsale.tx.checks", "state", "failed"));
+        Assert.Equal(0, await messaging.CountAsync(messaging.Topology.HalfStream));
+    }
+
+    /// <summary>
     /// A bucket's Redis connection through a proxy that can hold its traffic (<see cref="HeldDb"/>), the checker's own
-    /// connection (<see cref="Db"/>), and the real check-back on the real JetStream with a 1 s transaction timeout.
+    /// connection, and the real check-back on the real JetStream with a 1 s transaction timeout. <see cref="Db"/> is
+    /// the checker's connection, or, when the checker's traffic goes through the proxy too, a direct one.
     /// </summary>
     private sealed class Rig : IAsyncDisposable
     {
         private ConnectionMultiplexer? _bucketRedis;
         private RedisConnection? _checkerRedis;
+        private RedisConnection? _directRedis;
 
         private Rig(HoldingProxy proxy) => Proxy = proxy;
 
@@ -128,7 +185,7 @@ public sealed class FencedCheckBackTests : IAsyncLifetime
 
         public IDatabase Db { get; private set; } = null!;
 
-        public static async Task<Rig> StartAsync(string prefix)
+        public static async Task<Rig> StartAsync(string prefix, bool checkerHeld = false, int maxChecks = 3)
         {
             var (host, port) = ConfigurationOptions.Parse(TestStack.Redis).EndPoints[0] switch
             {
@@ -145,10 +202,14 @@ public sealed class FencedCheckBackTests : IAsyncLifetime
                 // Long enough to see the held script's own answer once it is released.
                 viaProxy.AsyncTimeout = 60_000;
                 rig._bucketRedis = await ConnectionMultiplexer.ConnectAsync(viaProxy);
-                rig._checkerRedis = new RedisConnection(Options.Create(new FlashSaleRedisOptions { ConnectionString = TestStack.Redis }));
-                rig.Db = await rig._checkerRedis.GetDatabaseAsync();
+                rig._checkerRedis = new RedisConnection(Options.Create(checkerHeld
+                    // A short timeout, so that checks fail quickly while held.
+                    ? new FlashSaleRedisOptions { ConnectionString = viaProxy.ToString(includePassword: true), CommandTimeoutMs = 300 }
+                    : new FlashSaleRedisOptions { ConnectionString = TestStack.Redis }));
+                rig._directRedis = checkerHeld ? new RedisConnection(Options.Create(new FlashSaleRedisOptions { ConnectionString = TestStack.Redis })) : null;
+                rig.Db = await (rig._directRedis ?? rig._checkerRedis).GetDatabaseAsync();
                 var checker = new DeferredChecker();
-                rig.Messaging = await MessagingHost.StartAsync(prefix, checker, transactionTimeout: TimeSpan.FromSeconds(1));
+                rig.Messaging = await MessagingHost.StartAsync(prefix, checker, transactionTimeout: TimeSpan.FromSeconds(1), maxChecks: maxChecks);
                 checker.Inner = new RedisTransactionChecker(rig._checkerRedis, rig.Scripts, rig.Messaging.Nats, Options.Create(new DeductionOptions()));
                 return rig;
             }
@@ -169,6 +230,11 @@ public sealed class FencedCheckBackTests : IAsyncLifetime
             if (_checkerRedis is not null)
             {
                 await _checkerRedis.DisposeAsync();
+            }
+
+            if (_directRedis is not null)
+            {
+                await _directRedis.DisposeAsync();
             }
 
             if (_bucketRedis is not null)

@@ -126,21 +126,49 @@ public sealed class TransactionCheckTests : IAsyncLifetime
         Assert.Contains(host.Logs.Entries, e => e.Level == LogLevel.Warning && e.Event.Id == 2002 && e.Message.Contains("tx-flaky"));
     }
 
+    /// <summary>
+    /// A checker that cannot answer (its store down, or loading its data after a restart) for more checks than
+    /// MaxChecks allows is asked again until it answers: a failed check is not an answer, and giving up would strand
+    /// a transaction that may have committed.
+    /// </summary>
     [Fact]
-    public async Task A_checker_failing_at_every_check_ends_in_checkmax_with_that_reason()
+    public async Task A_checker_failing_more_often_than_MaxChecks_is_asked_until_it_answers()
     {
-        var checker = new ScriptedChecker(_ => throw new TimeoutException("Redis timed out"));
+        JetStreamTopology t = null!;
+        var checker = new ScriptedChecker(half => half.CheckCount <= 4
+            ? throw new TimeoutException("Redis is loading its data")
+            : TransactionCheckResult.Commit([DeductionOf(t, half)]));
         await using var host = await MessagingHost.StartAsync(_prefix, checker, maxChecks: 2);
+        t = host.Topology;
+
+        await host.Producer.SendHalfAsync("tx-outage", t.Deductions("sku-1"), Bytes("1 unit"), default);
+        await host.EventuallyAsync(() => Task.FromResult(host.Metrics.Sum("flashsale.tx.resolved", "by", "check") == 1), "the fifth check commits");
+
+        Assert.Equal([1, 2, 3, 4, 5], checker.Calls.Select(c => c.CheckCount));
+        Assert.Equal(4, host.Metrics.Sum("flashsale.tx.checks", "state", "failed"));
+        Assert.Equal(["tx-outage:0"], (await host.ReadUntilMarkerAsync(t.DeductionsStream, t.Deductions("marker"))).Select(m => m.MessageId));
+        Assert.Equal(0, await host.CountAsync(t.CheckMaxStream));
+        Assert.Equal(0, await host.CountAsync(t.HalfStream));
+    }
+
+    [Fact]
+    public async Task A_half_message_the_checker_can_never_answer_moves_to_checkmax_at_its_first_check()
+    {
+        var checker = new ScriptedChecker(half => throw new InvalidHalfMessageException($"{half.TransactionId}: not a bucket's payload"));
+        await using var host = await MessagingHost.StartAsync(_prefix, checker, maxChecks: 5);
         var t = host.Topology;
 
-        await host.Producer.SendHalfAsync("tx-broken", t.Deductions("sku-1"), Bytes("1 unit"), default);
-        await host.EventuallyAsync(() => Task.FromResult(host.Metrics.Sum("flashsale.tx.check_max", "reason", CheckMaxReasons.CheckerFailed) == 1), "the half message is moved to CHECKMAX");
+        await host.Producer.SendHalfAsync("tx-garbled", t.Deductions("sku-1"), Bytes("{not json"), default);
+        await host.EventuallyAsync(() => Task.FromResult(host.Metrics.Sum("flashsale.tx.check_max", "reason", CheckMaxReasons.Malformed) == 1), "the half message is moved to CHECKMAX");
 
         Assert.Equal(0, await host.CountAsync(t.HalfStream));
         var copy = Assert.Single(await host.ReadUntilMarkerAsync(t.CheckMaxStream, $"{_prefix}.checkmax.marker"));
-        Assert.Equal(CheckMaxReasons.CheckerFailed, copy.Header(TransactionHeaders.Reason));
-        Assert.Equal("2", copy.Header(TransactionHeaders.CheckCount));
-        Assert.Equal(2, checker.Calls.Count);
+        Assert.Equal(CheckMaxReasons.Malformed, copy.Header(TransactionHeaders.Reason));
+        Assert.Equal("1", copy.Header(TransactionHeaders.CheckCount));
+        Assert.Equal("{not json", Encoding.UTF8.GetString(copy.Payload));
+        Assert.Single(checker.Calls);
+        Assert.Equal(1, host.Metrics.Sum("flashsale.tx.checks", "state", "invalid"));
+        Assert.Contains(host.Logs.Entries, e => e.Level == LogLevel.Error && e.Event.Id == 2015 && e.Message.Contains("tx-garbled"));
     }
 
     [Fact]
