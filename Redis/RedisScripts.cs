@@ -80,6 +80,23 @@ public sealed class RedisScripts
         }
     }
 
+    /// <summary>
+    /// True when a failed script call certainly did not run: the server refused it while loading its data set, or the
+    /// client never wrote it (it timed out in the multiplexer's backlog, or its connection failed before writing it).
+    /// Any other failure (a timeout after sending, a connection lost while waiting for the answer, a script error)
+    /// leaves open whether it ran.
+    /// </summary>
+    public static bool CertainlyNotRun(Exception failure) => failure switch
+    {
+        // The reply's prefix too, in case the client left the kind unknown.
+        RedisServerException server => server.Kind == RedisErrorKind.Loading || server.Message.StartsWith("LOADING ", StringComparison.Ordinal),
+        RedisConnectionException connection => Unsent(connection.CommandStatus),
+        RedisTimeoutException timeout => Unsent(timeout.Commandstatus),
+        _ => false,
+    };
+
+    private static bool Unsent(CommandStatus status) => status is CommandStatus.WaitingInBacklog or CommandStatus.WaitingToBeSent;
+
     private static RedisScript Load(string name)
     {
         var resource = $"OrleansFlashSale.Scripts.{name}.lua";

@@ -52,6 +52,11 @@ public sealed partial class BucketGrain
     /// <summary>Sends the batch's script; only called once the batch's half message is stored.</summary>
     private async Task<RedisResult> EvaluateAsync(BucketBatch batch)
     {
+        if (_faults.UnsentScriptFailure() is { } unsent)
+        {
+            throw unsent;
+        }
+
         var db = await _redis.GetDatabaseAsync();
         var retention = (long)_options.RecordTtl.TotalSeconds;
         // Only purchase batches write records, and only they need the sale (always loaded before one is queued).
@@ -71,10 +76,16 @@ public sealed partial class BucketGrain
         }
         catch (Exception ex)
         {
-            // The script may or may not have run: forget the cached stock and let callers settle each order. Only the
-            // log knows whether it deducted, so the transaction is left to the check-back, which reads it there.
+            // Forget the cached stock and let callers settle each order. A script that may have run leaves the
+            // transaction to the check-back: only the log knows whether it deducted. One that certainly did not
+            // (Redis down or loading) took nothing, so the transaction goes on and its bucket commits what its other
+            // batches deducted, without waiting for Redis to answer the check-back.
             _remaining = null;
-            epoch.LeaveToCheckBack();
+            if (!RedisScripts.CertainlyNotRun(ex))
+            {
+                epoch.LeaveToCheckBack();
+            }
+
             _metrics.RedisFailure(batch.ScriptName);
             Log.BucketScriptFailed(_logger, ex, _sku, _index, batch.ScriptName, works.Count);
             works.ForEach(w => w.Fail(ex));
