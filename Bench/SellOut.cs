@@ -83,11 +83,21 @@ public static class SellOut
         var settling = Stopwatch.StartNew();
         string? firstDrift = null;
         TimeSpan? firstCall = null;
+        // What the first verify had to read: its time grows with the log entries still in Redis and the orders the
+        // writer has yet to store.
+        string firstBacklog = "";
         while (true)
         {
             var report = await verifier.VerifyAsync(sku, repair: false);
             // How long the first answer took, and what it said, show what the settling waited for.
-            firstCall ??= settling.Elapsed;
+            if (firstCall is null)
+            {
+                firstCall = settling.Elapsed;
+                firstBacklog = report is null
+                    ? "no report"
+                    : $"{report.PendingInPipeline.Count + report.MissingInMySql.Count + report.UntrimmedLogEntries} log entries, {report.Messages.WriterPending} messages pending for the writer";
+            }
+
             if (report is { Drift: false })
             {
                 break;
@@ -121,6 +131,7 @@ public static class SellOut
             ["verify clean after s"] = settling.Elapsed.TotalSeconds.ToString("F1"),
             ["verify, first report"] = firstDrift is null ? "clean" : firstDrift[..Math.Min(firstDrift.Length, 300)],
             ["verify, first answer after s"] = firstCall.Value.TotalSeconds.ToString("F1"),
+            ["verify, first answer read"] = firstBacklog,
         }.Concat(StackCpu.PerOperation(used, created)).Concat(served).Concat(before).ToDictionary());
     }
 
