@@ -95,7 +95,8 @@ public static class SellOut
                 firstCall = settling.Elapsed;
                 firstBacklog = report is null
                     ? "no report"
-                    : $"{report.PendingInPipeline.Count + report.MissingInMySql.Count + report.UntrimmedLogEntries} log entries, {report.Messages.WriterPending} messages pending for the writer";
+                    : $"log entries: {report.PendingInPipeline.Count} not yet in MySQL, {report.MissingInMySql.Count} missing, " +
+                      $"{report.UntrimmedLogEntries} in MySQL but not trimmed; {report.Messages.WriterPending} messages pending for the writer";
             }
 
             if (report is { Drift: false })
