@@ -150,6 +150,24 @@ public class ClusterFixture : IAsyncLifetime
         return history;
     }
 
+    /// <summary>The states of every transaction fence of buckets 0 to <paramref name="buckets"/> − 1, from every primary.</summary>
+    public async Task<List<string>> FenceStatesAsync(string sku, int buckets)
+    {
+        var states = new List<string>();
+        foreach (var server in Redis.GetServers().Where(s => !s.IsReplica))
+        {
+            for (var bucket = 0; bucket < buckets; bucket++)
+            {
+                await foreach (var key in server.KeysAsync(pattern: OrleansFlashSale.Redis.RedisKeys.Fence(sku, bucket, "*").ToString()))
+                {
+                    states.Add((string)(await Redis.GetDatabase().StringGetAsync(key))!);
+                }
+            }
+        }
+
+        return states;
+    }
+
     /// <summary>
     /// Runs the reconciliation until the sale is at rest (nothing of it in flight), then requires both equations to
     /// hold and no problem at all; fails when the sale is not at rest within <paramref name="within"/> (30 s).

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using StackExchange.Redis;
 
 namespace OrleansFlashSale.Tests;
 
@@ -28,6 +29,23 @@ public sealed class HoldingProxy : IAsyncDisposable
 
     /// <summary>Starts a proxy to <paramref name="host"/>:<paramref name="port"/>.</summary>
     public static HoldingProxy Start(string host, int port) => new(new DnsEndPoint(host, port));
+
+    /// <summary>Starts a proxy to the test stack's Redis (<see cref="TestStack.Redis"/>).</summary>
+    public static HoldingProxy StartForRedis() => ConfigurationOptions.Parse(TestStack.Redis).EndPoints[0] switch
+    {
+        DnsEndPoint d => Start(d.Host, d.Port),
+        IPEndPoint ip => Start(ip.Address.ToString(), ip.Port),
+        var other => throw new InvalidOperationException($"unexpected Redis end point {other}"),
+    };
+
+    /// <summary>The test stack's Redis configuration (password included), reaching it through this proxy.</summary>
+    public ConfigurationOptions RedisOptions()
+    {
+        var options = ConfigurationOptions.Parse(TestStack.Redis);
+        options.EndPoints.Clear();
+        options.EndPoints.Add("127.0.0.1", Port);
+        return options;
+    }
 
     public void Hold()
     {

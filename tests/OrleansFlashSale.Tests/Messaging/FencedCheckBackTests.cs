@@ -187,18 +187,10 @@ public sealed class FencedCheckBackTests : IAsyncLifetime
 
         public static async Task<Rig> StartAsync(string prefix, bool checkerHeld = false, int maxChecks = 3)
         {
-            var (host, port) = ConfigurationOptions.Parse(TestStack.Redis).EndPoints[0] switch
-            {
-                System.Net.DnsEndPoint d => (d.Host, d.Port),
-                System.Net.IPEndPoint ip => (ip.Address.ToString(), ip.Port),
-                var other => throw new InvalidOperationException($"unexpected Redis end point {other}"),
-            };
-            var rig = new Rig(HoldingProxy.Start(host, port));
+            var rig = new Rig(HoldingProxy.StartForRedis());
             try
             {
-                var viaProxy = ConfigurationOptions.Parse(TestStack.Redis);
-                viaProxy.EndPoints.Clear();
-                viaProxy.EndPoints.Add("127.0.0.1", rig.Proxy.Port);
+                var viaProxy = rig.Proxy.RedisOptions();
                 // Long enough to see the held script's own answer once it is released.
                 viaProxy.AsyncTimeout = 60_000;
                 rig._bucketRedis = await ConnectionMultiplexer.ConnectAsync(viaProxy);

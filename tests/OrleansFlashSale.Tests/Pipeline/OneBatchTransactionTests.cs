@@ -1,6 +1,4 @@
 using Microsoft.Extensions.DependencyInjection;
-using OrleansFlashSale.Redis;
-using StackExchange.Redis;
 
 namespace OrleansFlashSale.Tests;
 
@@ -50,24 +48,7 @@ public sealed class OneBatchTransactionTests(OneBatchTransactionsFixture fixture
         await TestDb.WaitUntilAsync(async () => (await TestDb.OrdersAsync(sale.Sku)).Count == history.DistinctOrderIds, TimeSpan.FromSeconds(30));
         Assert.Equal(history.Orders.Select(o => o.OrderId).Order(), (await TestDb.OrdersAsync(sale.Sku)).Keys.Order());
 
-        var fences = new List<string>();
-        foreach (var endPoint in fixture.Redis.GetEndPoints())
-        {
-            var server = fixture.Redis.GetServer(endPoint);
-            if (server.IsReplica)
-            {
-                continue;
-            }
-
-            for (var bucket = 0; bucket < 2; bucket++)
-            {
-                await foreach (var key in server.KeysAsync(pattern: RedisKeys.Fence(sale.Sku, bucket, "*").ToString()))
-                {
-                    fences.Add((string)(await fixture.Redis.GetDatabase().StringGetAsync(key))!);
-                }
-            }
-        }
-
+        var fences = await fixture.FenceStatesAsync(sale.Sku, buckets: 2);
         Assert.NotEmpty(fences);
         Assert.All(fences, f => Assert.Equal("C", f));
         await fixture.AssertNoDriftAsync(sale.Sku);

@@ -1,6 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
 using OrleansFlashSale.Messaging;
-using OrleansFlashSale.Redis;
 
 namespace OrleansFlashSale.Tests;
 
@@ -51,15 +50,7 @@ public sealed class UnsentScriptTests(ClusterFixture fixture)
         var nats = fixture.Cluster.Silos[0].ServiceProvider.GetRequiredService<JetStreamConnection>();
         await TestDb.WaitUntilAsync(async () => (await nats.JetStream.GetStreamAsync(nats.Topology.HalfStream)).Info.State.Messages == 0,
             TimeSpan.FromSeconds(20));
-        var fences = new List<string>();
-        foreach (var server in fixture.Redis.GetServers().Where(s => !s.IsReplica))
-        {
-            await foreach (var key in server.KeysAsync(pattern: RedisKeys.Fence(sale.Sku, 0, "*").ToString()))
-            {
-                fences.Add((string)(await fixture.Redis.GetDatabase().StringGetAsync(key))!);
-            }
-        }
-
+        var fences = await fixture.FenceStatesAsync(sale.Sku, buckets: 1);
         Assert.NotEmpty(fences);
         Assert.All(fences, f => Assert.Equal("C", f));
         await fixture.AssertNoDriftAsync(sale.Sku);

@@ -40,17 +40,8 @@ public sealed class ScriptFailureTests
     [Fact]
     public async Task A_script_written_to_Redis_but_not_answered_in_time_may_have_run()
     {
-        var endPoint = ConfigurationOptions.Parse(TestStack.Redis).EndPoints[0];
-        var (host, port) = endPoint switch
-        {
-            System.Net.DnsEndPoint d => (d.Host, d.Port),
-            System.Net.IPEndPoint ip => (ip.Address.ToString(), ip.Port),
-            _ => throw new InvalidOperationException($"unexpected Redis end point {endPoint}"),
-        };
-        await using var proxy = HoldingProxy.Start(host, port);
-        var options = ConfigurationOptions.Parse(TestStack.Redis);
-        options.EndPoints.Clear();
-        options.EndPoints.Add("127.0.0.1", proxy.Port);
+        await using var proxy = HoldingProxy.StartForRedis();
+        var options = proxy.RedisOptions();
         options.AsyncTimeout = 300;
         await using var redis = await ConnectionMultiplexer.ConnectAsync(options);
         var key = ClusterFixture.NewSku("probe-held");
