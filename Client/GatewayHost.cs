@@ -36,7 +36,10 @@ public static class GatewayHost
                 o.ConfigurationOptions.AbortOnConnectFail = false;
             });
             client.AddActivityPropagation();
-            client.AddFlashSaleOrleansDashboard();
+            if (gateway.OrleansDashboard)
+            {
+                client.AddFlashSaleOrleansDashboard();
+            }
         });
         builder.Services.AddFlashSaleGateway(builder.Configuration);
         builder.AddFlashSaleTelemetry("flashsale-gateway", FlashSaleMeter.Name);
@@ -48,7 +51,7 @@ public static class GatewayHost
         app.MapFlashSaleHealth();
         app.UseFlashSaleAdmission();
         app.MapFlashSaleApi();
-        app.MapFlashSaleDashboard(orleansDashboard: true);
+        app.MapFlashSaleDashboard(orleansDashboard: gateway.OrleansDashboard);
         app.MapFlashSaleCluster();
         return await app.RunFlashSaleAsync();
     }

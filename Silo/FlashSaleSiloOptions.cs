@@ -21,10 +21,12 @@ public sealed class FlashSaleSiloOptions
     public string AdvertisedAddress { get; set; } = "127.0.0.1";
 
     /// <summary>
-    /// Registers the Orleans dashboard's grains and call profiler (the gateway shows the pages). The profiler sees
-    /// every grain call, so a benchmark may want it off.
+    /// Registers the Orleans dashboard's grains and call profiler (the gateway shows the pages, with
+    /// <c>FlashSale:Gateway:OrleansDashboard</c>). Off by default: the profiler sees every grain call and the
+    /// dashboard collects every Orleans metric each second, which cost the purchase path about a tenth of its CPU
+    /// (docs/performance.md, "The Orleans dashboard's cost").
     /// </summary>
-    public bool OrleansDashboard { get; set; } = true;
+    public bool OrleansDashboard { get; set; }
 }
 
 public sealed class FlashSaleSiloOptionsValidator : IValidateOptions<FlashSaleSiloOptions>

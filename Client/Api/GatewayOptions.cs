@@ -20,6 +20,13 @@ public sealed class GatewayOptions
     /// <summary>How long a sold-out answer is reused for new buyers (0 = every purchase asks the cluster).</summary>
     public int SoldOutCacheMs { get; set; } = 1000;
 
+    /// <summary>
+    /// Serves the Orleans dashboard's pages at <c>/orleans-dashboard/</c>; the silos must register its grains
+    /// (<c>FlashSale:Silo:OrleansDashboard</c>). Off, like the silos' setting, by default; the path then answers a
+    /// 404 problem saying so.
+    /// </summary>
+    public bool OrleansDashboard { get; set; }
+
     public override string ToString() => $"Gateway cluster {ClusterId}/{ServiceId}, admin token {(AdminToken.Length > 0 ? "set" : "missing")}";
 }
 

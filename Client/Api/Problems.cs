@@ -26,6 +26,7 @@ public static class ErrorCodes
     public const string OrderPaid = "order_paid";
     public const string OrderCancelled = "order_cancelled";
     public const string OrderExpired = "order_expired";
+    public const string OrleansDashboardOff = "orleans_dashboard_off";
 }
 
 public static class Problems
@@ -52,6 +53,7 @@ public static class Problems
         [ErrorCodes.OrderPaid] = "The order is paid.",
         [ErrorCodes.OrderCancelled] = "The order was cancelled.",
         [ErrorCodes.OrderExpired] = "The order expired unpaid.",
+        [ErrorCodes.OrleansDashboardOff] = "The Orleans dashboard is not enabled on this gateway.",
     };
 
     public static string TitleOf(string code) => Titles.GetValueOrDefault(code, code);

@@ -41,18 +41,30 @@ running_count() { # kind
   echo "$n"
 }
 
+# The Orleans dashboard, on silos and gateways together (either half alone serves nothing): off unless
+# FLASHSALE_ORLEANS_DASHBOARD=1, as in production, because it costs the purchase path (docs/performance.md).
+orleans_dashboard() {
+  case "${FLASHSALE_ORLEANS_DASHBOARD:-0}" in
+    1 | true) echo true ;;
+    0 | false) echo false ;;
+    *) die "FLASHSALE_ORLEANS_DASHBOARD must be 1 or 0, got '$FLASHSALE_ORLEANS_DASHBOARD'" 2 ;;
+  esac
+}
+
 start_silo() { # i
-  local i=$1 health; health="http://127.0.0.1:$(silo_health_port "$i")"
+  local i=$1 health dashboard; health="http://127.0.0.1:$(silo_health_port "$i")"
+  dashboard=$(orleans_dashboard) || exit 2
   Urls="$health" FlashSale__Silo__SiloPort="$(silo_port "$i")" FlashSale__Silo__GatewayPort="$(silo_gateway_port "$i")" \
-    start_process "silo-$i" "$SILO_DLL" "$health"
+    FlashSale__Silo__OrleansDashboard="$dashboard" start_process "silo-$i" "$SILO_DLL" "$health"
 }
 
 start_gateway() { # j
-  local url; url="http://127.0.0.1:$(gateway_http_port "$1")"
+  local url dashboard; url="http://127.0.0.1:$(gateway_http_port "$1")"
+  dashboard=$(orleans_dashboard) || exit 2
   # On the local stack every buyer (demo, bench, wrk) comes from 127.0.0.1, so a per-address limit would throttle
   # all of them as one client: off unless FLASHSALE_PER_IP_TOKEN_LIMIT asks for it. Production keeps the default.
   Urls="$url" FlashSale__Gateway__RateLimits__PerIp__TokenLimit="${FLASHSALE_PER_IP_TOKEN_LIMIT:-0}" \
-    start_process "gateway-$1" "$GATEWAY_DLL" "$url"
+    FlashSale__Gateway__OrleansDashboard="$dashboard" start_process "gateway-$1" "$GATEWAY_DLL" "$url"
 }
 
 # The first gateway that runs, for the admin calls of scale and status.
@@ -113,6 +125,7 @@ cmd_up() {
   done
   check_count --silos "$silos"
   check_count --gateways "$gateways"
+  orleans_dashboard >/dev/null
   check_ports "$silos" "$gateways"
   "$STACK" up
   load_env

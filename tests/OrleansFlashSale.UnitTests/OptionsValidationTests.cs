@@ -185,6 +185,23 @@ public sealed class OptionsValidationTests
     }
 
     [Fact]
+    public void The_orleans_dashboard_is_off_unless_configured_on_both_silo_and_gateway()
+    {
+        var empty = new ConfigurationBuilder().Build();
+        Assert.False((empty.GetSection(OrleansFlashSale.Silo.FlashSaleSiloOptions.Section).Get<OrleansFlashSale.Silo.FlashSaleSiloOptions>()
+            ?? new OrleansFlashSale.Silo.FlashSaleSiloOptions()).OrleansDashboard);
+        Assert.False((empty.GetSection(GatewayOptions.Section).Get<GatewayOptions>() ?? new GatewayOptions()).OrleansDashboard);
+
+        var on = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["FlashSale:Silo:OrleansDashboard"] = "true",
+            ["FlashSale:Gateway:OrleansDashboard"] = "true",
+        }).Build();
+        Assert.True(on.GetSection(OrleansFlashSale.Silo.FlashSaleSiloOptions.Section).Get<OrleansFlashSale.Silo.FlashSaleSiloOptions>()!.OrleansDashboard);
+        Assert.True(on.GetSection(GatewayOptions.Section).Get<GatewayOptions>()!.OrleansDashboard);
+    }
+
+    [Fact]
     public void Options_never_print_secrets()
     {
         var redis = new OrleansFlashSale.Redis.FlashSaleRedisOptions { ConnectionString = "127.0.0.1:1,password=hunter2secret" };

@@ -46,6 +46,23 @@ public sealed partial class DashboardTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task The_orleans_dashboard_path_says_it_is_off_and_how_to_turn_it_on()
+    {
+        // The fixture's gateway maps the dashboard as a production gateway does with the default settings.
+        foreach (var path in new[] { "/orleans-dashboard/", "/orleans-dashboard/index.html" })
+        {
+            var response = await Http.GetAsync(path);
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+            Assert.Equal("orleans_dashboard_off", body.GetProperty("code").GetString());
+            var detail = body.GetProperty("detail").GetString();
+            Assert.Contains("FlashSale:Gateway:OrleansDashboard", detail, StringComparison.Ordinal);
+            Assert.Contains("FlashSale:Silo:OrleansDashboard", detail, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task The_endpoint_counts_answers_by_outcome_and_shows_the_books_once_persisted()
     {
         var sku = await CreateSaleAsync(stock: 3, buckets: 2, limit: 2);
