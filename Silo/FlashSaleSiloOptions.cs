@@ -23,8 +23,8 @@ public sealed class FlashSaleSiloOptions
     /// <summary>
     /// Registers the Orleans dashboard's grains and call profiler (the gateway shows the pages, with
     /// <c>FlashSale:Gateway:OrleansDashboard</c>). Off by default: the profiler sees every grain call and the
-    /// dashboard collects every Orleans metric each second, which cost the purchase path about a tenth of its CPU
-    /// (docs/performance.md, "The Orleans dashboard's cost").
+    /// dashboard collects every Orleans metric each second, CPU the purchase path needs (docs/performance.md, "The
+    /// Orleans dashboard's cost").
     /// </summary>
     public bool OrleansDashboard { get; set; }
 }

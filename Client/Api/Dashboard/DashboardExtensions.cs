@@ -111,7 +111,7 @@ public static class DashboardExtensions
             app.Map(OrleansDashboardPath + "/{**rest}", () => Problems.Create(StatusCodes.Status404NotFound, ErrorCodes.OrleansDashboardOff,
                 "Set FlashSale:Gateway:OrleansDashboard on this gateway and FlashSale:Silo:OrleansDashboard on every silo to true " +
                 "to serve it (./flashsale up does so with FLASHSALE_ORLEANS_DASHBOARD=1). It is off by default: its call profiler " +
-                "and metric collection cost the purchase path about a tenth of its CPU."))
+                "and once-a-second metric collection cost CPU the purchase path needs."))
                 .ExcludeFromDescription();
         }
 
