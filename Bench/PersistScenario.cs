@@ -91,33 +91,31 @@ public sealed class PersistScenario
         var committer = services.GetRequiredService<GroupCommitter>();
         var sku = NewSku("g");
         await store.EnsureInventoryAsync(sku, Stock);
-        var transactionsBefore = store.CommittedTransactions;
-
-        var outcome = await LoadRunner.RunAsync(Producers * window, settings, async (_, n) =>
-        {
-            var record = new DeductionRecord($"{sku}-{n}", $"r{n}", sku, $"u{n % 100_000}", 1, (int)(n % 16), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-            var result = await committer.SubmitAsync(record);
-            return result.Inserted > 0;
-        }, progress, $"group commit ×{window}");
-
-        var transactions = store.CommittedTransactions - transactionsBefore;
         try
         {
+            var transactionsBefore = store.CommittedTransactions;
+            var outcome = await LoadRunner.RunAsync(Producers * window, settings, async (_, n) =>
+            {
+                var record = new DeductionRecord($"{sku}-{n}", $"r{n}", sku, $"u{n % 100_000}", 1, (int)(n % 16), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+                var result = await committer.SubmitAsync(record);
+                return result.Inserted > 0;
+            }, progress, $"group commit ×{window}");
+
+            var transactions = store.CommittedTransactions - transactionsBefore;
             await CheckAsync(sku, outcome.Started, outcome.Succeeded);
+            return outcome.ToRun(new Dictionary<string, string>
+            {
+                ["sku"] = sku,
+                ["orders"] = outcome.Succeeded.ToString(),
+                ["transactions"] = transactions.ToString(),
+                ["mean group size"] = (outcome.Succeeded / (double)Math.Max(1, transactions)).ToString("F1"),
+                ["retries"] = store.Retries.ToString(),
+            });
         }
         finally
         {
             await RetireAsync(sku);
         }
-
-        return outcome.ToRun(new Dictionary<string, string>
-        {
-            ["sku"] = sku,
-            ["orders"] = outcome.Succeeded.ToString(),
-            ["transactions"] = transactions.ToString(),
-            ["mean group size"] = (outcome.Succeeded / (double)Math.Max(1, transactions)).ToString("F1"),
-            ["retries"] = store.Retries.ToString(),
-        });
     }
 
     private async Task<BenchRun> RunBaselineAsync(BenchSettings settings, IBenchProgress progress)
@@ -153,7 +151,6 @@ public sealed class PersistScenario
         }
         finally
         {
-            await RetireAsync(sku);
             foreach (var producer in producers)
             {
                 if (producer is not null)
@@ -161,6 +158,8 @@ public sealed class PersistScenario
                     await producer.DisposeAsync();
                 }
             }
+
+            await RetireAsync(sku);
         }
     }
 
